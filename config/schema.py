@@ -1,0 +1,289 @@
+"""The routing document and the data plane's settings: the contract both planes share.
+
+Every model is frozen and forbids unknown fields, so a typo in YAML or in an admin call fails
+at load time with the field named. Weights are percentages with at most two decimals; inside
+the proxy they become basis points (1/100 of a percent), the unit of the 10,000 hash buckets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from config.durations import Duration
+
+BUCKETS = 10_000
+"""Hash buckets per route: one bucket is 0.01 % of the users."""
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "must be 1-63 characters of lower-case letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+def _check_header_name(value: str) -> str:
+    if not _HEADER_NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid HTTP header name")
+    return value.lower()
+
+
+HeaderName = Annotated[str, AfterValidator(_check_header_name)]
+
+
+def weight_to_basis_points(weight: float) -> int:
+    """Convert a percentage with at most two decimals into basis points (exact)."""
+    return round(weight * 100)
+
+
+def _check_weight(value: float) -> float:
+    if value != value or value < 0 or value > 100:
+        raise ValueError("a weight is a percentage between 0 and 100")
+    if abs(value * 100 - round(value * 100)) > 1e-6:
+        raise ValueError("a weight has at most two decimals (0.01 % steps)")
+    return value
+
+
+Weight = Annotated[float, AfterValidator(_check_weight)]
+
+
+def _check_upstream_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{value!r}: an upstream URL must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError(f"{value!r}: an upstream URL needs a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{value!r}: credentials in an upstream URL are not allowed")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: an upstream URL has no query or fragment")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{value!r}: bad port ({exc})") from None
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise ValueError(f"{value!r}: an upstream URL cannot hold spaces or control characters")
+    return value.rstrip("/")
+
+
+UpstreamURL = Annotated[str, AfterValidator(_check_upstream_url)]
+
+
+def _check_stickiness(value: str) -> str:
+    if value == "client_ip":
+        return value
+    kind, sep, name = value.partition(":")
+    if not sep or kind not in ("header", "cookie") or not name:
+        raise ValueError(
+            f"{value!r}: a stickiness source is 'header:<name>', 'cookie:<name>' or 'client_ip'"
+        )
+    if kind == "header":
+        return "header:" + _check_header_name(name)
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"{value!r}: {name!r} is not a valid cookie name")
+    return value
+
+
+StickinessSource = Annotated[str, AfterValidator(_check_stickiness)]
+
+
+class Match(Model):
+    path_prefix: str = "/"
+    host: str | None = None
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("a path prefix starts with '/'")
+        if any(seg in (".", "..") for seg in value.split("/")):
+            raise ValueError("a path prefix cannot hold '.' or '..' segments")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        return None if value is None else value.lower()
+
+
+class Track(Model):
+    """One version of the service behind a route: its upstream endpoints and its share."""
+
+    name: Name
+    version: str = Field(min_length=1, max_length=128)
+    upstreams: list[UpstreamURL] = Field(min_length=1)
+    weight: Weight
+
+    @field_validator("upstreams")
+    @classmethod
+    def _unique_upstreams(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for url in value:
+            if url in seen:
+                raise ValueError(f"upstream {url!r} is listed twice")
+            seen.add(url)
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _printable_version(cls, value: str) -> str:
+        if not value.isprintable() or not value.isascii():
+            raise ValueError("a version is printable ASCII (it is sent in a response header)")
+        return value
+
+
+class Route(Model):
+    """Requests whose path starts with ``match.path_prefix`` go to one of ``tracks``.
+
+    The baseline is the track named by ``baseline``, else the one named ``stable``, else the
+    first listed. The candidate is the first listed track that is not the baseline: it owns
+    the buckets from 0 upwards, the baseline owns the top, so moving weight between the two
+    moves only the users in between.
+    """
+
+    name: Name
+    match: Match = Match()
+    stickiness: list[StickinessSource] = Field(
+        default_factory=lambda: ["header:x-user-id", "header:x-session-id", "client_ip"]
+    )
+    tracks: list[Track] = Field(min_length=1)
+    baseline: Name | None = None
+    salt: str | None = Field(default=None, min_length=1, max_length=128)
+    balance: Literal["round_robin", "least_request"] = "round_robin"
+
+    @field_validator("tracks")
+    @classmethod
+    def _tracks(cls, value: list[Track]) -> list[Track]:
+        names: set[str] = set()
+        for track in value:
+            if track.name in names:
+                raise ValueError(f"track {track.name!r} is listed twice")
+            names.add(track.name)
+        total = sum(weight_to_basis_points(t.weight) for t in value)
+        if total != BUCKETS:
+            shown = ", ".join(f"{t.name}={t.weight:g}" for t in value)
+            raise ValueError(f"weights must add up to 100 (got {total / 100:g}: {shown})")
+        return value
+
+    @model_validator(mode="after")
+    def _baseline_exists(self) -> Route:
+        if self.baseline is not None and self.baseline not in {t.name for t in self.tracks}:
+            raise ValueError(f"baseline {self.baseline!r} is not one of this route's tracks")
+        return self
+
+    def baseline_name(self) -> str:
+        if self.baseline is not None:
+            return self.baseline
+        names = [t.name for t in self.tracks]
+        return "stable" if "stable" in names else names[0]
+
+    def hash_salt(self) -> str:
+        return self.salt if self.salt is not None else self.name
+
+
+class Timeouts(Model):
+    """Upstream and client deadlines, in seconds (or '5s', '2m' ...).
+
+    There is deliberately no total limit: a healthy stream may run as long as it keeps sending.
+    """
+
+    connect: Duration = 5.0
+    first_byte: Duration = 300.0
+    idle: Duration = 120.0
+    client_header: Duration = 15.0
+    client_body: Duration = 60.0
+    drain: Duration = 30.0
+    upstream_keepalive: Duration = 4.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> Timeouts:
+        for name in ("connect", "first_byte", "idle", "client_header", "client_body"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be greater than 0")
+        return self
+
+
+class Limits(Model):
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    buffer_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_connections_per_upstream: int = Field(default=0, ge=0)
+
+
+class Retries(Model):
+    """Attempts before any byte reached the client; a POST is never sent twice."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    fallback_to_baseline: bool = True
+
+
+class OutlierDetection(Model):
+    """Passive health, after Envoy: eject an endpoint after consecutive failures."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    base_ejection: Duration = 30.0
+    max_ejection: Duration = 300.0
+    max_ejection_percent: int = Field(default=50, ge=0, le=100)
+
+
+class Override(Model):
+    """The trusted track override for internal smoke tests.
+
+    A request may pick its track with ``header`` only when it also carries ``secret_header``
+    equal to the secret given to the proxy (environment, never this file). Otherwise both
+    headers are stripped and ignored.
+    """
+
+    header: HeaderName = "x-splitgate-track"
+    secret_header: HeaderName = "x-splitgate-internal"
+
+
+class ProxySettings(Model):
+    timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
+    retries: Retries = Retries()
+    outlier_detection: OutlierDetection = OutlierDetection()
+    override: Override = Override()
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        default_factory=list
+    )
+
+
+class SplitgateConfig(Model):
+    """The whole file: data-plane settings and the routing document."""
+
+    proxy: ProxySettings = ProxySettings()
+    routes: list[Route] = Field(min_length=1)
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, value: list[Route]) -> list[Route]:
+        names: set[str] = set()
+        matches: set[tuple[str | None, str]] = set()
+        for route in value:
+            if route.name in names:
+                raise ValueError(f"route {route.name!r} is listed twice")
+            names.add(route.name)
+            key = (route.match.host, route.match.path_prefix)
+            if key in matches:
+                raise ValueError(
+                    f"route {route.name!r} has the same match as an earlier route ({key[1]!r})"
+                )
+            matches.add(key)
+        return value

@@ -1,0 +1,1 @@
+"""splitgate's data plane: the streaming reverse proxy with sticky weighted splitting."""

@@ -1,0 +1,51 @@
+"""``python -m proxy`` / ``splitgate proxy``: run the data plane."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from config.loader import ConfigError
+from proxy.app import create_app
+from proxy.server import serve
+from proxy.settings import ProxyProcess, from_args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        process = from_args(sys.argv[1:] if argv is None else argv, os.environ)
+    except ConfigError as exc:
+        print(f"splitgate proxy: configuration error\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=process.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        uvloop.run(run(process))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"splitgate proxy: cannot listen on {process.host}:{process.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def run(process: ProxyProcess) -> None:
+    app = create_app(process.config, internal_secret=process.internal_secret)
+    timeouts = process.config.proxy.timeouts
+    logging.getLogger("splitgate.proxy").info(
+        "routing from %s: %s", process.config_source, ", ".join(r.name for r in process.config.routes)
+    )
+    await serve(
+        app,
+        process.host,
+        process.port,
+        header_timeout=timeouts.client_header,
+        drain_timeout=timeouts.drain,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""The request handler: choose a track, send upstream, relay the answer as it arrives.
+
+Invariants:
+- No await on anything but the client's socket and the upstream's. Routing is a pure
+  function of the current routing table and the request.
+- Retries happen only before the response started, within the first-byte deadline, and never
+  resend a request the upstream may have received unless the method is idempotent.
+- Every byte the upstream sent reaches the client. If the upstream breaks mid-body, the
+  client's connection is closed without a clean end, so the client sees a cut, never a
+  complete-looking answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import re
+from collections.abc import Callable
+from itertools import count
+
+from aiohttp import web
+from aiohttp.web_exceptions import HTTPRequestEntityTooLarge
+
+from config.schema import ProxySettings
+from proxy.affinity import ClientAddress, sticky_key
+from proxy.body import StreamedBody
+from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse
+from proxy.endpoints import Endpoint, EndpointPool
+from proxy.errors import error_response
+from proxy.headers import RequestHeaderFilter, response_headers
+from proxy.table import CompiledRoute, CompiledTrack, TableRef
+from proxy.watchdog import Watchdog
+
+log = logging.getLogger("splitgate.proxy")
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_GATEWAY_ERRORS = frozenset({502, 503, 504})
+
+
+class _Exchange:
+    """What one request has in flight, for clean-up whatever way it ends."""
+
+    __slots__ = ("endpoint", "generation", "request_id", "response", "started", "track", "upstream")
+
+    def __init__(self, request_id: str, generation: int, started: float) -> None:
+        self.request_id = request_id
+        self.generation = generation
+        self.started = started
+        self.endpoint: Endpoint | None = None
+        self.track: CompiledTrack | None = None
+        self.upstream: UpstreamResponse | None = None
+        self.response: web.StreamResponse | None = None
+
+
+class Forwarder:
+    def __init__(
+        self,
+        table: TableRef,
+        settings: ProxySettings,
+        client: UpstreamClient,
+        pool: EndpointPool,
+        internal_secret: str | None,
+        loop_time: Callable[[], float] | None = None,
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._pool = pool
+        self._timeouts = settings.timeouts
+        self._limits = settings.limits
+        self._retries = settings.retries
+        self._override_header = settings.override.header
+        self._secret_header = settings.override.secret_header
+        self._secret = internal_secret.encode() if internal_secret else None
+        self._headers = RequestHeaderFilter((self._override_header, self._secret_header))
+        self._client_address = ClientAddress(settings.trusted_proxies)
+        self._id_prefix = os.urandom(6).hex()
+        self._ids = count(1)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        rejected = _reject_early(request)
+        if rejected is not None:
+            return rejected
+        headers = request.headers
+        path = request.rel_url.raw_path
+        table = self._table.current
+        route = table.match(path, headers.get("host"))
+        if route is None:
+            return error_response(404, "no_route", f"no route matches {path!r}")
+        request_id = headers.get("x-request-id")
+        if request_id is None or not _REQUEST_ID.match(request_id):
+            request_id = f"{self._id_prefix}{next(self._ids):010x}"
+        chosen = self._choose(route, request)
+        if isinstance(chosen, web.Response):
+            return _stamp(chosen, request_id, None, table.generation)
+        track, forced = chosen
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        started = loop.time()
+        dog = Watchdog(loop, task, started + self._timeouts.client_body, "client_body")
+        exchange = _Exchange(request_id, table.generation, started)
+        try:
+            response = await self._forward(request, route, track, forced, dog, exchange)
+        except asyncio.CancelledError:
+            if exchange.upstream is not None:
+                exchange.upstream.close()
+            if not dog.fired or task.uncancel() > 0:
+                raise  # the client went away (or the server is shutting down)
+            response = self._timed_out(request, exchange, dog.phase)
+        finally:
+            dog.stop()
+            if exchange.endpoint is not None:
+                exchange.endpoint.in_flight -= 1
+        if not response.prepared:
+            _stamp(response, request_id, exchange.track, table.generation)
+        return response
+
+    def _choose(
+        self, route: CompiledRoute, request: web.Request
+    ) -> tuple[CompiledTrack, bool] | web.Response:
+        headers = request.headers
+        wanted = headers.get(self._override_header)
+        if wanted is not None and self._secret is not None:
+            given = headers.get(self._secret_header)
+            if given is not None and hmac.compare_digest(given.encode(), self._secret):
+                track = route.tracks.get(wanted)
+                if track is None:
+                    return error_response(
+                        400,
+                        "unknown_track",
+                        f"route {route.name!r} has no track {wanted!r}",
+                        param=self._override_header,
+                    )
+                return track, True
+        key = sticky_key(route.stickiness, headers, request.remote, self._client_address)
+        return route.pick(key), False
+
+    async def _forward(
+        self,
+        request: web.Request,
+        route: CompiledRoute,
+        track: CompiledTrack,
+        forced: bool,
+        dog: Watchdog,
+        exchange: _Exchange,
+    ) -> web.StreamResponse:
+        exchange.track = track
+        body = await self._read_body(request, dog)
+        if isinstance(body, web.Response):
+            return body
+        plan = self._plan(route, track, forced)
+        if not plan:
+            return error_response(
+                503, "no_healthy_upstream", f"track {track.name!r} has no healthy upstream"
+            )
+        streamed = body if isinstance(body, StreamedBody) else None
+        outgoing = self._headers.upstream_headers(
+            request.headers,
+            request.headers.items(),
+            request.remote,
+            exchange.request_id,
+            request.content_length if streamed is not None else None,
+        )
+        target = request.rel_url.raw_path_qs
+        payload: Body = streamed.chunks() if streamed is not None else body
+        dog.set(exchange.started + self._timeouts.first_byte, "first_byte")
+        upstream, error = await self._send(request.method, target, outgoing, payload, streamed, plan, exchange)
+        if upstream is None:
+            return _upstream_failure(exchange, error, streamed)
+        return await self._relay(request, upstream, dog, exchange)
+
+    def _plan(
+        self, route: CompiledRoute, track: CompiledTrack, forced: bool
+    ) -> list[tuple[CompiledTrack, Endpoint]]:
+        now = self._pool.now()
+        plan = [(track, e) for e in track.balancer.order(now)]
+        if not forced and track is not route.baseline and self._retries.fallback_to_baseline:
+            plan += [(route.baseline, e) for e in route.baseline.balancer.order(now)]
+        return plan[: self._retries.max_attempts]
+
+    async def _send(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        payload: Body,
+        streamed: StreamedBody | None,
+        plan: list[tuple[CompiledTrack, Endpoint]],
+        exchange: _Exchange,
+    ) -> tuple[UpstreamResponse | None, UpstreamError | None]:
+        error: UpstreamError | None = None
+        for track, endpoint in plan:
+            exchange.track = track
+            exchange.endpoint = endpoint
+            endpoint.in_flight += 1
+            try:
+                upstream = await self._client.send(endpoint, method, target, headers, payload)
+            except UpstreamError as exc:
+                endpoint.in_flight -= 1
+                exchange.endpoint = None
+                self._pool.failed(endpoint, track.balancer.endpoints)
+                log.debug("upstream %s failed (%s): %s", endpoint.url, exc.kind, exc)
+                error = exc
+                if not _may_retry(exc, method, streamed):
+                    break
+                continue
+            exchange.upstream = upstream
+            return upstream, None
+        return None, error
+
+    async def _read_body(self, request: web.Request, dog: Watchdog) -> bytes | StreamedBody | None | web.Response:
+        if not request.body_exists:
+            return None
+        limits = self._limits
+        length = request.content_length
+        if length is not None and length > limits.max_body_bytes:
+            return _too_large(limits.max_body_bytes)
+        if length is not None and length <= limits.buffer_body_bytes:
+            try:
+                return await request.read()
+            except HTTPRequestEntityTooLarge:
+                return _too_large(limits.max_body_bytes)
+        return StreamedBody(request.content, limits.max_body_bytes, dog.deadline)
+
+    async def _relay(
+        self,
+        request: web.Request,
+        upstream: UpstreamResponse,
+        dog: Watchdog,
+        exchange: _Exchange,
+    ) -> web.StreamResponse:
+        endpoint = exchange.endpoint
+        assert endpoint is not None and exchange.track is not None
+        status = upstream.status
+        if status in _GATEWAY_ERRORS:
+            self._pool.failed(endpoint, exchange.track.balancer.endpoints)
+        else:
+            self._pool.succeeded(endpoint)
+        response = web.StreamResponse(
+            status=status,
+            reason=upstream.reason or None,
+            headers=response_headers(upstream.header_items(), upstream.header("connection")),
+        )
+        exchange.response = response
+        if upstream.content_length is not None and request.method != "HEAD":
+            response.content_length = upstream.content_length
+        content_type = upstream.header("content-type")
+        if content_type is not None and content_type.startswith("text/event-stream"):
+            response.headers["X-Accel-Buffering"] = "no"
+            response.headers.setdefault("Cache-Control", "no-cache")
+        _stamp(response, exchange.request_id, exchange.track, exchange.generation)
+        loop = asyncio.get_running_loop()
+        idle = self._timeouts.idle
+        dog.set(loop.time() + idle, "idle")
+        try:
+            await response.prepare(request)
+            read = upstream.read
+            write = response.write
+            while True:
+                chunk = await read()
+                if not chunk:
+                    break
+                dog.deadline = loop.time() + idle
+                await write(chunk)
+            await response.write_eof()
+        except UpstreamError as exc:
+            log.debug("upstream %s broke mid-body: %s", endpoint.url, exc)
+            upstream.close()
+            _abort(request, response)
+            return response
+        except ConnectionError:
+            upstream.close()  # the client went away: stop the generation upstream
+            return response
+        upstream.release()
+        return response
+
+    def _timed_out(self, request: web.Request, exchange: _Exchange, phase: str) -> web.StreamResponse:
+        response = exchange.response
+        if response is not None and response.prepared:
+            _abort(request, response)
+            return response
+        if phase == "client_body":
+            return error_response(408, "request_timeout", "the request body did not arrive in time", close=True)
+        if exchange.endpoint is not None and exchange.track is not None:
+            self._pool.failed(exchange.endpoint, exchange.track.balancer.endpoints)
+        return error_response(504, "upstream_timeout", "the upstream did not answer in time")
+
+
+def _reject_early(request: web.Request) -> web.Response | None:
+    """Requests the proxy refuses before routing: tunnels, upgrades, path tricks."""
+    if request.method == "CONNECT":
+        return error_response(405, "method_not_allowed", "CONNECT is not supported", close=True)
+    upgrade = request.headers.get("upgrade")
+    # h2c may be ignored (RFC 9113 §3.2 lets a server answer in HTTP/1.1); any other upgrade
+    # would turn the connection into a tunnel, which this proxy never opens.
+    if upgrade is not None and upgrade.strip().lower() != "h2c":
+        return error_response(400, "upgrade_not_supported", "protocol upgrades are not supported", close=True)
+    path = request.rel_url.raw_path
+    if "." in path or "%" in path or "\\" in path:
+        for segment in path.split("/"):
+            if segment.replace("%2e", ".").replace("%2E", ".") in (".", "..") or "\\" in segment:
+                return error_response(400, "bad_path", "dot segments and backslashes are not allowed in the path")
+    return None
+
+
+def _may_retry(error: UpstreamError, method: str, streamed: StreamedBody | None) -> bool:
+    if streamed is not None and streamed.started:
+        return False
+    return error.kind == "connect" or method in IDEMPOTENT
+
+
+def _upstream_failure(exchange: _Exchange, error: UpstreamError | None, streamed: StreamedBody | None) -> web.Response:
+    if streamed is not None and streamed.too_large:
+        return _too_large(None)
+    if streamed is not None and streamed.timed_out:
+        return error_response(408, "request_timeout", "the request body did not arrive in time", close=True)
+    name = exchange.track.name if exchange.track is not None else "?"
+    if error is None or error.kind == "connect":
+        return error_response(502, "upstream_unreachable", f"cannot connect to an upstream of track {name!r}")
+    if error.kind == "timeout":
+        return error_response(504, "upstream_timeout", f"track {name!r} did not answer in time")
+    if error.kind == "protocol":
+        return error_response(502, "bad_upstream_response", f"track {name!r} sent a malformed response")
+    return error_response(502, "upstream_disconnected", f"track {name!r} closed the connection before answering")
+
+
+def _too_large(limit: int | None) -> web.Response:
+    detail = f" (limit {limit} bytes)" if limit is not None else ""
+    return error_response(413, "request_too_large", f"the request body is too large{detail}", close=True)
+
+
+def _abort(request: web.Request, response: web.StreamResponse) -> None:
+    """End the client's response without a clean end: flush what was sent, then close."""
+    response.force_close()
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
+def _stamp(
+    response: web.StreamResponse, request_id: str, track: CompiledTrack | None, generation: int
+) -> web.StreamResponse:
+    headers = response.headers
+    headers["X-Request-Id"] = request_id
+    if track is not None:
+        headers["X-Splitgate-Track"] = track.name
+        headers["X-Splitgate-Version"] = track.version
+    headers["X-Splitgate-Generation"] = str(generation)
+    return response

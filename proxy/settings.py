@@ -1,0 +1,124 @@
+"""Process settings of the proxy, read once at start-up from flags and the environment.
+
+Flags win over environment variables. Nothing below ``__main__`` reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from config.loader import ConfigError, describe_validation_error, load_config
+from config.schema import SplitgateConfig
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class ProxyProcess:
+    config: SplitgateConfig
+    config_source: str
+    host: str
+    port: int
+    internal_secret: str | None
+    log_level: str
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="splitgate proxy",
+        description="Run splitgate's data plane: the sticky weighted reverse proxy.",
+    )
+    p.add_argument("--config", help="routing file (YAML); env SPLITGATE_CONFIG")
+    p.add_argument("--listen", help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN}); env SPLITGATE_LISTEN")
+    p.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="TRACK=URL",
+        help="without --config: one track per flag on a single route for every path",
+    )
+    p.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="TRACK=PERCENT",
+        help="with --upstream: a track's share (the first track takes what is left)",
+    )
+    p.add_argument("--log-level", help="debug, info, warning or error; env SPLITGATE_LOG_LEVEL")
+    return p
+
+
+def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
+    """Parse flags and environment; raise ``ConfigError`` with a readable reason."""
+    args = parser().parse_args(argv)
+    config_path = args.config or env.get("SPLITGATE_CONFIG")
+    if args.upstream and config_path:
+        raise ConfigError(["--upstream and --config cannot be used together"])
+    if args.upstream:
+        config = inline_config(args.upstream, args.weight)
+        source = "--upstream flags"
+    elif config_path:
+        config = load_config(Path(config_path))
+        source = str(config_path)
+    else:
+        raise ConfigError(["no routing given: pass --config PATH (or SPLITGATE_CONFIG), or --upstream TRACK=URL"])
+    host, port = parse_listen(args.listen or env.get("SPLITGATE_LISTEN") or DEFAULT_LISTEN)
+    return ProxyProcess(
+        config=config,
+        config_source=source,
+        host=host,
+        port=port,
+        internal_secret=env.get("SPLITGATE_INTERNAL_SECRET") or None,
+        log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
+    )
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError([f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080"])
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def inline_config(upstreams: Sequence[str], weights: Sequence[str]) -> SplitgateConfig:
+    """One route for every path, one track per ``--upstream``, sticky on X-User-Id."""
+    tracks: dict[str, dict[str, object]] = {}
+    for item in upstreams:
+        name, sep, url = item.partition("=")
+        if not sep:
+            raise ConfigError([f"--upstream {item!r}: expected TRACK=URL"])
+        tracks[name] = {"name": name, "version": name, "upstreams": [url], "weight": 0}
+    given: dict[str, float] = {}
+    for item in weights:
+        name, sep, value = item.partition("=")
+        if not sep or name not in tracks:
+            raise ConfigError([f"--weight {item!r}: expected TRACK=PERCENT for a track given with --upstream"])
+        try:
+            given[name] = float(value)
+        except ValueError:
+            raise ConfigError([f"--weight {item!r}: {value!r} is not a number"]) from None
+    first = next(iter(tracks))
+    for name, track in tracks.items():
+        track["weight"] = given.get(name, 0.0)
+    if first not in given:
+        tracks[first]["weight"] = round(100 - sum(given.values()), 2)
+    document = {
+        "routes": [
+            {
+                "name": "default",
+                "match": {"path_prefix": "/"},
+                "stickiness": ["header:x-user-id", "header:x-session-id", "client_ip"],
+                "tracks": list(tracks.values()),
+            }
+        ]
+    }
+    try:
+        return SplitgateConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "--upstream/--weight")) from None

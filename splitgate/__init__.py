@@ -1,0 +1,1 @@
+"""The ``splitgate`` command: one entry point that starts either plane or the demo."""

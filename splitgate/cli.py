@@ -1,0 +1,41 @@
+"""``splitgate <command>``: dispatch to the plane that does the work.
+
+This module only dispatches; it imports a plane when its command runs, so the data plane
+and the control plane stay independent of each other.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+USAGE = """usage: splitgate <command> [options]
+
+commands:
+  proxy   run the data plane (the sticky weighted reverse proxy)
+  demo    run the proxy in front of two fake LLM backends, on this machine
+
+'splitgate <command> --help' describes a command's options.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "proxy":
+        from proxy.__main__ import main as proxy_main
+
+        return proxy_main(rest)
+    if command == "demo":
+        from splitgate.demo import main as demo_main
+
+        return demo_main(rest)
+    print(f"splitgate: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
