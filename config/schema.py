@@ -222,7 +222,8 @@ class Timeouts(Model):
 
 class Limits(Model):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    buffer_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    # Capped at 1 MiB: a larger body is streamed (and aiohttp warns about big byte bodies).
+    buffer_body_bytes: int = Field(default=1024 * 1024, ge=0, le=1024 * 1024)
     max_connections_per_upstream: int = Field(default=0, ge=0)
 
 

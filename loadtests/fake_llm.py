@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Behaviour:
 class Received:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     body: bytes
 
 
@@ -93,7 +94,7 @@ class FakeLLM:
 
     async def _record(self, request: web.Request) -> tuple[bytes, Behaviour]:
         body = await request.read()
-        self.received.append(Received(request.method, request.path_qs, dict(request.headers), body))
+        self.received.append(Received(request.method, request.path_qs, CIMultiDict(request.headers), body))
         user = request.headers.get("x-user-id")
         if user:
             self.user_ids[user] += 1

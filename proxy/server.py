@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 from aiohttp import web
 
 from proxy.app import HEALTH
@@ -27,18 +28,7 @@ async def serve(
     reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        # aiohttp closes a connection that has not sent a complete request head within
-        # keepalive_timeout, from accept or from the previous response: our header deadline.
-        keepalive_timeout=header_timeout,
-        # A client that disconnects cancels its handler, which closes the upstream
-        # connection, so the model stops generating for nobody.
-        handler_cancellation=True,
-        shutdown_timeout=drain_timeout,
-    )
+    runner = web.AppRunner(app, handle_signals=False, **runner_options(header_timeout, drain_timeout))
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_port=reuse_port)
     await site.start()
@@ -56,6 +46,20 @@ async def serve(
         log.info("draining: waiting up to %.0f s for open requests", drain_timeout)
         await runner.cleanup()
         log.info("stopped")
+
+
+def runner_options(header_timeout: float, drain_timeout: float) -> dict[str, Any]:
+    """Server options of every proxy listener (tests use the same ones)."""
+    return {
+        "access_log": None,
+        # aiohttp closes a connection that has not sent a complete request head within
+        # keepalive_timeout, from accept or from the previous response: our header deadline.
+        "keepalive_timeout": header_timeout,
+        # A client that disconnects cancels its handler, which closes the upstream
+        # connection, so the model stops generating for nobody.
+        "handler_cancellation": True,
+        "shutdown_timeout": drain_timeout,
+    }
 
 
 def _address(runner: web.AppRunner, host: str, port: int) -> str:

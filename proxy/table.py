@@ -65,8 +65,16 @@ class RoutingTable:
     """Longest path prefix first; a route with a host comes before one without."""
 
     def match(self, path: str, host: str | None) -> CompiledRoute | None:
+        """The route for a request path and ``Host`` header value (port and case ignored)."""
+        hostname: str | None = None
         for route in self.routes:
-            if path.startswith(route.path_prefix) and (route.host is None or route.host == host):
+            if not path.startswith(route.path_prefix):
+                continue
+            if route.host is None:
+                return route
+            if hostname is None:
+                hostname = _hostname(host)
+            if route.host == hostname:
                 return route
         return None
 
@@ -86,6 +94,15 @@ class TableRef:
 
     def __init__(self, table: RoutingTable) -> None:
         self.current = table
+
+
+def _hostname(host: str | None) -> str:
+    if not host:
+        return ""
+    if host.startswith("["):
+        return host[: host.find("]") + 1].lower()
+    name, _, port = host.rpartition(":")
+    return (name if name and port.isdigit() else host).lower()
 
 
 def bucket_order(route: Route) -> list[str]:

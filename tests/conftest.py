@@ -1,0 +1,80 @@
+"""Shared fixtures: fake LLM upstreams and proxies on real sockets, on ephemeral ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from blockbuster import BlockBuster, blockbuster_ctx
+
+from config.schema import SplitgateConfig
+from loadtests.fake_llm import Behaviour, FakeLLM
+from proxy.app import create_app
+from proxy.server import runner_options
+
+Upstream = tuple[FakeLLM, str]
+StartUpstream = Callable[..., Awaitable[Upstream]]
+StartProxy = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """Every test fails on a blocking call made inside the event loop."""
+    with blockbuster_ctx() as bb:
+        yield bb
+
+
+@pytest.fixture
+async def start_upstream() -> AsyncIterator[StartUpstream]:
+    servers: list[TestServer] = []
+
+    async def start(version: str = "v1.0.0", **behaviour: Any) -> Upstream:
+        fake = FakeLLM(version, f"fake-{version}", Behaviour(**behaviour))
+        server = TestServer(fake.app(), host="127.0.0.1", handler_cancellation=True)
+        await server.start_server()
+        servers.append(server)
+        return fake, f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+def two_track_config(stable: str, canary: str, canary_weight: float = 10, **proxy: Any) -> SplitgateConfig:
+    return SplitgateConfig.model_validate(
+        {
+            "proxy": proxy,
+            "routes": [
+                {
+                    "name": "chat",
+                    "match": {"path_prefix": "/"},
+                    "stickiness": ["header:x-user-id", "client_ip"],
+                    "tracks": [
+                        {"name": "stable", "version": "v1.0.0", "upstreams": [stable], "weight": 100 - canary_weight},
+                        {"name": "canary", "version": "v1.1.0", "upstreams": [canary], "weight": canary_weight},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+@pytest.fixture
+async def start_proxy() -> AsyncIterator[StartProxy]:
+    """Start a proxy for a config with the production server options; returns its base URL."""
+    servers: list[TestServer] = []
+
+    async def start(config: SplitgateConfig, *, secret: str | None = None) -> str:
+        app: web.Application = create_app(config, internal_secret=secret)
+        timeouts = config.proxy.timeouts
+        server = TestServer(app, host="127.0.0.1", **runner_options(timeouts.client_header, timeouts.drain))
+        await server.start_server()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        await server.close()

@@ -1,0 +1,420 @@
+"""The forwarder end to end on real sockets: fake upstreams, a real proxy, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from config.schema import SplitgateConfig
+from tests.conftest import StartProxy, StartUpstream, two_track_config
+
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+STREAM = {**CHAT, "stream": True}
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens (the port was just released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def config(tracks: list[dict[str, Any]], **proxy: Any) -> SplitgateConfig:
+    return SplitgateConfig.model_validate(
+        {"proxy": proxy, "routes": [{"name": "chat", "match": {"path_prefix": "/v1/"}, "tracks": tracks}]}
+    )
+
+
+def track(name: str, weight: float, *urls: str) -> dict[str, Any]:
+    return {"name": name, "version": f"v-{name}", "upstreams": list(urls), "weight": weight}
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def raw_exchange(base: str, request: bytes) -> bytes:
+    """Send raw bytes, read until the proxy closes or 10 s pass; return everything read."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        chunks = []
+        async with asyncio.timeout(10):
+            while chunk := await reader.read(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_non_streaming_answer_is_stamped(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    stable, stable_url = await start_upstream("v1.0.0")
+    _, canary_url = await start_upstream("v1.1.0")
+    proxy = await start_proxy(two_track_config(stable_url, canary_url, canary_weight=0))
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT, headers={"x-user-id": "u1"}) as r:
+        body = await r.json()
+        assert r.status == 200
+        assert r.headers["X-Splitgate-Track"] == "stable"
+        assert r.headers["X-Splitgate-Version"] == "v1.0.0"
+        assert r.headers["X-Splitgate-Generation"] == "0"
+        generated = r.headers["X-Request-Id"]
+    assert body["object"] == "chat.completion"
+    assert len(stable.received) == 1
+    assert stable.received[0].headers["X-Request-Id"] == generated
+    assert stable.received[0].headers["Via"] == "1.1 splitgate"
+
+
+async def test_client_request_id_is_kept_and_forwarded(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    fake, url = await start_upstream()
+    proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
+    async with session.get(f"{proxy}/v1/models", headers={"X-Request-Id": "req-abc.123"}) as r:
+        assert r.headers["X-Request-Id"] == "req-abc.123"
+    async with session.get(f"{proxy}/v1/models", headers={"X-Request-Id": "bad id\twith spaces"}) as r:
+        assert r.headers["X-Request-Id"] != "bad id\twith spaces"
+    assert [x.headers["X-Request-Id"] for x in fake.received][0] == "req-abc.123"
+
+
+async def test_sse_reaches_the_client_while_the_upstream_is_still_generating(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
+    fake, url = await start_upstream(chunks=6, tps=5)
+    proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
+    async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        assert r.headers["X-Accel-Buffering"] == "no"
+        assert r.headers["Cache-Control"] == "no-cache"
+        first = await r.content.readuntil(b"\n\n")
+        # The first event is here and the upstream has not finished: nothing was buffered.
+        assert fake.open_streams == 1
+        rest = await r.content.read()
+    events = [line for line in (first + rest).split(b"\n\n") if line]
+    assert len(events) == 8  # 6 tokens, the finish chunk, [DONE]
+    assert events[-1] == b"data: [DONE]"
+    assert json.loads(events[0].removeprefix(b"data: "))["choices"][0]["delta"]["content"] == "v1.0.0-token0 "
+
+
+async def test_users_stay_on_their_track_and_split_by_weight(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
+    _, stable_url = await start_upstream("v1.0.0")
+    _, canary_url = await start_upstream("v1.1.0")
+    proxy = await start_proxy(two_track_config(stable_url, canary_url, canary_weight=30))
+    seen: dict[str, set[str]] = {}
+    for round_ in range(3):
+        for i in range(150):
+            async with session.get(f"{proxy}/v1/models", headers={"x-user-id": f"user-{i}"}) as r:
+                seen.setdefault(f"user-{i}", set()).add(r.headers["X-Splitgate-Track"])
+        assert round_ >= 0
+    assert all(len(tracks) == 1 for tracks in seen.values())
+    canary = sum(1 for tracks in seen.values() if tracks == {"canary"})
+    assert 20 < canary < 70  # 30 % of 150 = 45
+
+
+async def test_mid_stream_cut_forwards_every_byte_then_aborts(start_upstream: StartUpstream, start_proxy: StartProxy) -> None:
+    _, url = await start_upstream(chunks=10, reset_after=3)
+    proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
+    body = json.dumps(STREAM).encode()
+    raw = await raw_exchange(
+        proxy,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert payload.count(b"data: {") == 3  # all three events the upstream sent
+    assert b"[DONE]" not in payload
+    assert not payload.endswith(b"0\r\n\r\n")  # never the clean end of a chunked body
+
+
+async def test_mid_stream_cut_is_an_error_for_an_http_client(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
+    _, url = await start_upstream(chunks=10, reset_after=2)
+    proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
+    async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await r.read()
+
+
+async def test_connect_failure_retries_another_endpoint_of_the_track(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
+    fake, url = await start_upstream()
+    dead = refused_url()
+    proxy = await start_proxy(config([track("stable", 100, dead, url)]))
+    for _ in range(4):  # round robin puts the dead endpoint first half of the time
+        async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+            assert r.status == 200
+    assert len(fake.received) == 4
+
+
+async def test_all_endpoints_refusing_gives_502_in_openai_shape(start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(config([track("stable", 100, refused_url(), refused_url())]))
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 502
+        body = await r.json()
+    assert body["error"]["code"] == "upstream_unreachable"
+    assert body["error"]["type"] == "upstream_error"
+    assert "127.0.0.1" not in body["error"]["message"]  # upstream addresses stay private
+
+
+@pytest.fixture
+async def drop_after_request() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An upstream that reads a whole request and closes without answering."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", seen
+    server.close()
+    await server.wait_closed()
+
+
+async def test_post_received_by_the_upstream_is_never_sent_twice(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession, drop_after_request: tuple[str, list[bytes]]
+) -> None:
+    dropper, seen = drop_after_request
+    fake, url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 100, dropper, url)]))
+    statuses = []
+    for _ in range(2):
+        async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+            statuses.append(r.status)
+            if r.status == 502:
+                assert (await r.json())["error"]["code"] == "upstream_disconnected"
+    # One of the two requests went first to the dropping endpoint: it got a 502, not a retry.
+    assert sorted(statuses) == [200, 502]
+    assert len(seen) == 1
+    assert len(fake.received) == 1
+
+
+async def test_idempotent_request_is_retried_after_a_drop(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession, drop_after_request: tuple[str, list[bytes]]
+) -> None:
+    dropper, seen = drop_after_request
+    fake, url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 100, dropper, url)]))
+    for _ in range(2):
+        async with session.get(f"{proxy}/v1/models") as r:
+            assert r.status == 200
+    # aiohttp's client itself retries an idempotent request once on the same endpoint.
+    assert 1 <= len(seen) <= 2
+    assert len(fake.received) == 2
+
+
+async def test_first_byte_deadline_gives_504(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    _, url = await start_upstream(ttfb=5)
+    proxy = await start_proxy(config([track("stable", 100, url)], timeouts={"first_byte": 0.3}))
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 504
+        assert (await r.json())["error"]["code"] == "upstream_timeout"
+        assert r.headers["X-Splitgate-Track"] == "stable"
+
+
+async def test_idle_gap_mid_stream_aborts_the_client(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    _, url = await start_upstream(chunks=3, tps=0.5)
+    proxy = await start_proxy(config([track("stable", 100, url)], timeouts={"idle": 0.3}))
+    async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
+        assert r.status == 200
+        first = await r.content.readuntil(b"\n\n")
+        assert first.startswith(b"data: ")
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await r.read()
+
+
+async def test_slow_but_steady_stream_is_not_cut(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    # Each gap is under the idle limit; the whole stream is longer than it: no total limit.
+    _, url = await start_upstream(chunks=6, tps=10)
+    proxy = await start_proxy(config([track("stable", 100, url)], timeouts={"idle": 0.4, "first_byte": 0.4}))
+    async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
+        body = await r.read()
+    assert body.endswith(b"data: [DONE]\n\n")
+
+
+async def test_client_disconnect_stops_the_upstream(start_upstream: StartUpstream, start_proxy: StartProxy) -> None:
+    fake, url = await start_upstream(chunks=1000, tps=5)
+    proxy = await start_proxy(config([track("stable", 100, url)]))
+    async with aiohttp.ClientSession() as s, s.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
+        await r.content.readuntil(b"\n\n")
+        assert fake.open_streams == 1
+    async with asyncio.timeout(10):
+        while fake.open_streams:
+            await asyncio.sleep(0.02)
+    assert fake.completed_streams == 0
+
+
+async def test_failing_endpoint_is_ejected(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    bad, bad_url = await start_upstream(status=503)
+    good, good_url = await start_upstream()
+    proxy = await start_proxy(
+        config([track("stable", 100, bad_url, good_url)], outlier_detection={"consecutive_failures": 2, "base_ejection": 60})
+    )
+    statuses = []
+    for _ in range(12):
+        async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+            statuses.append(r.status)
+    assert len(bad.received) == 2
+    assert statuses.count(503) == 2
+    assert len(good.received) == 10
+
+
+async def test_no_healthy_upstream_gives_503(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    bad, bad_url = await start_upstream(status=503)
+    proxy = await start_proxy(config([track("stable", 100, bad_url)], outlier_detection={"consecutive_failures": 1}))
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 503  # the upstream's own 503, passed through
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 503
+        assert (await r.json())["error"]["code"] == "no_healthy_upstream"
+    assert len(bad.received) == 1
+
+
+async def test_unreachable_candidate_falls_back_to_the_baseline(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
+    stable, stable_url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 0, stable_url), track("canary", 100, refused_url())]))
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 200
+        assert r.headers["X-Splitgate-Track"] == "stable"
+    assert len(stable.received) == 1
+
+
+async def test_forced_track_never_falls_back(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    stable, stable_url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 100, stable_url), track("canary", 0, refused_url())]), secret="s3cret")
+    headers = {"X-Splitgate-Track": "canary", "X-Splitgate-Internal": "s3cret"}
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT, headers=headers) as r:
+        assert r.status == 502
+        assert r.headers["X-Splitgate-Track"] == "canary"
+    assert stable.received == []
+
+
+async def test_least_request_avoids_the_busy_endpoint(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    a, a_url = await start_upstream(chunks=1000, tps=5)
+    b, b_url = await start_upstream(chunks=1000, tps=5)
+    cfg = SplitgateConfig.model_validate(
+        {"routes": [{"name": "chat", "balance": "least_request", "tracks": [track("stable", 100, a_url, b_url)]}]}
+    )
+    proxy = await start_proxy(cfg)
+    async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as held:
+        await held.content.readuntil(b"\n\n")
+        busy = a if a.open_streams else b
+        idle = b if busy is a else a
+        for _ in range(4):
+            async with session.get(f"{proxy}/v1/models") as r:
+                assert r.status == 200
+        assert [x.path for x in idle.received].count("/v1/models") == 4
+        assert [x.path for x in busy.received].count("/v1/models") == 0
+
+
+async def test_unknown_path_gives_404_json(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    fake, url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 100, url)]))
+    async with session.get(f"{proxy}/v2/other") as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["code"] == "no_route"
+    assert fake.received == []
+
+
+async def test_upstream_errors_pass_through_with_retry_after(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
+    fake, url = await start_upstream(status=429, retry_after=7)
+    proxy = await start_proxy(config([track("stable", 100, url)]))
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 429
+        assert r.headers["Retry-After"] == "7"
+        assert (await r.json())["error"]["message"] == "fake 429"
+    assert len(fake.received) == 1
+
+
+async def test_malformed_upstream_head_gives_502(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    _, url = await start_upstream(bad_headers=True)
+    proxy = await start_proxy(config([track("stable", 100, url)], retries={"max_attempts": 1}))
+    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 502
+        assert (await r.json())["error"]["code"] == "bad_upstream_response"
+
+
+async def test_every_method_and_query_string_is_forwarded(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
+    fake, url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 100, url + "/echo")]))
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        async with session.request(method, f"{proxy}/v1/x?a=1&b=%20", data=b"body") as r:
+            assert r.status == 200
+            assert (await r.json())["body_bytes"] == 4
+    assert [(r.method, r.path) for r in fake.received] == [
+        (m, "/echo/v1/x?a=1&b=%20") for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    ]
+
+
+async def test_head_request(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    _, url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 100, url)]))
+    async with session.head(f"{proxy}/v1/models") as r:
+        assert r.status == 200
+        assert await r.read() == b""
+
+
+async def test_large_bodies_stream_both_ways_intact(start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    async def echo(request: web.Request) -> web.StreamResponse:
+        data = await request.read()
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for i in range(0, len(data), 65536):
+            await response.write(data[i : i + 65536])
+        return response
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/v1/echo", echo)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        proxy = await start_proxy(config([track("stable", 100, f"http://127.0.0.1:{server.port}")]))
+        payload = bytes(range(256)) * 16384  # 4 MiB: above the buffering threshold, so streamed
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for i in range(0, len(payload), 100_000):
+                yield payload[i : i + 100_000]
+
+        async with session.post(f"{proxy}/v1/echo", data=chunked()) as r:
+            assert r.status == 200
+            assert await r.read() == payload
+        small = payload[:900_000]  # under the threshold: read whole, then forwarded
+        async with session.post(f"{proxy}/v1/echo", data=small) as r:
+            assert await r.read() == small
+    finally:
+        await server.close()
+
+
+async def test_health_endpoints(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+    _, url = await start_upstream()
+    proxy = await start_proxy(config([track("stable", 100, url)]))
+    async with session.get(f"{proxy}/healthz") as r:
+        assert r.status == 200
+    async with session.get(f"{proxy}/readyz") as r:
+        assert r.status == 200
+        assert await r.json() == {"ready": True, "draining": False, "generation": 0, "routes": ["chat"]}
