@@ -1,4 +1,4 @@
-"""Durations as people write them in YAML: ``5``, ``1.5``, ``300ms``, ``5m``, ``30 minutes``, ``2 hours``.
+"""Durations as people write them: ``5``, ``1.5``, ``300ms``, ``5m``, ``30 minutes``, ``2 hours``.
 
 A bare number means seconds. The result is always a float number of seconds.
 """
@@ -46,7 +46,9 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError(f"cannot read {value!r} as a duration (examples: 5, 300ms, 5m, 2 hours)")
+            raise ValueError(
+                f"cannot read {value!r} as a duration (examples: 5, 300ms, 5m, 2 hours)"
+            )
         number, unit = match.groups()
         factor = _UNITS.get(unit.lower() if unit else "s")
         if factor is None:

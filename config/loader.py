@@ -52,7 +52,9 @@ def parse_model(text: str, model: type[M], *, source: str = "<config>") -> M:
         raise ConfigError([f"{source}: the file is empty"])
     duplicates = list(_duplicate_keys(root, ()))
     if duplicates:
-        raise ConfigError([f"{source}:{line}: {_dotted(loc)}: key given twice" for loc, line in duplicates])
+        raise ConfigError(
+            [f"{source}:{line}: {_dotted(loc)}: key given twice" for loc, line in duplicates]
+        )
     data: Any = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise ConfigError([f"{source}:{root.start_mark.line + 1}: the top level must be a mapping"])
@@ -88,7 +90,8 @@ def _problems(exc: ValidationError, root: yaml.Node, source: str) -> list[str]:
 def describe_validation_error(exc: ValidationError, source: str) -> list[str]:
     """``source: field: reason`` lines for a model validated from something other than a file."""
     return [
-        f"{source}: {_dotted(tuple(e['loc'])) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
+        f"{source}: {_dotted(tuple(e['loc'])) or '(top level)'}: "
+        + e["msg"].removeprefix("Value error, ")
         for e in exc.errors(include_url=False)
     ]
 
@@ -115,10 +118,13 @@ def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int | None:
                     line = key.start_mark.line + 1
                     child = value
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
-                line = child.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
         if child is None:
             return line
         node = child

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -73,7 +74,9 @@ class Received:
 class FakeLLM:
     """The fake's state: how it behaves by default and what it has received."""
 
-    def __init__(self, version: str = "v1.0.0", name: str = "fake", behaviour: Behaviour | None = None) -> None:
+    def __init__(
+        self, version: str = "v1.0.0", name: str = "fake", behaviour: Behaviour | None = None
+    ) -> None:
         self.version = version
         self.name = name
         self.behaviour = behaviour or Behaviour()
@@ -94,7 +97,9 @@ class FakeLLM:
 
     async def _record(self, request: web.Request) -> tuple[bytes, Behaviour]:
         body = await request.read()
-        self.received.append(Received(request.method, request.path_qs, CIMultiDict(request.headers), body))
+        self.received.append(
+            Received(request.method, request.path_qs, CIMultiDict(request.headers), body)
+        )
         user = request.headers.get("x-user-id")
         if user:
             self.user_ids[user] += 1
@@ -117,7 +122,14 @@ class FakeLLM:
             status = 500
         if status != 200:
             headers = {"Retry-After": str(how.retry_after)} if how.retry_after else None
-            error = {"error": {"message": f"fake {status}", "type": "server_error", "param": None, "code": None}}
+            error = {
+                "error": {
+                    "message": f"fake {status}",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
             return web.json_response(error, status=status, headers=headers)
         return None
 
@@ -129,7 +141,10 @@ class FakeLLM:
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
-            return web.json_response({"error": {"message": "body is not JSON", "type": "invalid_request_error"}}, status=400)
+            return web.json_response(
+                {"error": {"message": "body is not JSON", "type": "invalid_request_error"}},
+                status=400,
+            )
         model = str(payload.get("model", "fake-model"))
         headers = {"X-Fake-Version": self.version}
         if payload.get("stream"):
@@ -141,8 +156,18 @@ class FakeLLM:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": how.chunks, "total_tokens": 10 + how.chunks},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": how.chunks,
+                "total_tokens": 10 + how.chunks,
+            },
         }
         return web.json_response(answer, headers=headers)
 
@@ -150,14 +175,23 @@ class FakeLLM:
         return " ".join(f"{self.version}-token{i}" for i in range(n))
 
     async def _stream(
-        self, request: web.Request, how: Behaviour, model: str, include_usage: bool, headers: dict[str, str]
+        self,
+        request: web.Request,
+        how: Behaviour,
+        model: str,
+        include_usage: bool,
+        headers: dict[str, str],
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
         await response.prepare(request)
         self.open_streams += 1
         try:
-            base = {"id": f"chatcmpl-{self.name}-{len(self.received)}", "object": "chat.completion.chunk",
-                    "created": int(time.time()), "model": model}
+            base = {
+                "id": f"chatcmpl-{self.name}-{len(self.received)}",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+            }
             gap = 1.0 / how.tps if how.tps else 0.0
             for i in range(how.chunks + 1):
                 if i == how.reset_after:
@@ -167,9 +201,18 @@ class FakeLLM:
                     return response
                 last = i == how.chunks
                 delta = {} if last else {"content": f"{self.version}-token{i} "}
-                event: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if last else None}]}
+                event: dict[str, Any] = {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": delta, "finish_reason": "stop" if last else None}
+                    ],
+                }
                 if last and include_usage:
-                    event["usage"] = {"prompt_tokens": 10, "completion_tokens": how.chunks, "total_tokens": 10 + how.chunks}
+                    event["usage"] = {
+                        "prompt_tokens": 10,
+                        "completion_tokens": how.chunks,
+                        "total_tokens": 10 + how.chunks,
+                    }
                 await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
                 if gap and not last:
                     await asyncio.sleep(gap)
@@ -183,21 +226,37 @@ class FakeLLM:
 
     async def _models(self, request: web.Request) -> web.Response:
         await self._record(request)
-        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": self.name}]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": "fake-model", "object": "model", "owned_by": self.name}],
+            }
+        )
 
     async def _echo(self, request: web.Request) -> web.StreamResponse:
         body, how = await self._record(request)
         failed = await self._prelude(request, how)
         if failed is not None:
             return failed
-        seen = {"method": request.method, "path": request.path_qs, "headers": list(request.headers.items()),
-                "body_bytes": len(body), "version": self.version}
+        seen = {
+            "method": request.method,
+            "path": request.path_qs,
+            "headers": list(request.headers.items()),
+            "body_bytes": len(body),
+            "version": self.version,
+        }
         return web.json_response(seen, headers={"X-Fake-Version": self.version})
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": self.version, "requests": len(self.received),
-                                  "users": len(self.user_ids), "open_streams": self.open_streams,
-                                  "completed_streams": self.completed_streams})
+        return web.json_response(
+            {
+                "version": self.version,
+                "requests": len(self.received),
+                "users": len(self.user_ids),
+                "open_streams": self.open_streams,
+                "completed_streams": self.completed_streams,
+            }
+        )
 
 
 async def serve(fake: FakeLLM, host: str, port: int) -> web.AppRunner:
@@ -208,17 +267,24 @@ async def serve(fake: FakeLLM, host: str, port: int) -> web.AppRunner:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m loadtests.fake_llm", description="Fake OpenAI-compatible backend")
+    p = argparse.ArgumentParser(
+        prog="python -m loadtests.fake_llm", description="Fake OpenAI-compatible backend"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9001)
     p.add_argument("--version", default="v1.0.0", help="the version this instance claims to serve")
     p.add_argument("--ttfb", type=float, default=0.0, help="seconds before the response head")
-    p.add_argument("--tps", type=float, default=20.0, help="stream chunks per second (0 = as fast as possible)")
+    p.add_argument(
+        "--tps", type=float, default=20.0, help="stream chunks per second (0 = as fast as possible)"
+    )
     p.add_argument("--chunks", type=int, default=8, help="tokens per answer")
     p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500")
     args = p.parse_args()
-    fake = FakeLLM(args.version, f"fake-{args.port}",
-                   Behaviour(ttfb=args.ttfb, tps=args.tps, chunks=args.chunks, error_rate=args.error_rate))
+    fake = FakeLLM(
+        args.version,
+        f"fake-{args.port}",
+        Behaviour(ttfb=args.ttfb, tps=args.tps, chunks=args.chunks, error_rate=args.error_rate),
+    )
 
     async def run() -> None:
         runner = await serve(fake, args.host, args.port)
@@ -228,10 +294,8 @@ def main() -> None:
         finally:
             await runner.cleanup()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -21,13 +21,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"splitgate proxy: configuration error\n{exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=process.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=process.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         uvloop.run(run(process))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(f"splitgate proxy: cannot listen on {process.host}:{process.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"splitgate proxy: cannot listen on {process.host}:{process.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -36,7 +42,9 @@ async def run(process: ProxyProcess) -> None:
     app = create_app(process.config, internal_secret=process.internal_secret)
     timeouts = process.config.proxy.timeouts
     logging.getLogger("splitgate.proxy").info(
-        "routing from %s: %s", process.config_source, ", ".join(r.name for r in process.config.routes)
+        "routing from %s: %s",
+        process.config_source,
+        ", ".join(r.name for r in process.config.routes),
     )
     await serve(
         app,

@@ -14,7 +14,7 @@ from http.cookies import CookieError, SimpleCookie
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Source = tuple[str, str]
-"""A compiled stickiness source: ``("header", name)``, ``("cookie", name)`` or ``("client_ip", "")``."""
+"""A compiled stickiness source: ``("header"|"cookie", name)`` or ``("client_ip", "")``."""
 
 
 def compile_sources(sources: Iterable[str]) -> tuple[Source, ...]:

@@ -14,7 +14,6 @@ no cookie jar (one client's cookies must never reach another's request), no redi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable, Iterable
 from typing import Literal, Protocol
 
@@ -151,15 +150,23 @@ class AiohttpClient:
                 method, url, headers=headers, data=body, allow_redirects=False
             )
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError("connect", False, f"cannot connect to {endpoint.url}: {exc.os_error}") from None
+            raise UpstreamError(
+                "connect", False, f"cannot connect to {endpoint.url}: {exc.os_error}"
+            ) from None
         except aiohttp.ServerTimeoutError as exc:
             # Raised for the TCP connect deadline (sock_connect): nothing was sent.
-            raise UpstreamError("connect", False, f"connect to {endpoint.url} timed out: {exc}") from None
+            raise UpstreamError(
+                "connect", False, f"connect to {endpoint.url} timed out: {exc}"
+            ) from None
         except aiohttp.ClientResponseError as exc:
-            raise UpstreamError("protocol", True, f"bad response from {endpoint.url}: {exc.message}") from None
+            raise UpstreamError(
+                "protocol", True, f"bad response from {endpoint.url}: {exc.message}"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
-            raise UpstreamError("disconnected", True, f"{endpoint.url} closed the connection: {exc}") from None
-        except asyncio.TimeoutError as exc:
+            raise UpstreamError(
+                "disconnected", True, f"{endpoint.url} closed the connection: {exc}"
+            ) from None
+        except TimeoutError as exc:
             raise UpstreamError("timeout", True, f"{endpoint.url} timed out: {exc}") from None
         return _AiohttpResponse(resp)
 

@@ -52,7 +52,9 @@ class Endpoint:
 class EndpointPool:
     """One ``Endpoint`` per URL for the life of the process, plus the ejection policy."""
 
-    def __init__(self, policy: OutlierDetection, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, policy: OutlierDetection, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._policy = policy
         self._clock = clock
         self._endpoints: dict[str, Endpoint] = {}

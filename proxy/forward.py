@@ -157,7 +157,12 @@ class Forwarder:
             return error_response(
                 503, "no_healthy_upstream", f"track {track.name!r} has no healthy upstream"
             )
-        streamed = body if isinstance(body, StreamedBody) else None
+        streamed: StreamedBody | None = None
+        payload: Body
+        if isinstance(body, StreamedBody):
+            streamed, payload = body, body.chunks()
+        else:
+            payload = body
         outgoing = self._headers.upstream_headers(
             request.headers,
             request.headers.items(),
@@ -166,9 +171,10 @@ class Forwarder:
             request.content_length if streamed is not None else None,
         )
         target = request.rel_url.raw_path_qs
-        payload: Body = streamed.chunks() if streamed is not None else body
         dog.set(exchange.started + self._timeouts.first_byte, "first_byte")
-        upstream, error = await self._send(request.method, target, outgoing, payload, streamed, plan, exchange)
+        upstream, error = await self._send(
+            request.method, target, outgoing, payload, streamed, plan, exchange
+        )
         if upstream is None:
             return _upstream_failure(exchange, error, streamed)
         return await self._relay(request, upstream, dog, exchange)
@@ -212,7 +218,9 @@ class Forwarder:
             return upstream, None
         return None, error
 
-    async def _read_body(self, request: web.Request, dog: Watchdog) -> bytes | StreamedBody | None | web.Response:
+    async def _read_body(
+        self, request: web.Request, dog: Watchdog
+    ) -> bytes | StreamedBody | web.Response | None:
         if not request.body_exists:
             return None
         limits = self._limits
@@ -278,13 +286,17 @@ class Forwarder:
         upstream.release()
         return response
 
-    def _timed_out(self, request: web.Request, exchange: _Exchange, phase: str) -> web.StreamResponse:
+    def _timed_out(
+        self, request: web.Request, exchange: _Exchange, phase: str
+    ) -> web.StreamResponse:
         response = exchange.response
         if response is not None and response.prepared:
             _abort(request, response)
             return response
         if phase == "client_body":
-            return error_response(408, "request_timeout", "the request body did not arrive in time", close=True)
+            return error_response(
+                408, "request_timeout", "the request body did not arrive in time", close=True
+            )
         if exchange.endpoint is not None and exchange.track is not None:
             self._pool.failed(exchange.endpoint, exchange.track.balancer.endpoints)
         return error_response(504, "upstream_timeout", "the upstream did not answer in time")
@@ -298,12 +310,16 @@ def _reject_early(request: web.Request) -> web.Response | None:
     # h2c may be ignored (RFC 9113 §3.2 lets a server answer in HTTP/1.1); any other upgrade
     # would turn the connection into a tunnel, which this proxy never opens.
     if upgrade is not None and upgrade.strip().lower() != "h2c":
-        return error_response(400, "upgrade_not_supported", "protocol upgrades are not supported", close=True)
+        return error_response(
+            400, "upgrade_not_supported", "protocol upgrades are not supported", close=True
+        )
     path = request.rel_url.raw_path
     if "." in path or "%" in path or "\\" in path:
         for segment in path.split("/"):
             if segment.replace("%2e", ".").replace("%2E", ".") in (".", "..") or "\\" in segment:
-                return error_response(400, "bad_path", "dot segments and backslashes are not allowed in the path")
+                return error_response(
+                    400, "bad_path", "dot segments and backslashes are not allowed in the path"
+                )
     return None
 
 
@@ -313,24 +329,36 @@ def _may_retry(error: UpstreamError, method: str, streamed: StreamedBody | None)
     return error.kind == "connect" or method in IDEMPOTENT
 
 
-def _upstream_failure(exchange: _Exchange, error: UpstreamError | None, streamed: StreamedBody | None) -> web.Response:
+def _upstream_failure(
+    exchange: _Exchange, error: UpstreamError | None, streamed: StreamedBody | None
+) -> web.Response:
     if streamed is not None and streamed.too_large:
         return _too_large(None)
     if streamed is not None and streamed.timed_out:
-        return error_response(408, "request_timeout", "the request body did not arrive in time", close=True)
+        return error_response(
+            408, "request_timeout", "the request body did not arrive in time", close=True
+        )
     name = exchange.track.name if exchange.track is not None else "?"
     if error is None or error.kind == "connect":
-        return error_response(502, "upstream_unreachable", f"cannot connect to an upstream of track {name!r}")
+        return error_response(
+            502, "upstream_unreachable", f"cannot connect to an upstream of track {name!r}"
+        )
     if error.kind == "timeout":
         return error_response(504, "upstream_timeout", f"track {name!r} did not answer in time")
     if error.kind == "protocol":
-        return error_response(502, "bad_upstream_response", f"track {name!r} sent a malformed response")
-    return error_response(502, "upstream_disconnected", f"track {name!r} closed the connection before answering")
+        return error_response(
+            502, "bad_upstream_response", f"track {name!r} sent a malformed response"
+        )
+    return error_response(
+        502, "upstream_disconnected", f"track {name!r} closed the connection before answering"
+    )
 
 
 def _too_large(limit: int | None) -> web.Response:
     detail = f" (limit {limit} bytes)" if limit is not None else ""
-    return error_response(413, "request_too_large", f"the request body is too large{detail}", close=True)
+    return error_response(
+        413, "request_too_large", f"the request body is too large{detail}", close=True
+    )
 
 
 def _abort(request: web.Request, response: web.StreamResponse) -> None:

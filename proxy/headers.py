@@ -26,7 +26,9 @@ HOP_BY_HOP = frozenset(
 )
 
 # Rebuilt by the proxy or by the HTTP client for the upstream connection.
-_REQUEST_REBUILT = frozenset({"host", "content-length", "expect", "x-forwarded-for", "via", "x-request-id"})
+_REQUEST_REBUILT = frozenset(
+    {"host", "content-length", "expect", "x-forwarded-for", "via", "x-request-id"}
+)
 _RESPONSE_REBUILT = frozenset({"content-length", "x-request-id"})
 
 VIA = "1.1 splitgate"
@@ -74,7 +76,9 @@ class RequestHeaderFilter:
         return out
 
 
-def response_headers(items: Iterable[tuple[str, str]], connection: str | None) -> list[tuple[str, str]]:
+def response_headers(
+    items: Iterable[tuple[str, str]], connection: str | None
+) -> list[tuple[str, str]]:
     """The upstream's response headers that may reach the client."""
     drop = HOP_BY_HOP | _RESPONSE_REBUILT
     if connection:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 from typing import Any
+
 from aiohttp import web
 
 from proxy.app import HEALTH
@@ -28,7 +29,9 @@ async def serve(
     reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
-    runner = web.AppRunner(app, handle_signals=False, **runner_options(header_timeout, drain_timeout))
+    runner = web.AppRunner(
+        app, handle_signals=False, **runner_options(header_timeout, drain_timeout)
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_port=reuse_port)
     await site.start()

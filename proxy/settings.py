@@ -34,7 +34,9 @@ def parser() -> argparse.ArgumentParser:
         description="Run splitgate's data plane: the sticky weighted reverse proxy.",
     )
     p.add_argument("--config", help="routing file (YAML); env SPLITGATE_CONFIG")
-    p.add_argument("--listen", help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN}); env SPLITGATE_LISTEN")
+    p.add_argument(
+        "--listen", help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN}); env SPLITGATE_LISTEN"
+    )
     p.add_argument(
         "--upstream",
         action="append",
@@ -66,7 +68,9 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
         config = load_config(Path(config_path))
         source = str(config_path)
     else:
-        raise ConfigError(["no routing given: pass --config PATH (or SPLITGATE_CONFIG), or --upstream TRACK=URL"])
+        raise ConfigError(
+            ["no routing given: pass --config PATH (or SPLITGATE_CONFIG), or --upstream TRACK=URL"]
+        )
     host, port = parse_listen(args.listen or env.get("SPLITGATE_LISTEN") or DEFAULT_LISTEN)
     return ProxyProcess(
         config=config,
@@ -98,7 +102,9 @@ def inline_config(upstreams: Sequence[str], weights: Sequence[str]) -> Splitgate
     for item in weights:
         name, sep, value = item.partition("=")
         if not sep or name not in tracks:
-            raise ConfigError([f"--weight {item!r}: expected TRACK=PERCENT for a track given with --upstream"])
+            raise ConfigError(
+                [f"--weight {item!r}: expected TRACK=PERCENT for a track given with --upstream"]
+            )
         try:
             given[name] = float(value)
         except ValueError:

@@ -13,7 +13,13 @@ import asyncio
 class Watchdog:
     __slots__ = ("_handle", "_loop", "_task", "deadline", "fired", "phase")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[object], deadline: float, phase: str) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        task: asyncio.Task[object],
+        deadline: float,
+        phase: str,
+    ) -> None:
         self._loop = loop
         self._task = task
         self.deadline = deadline

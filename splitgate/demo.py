@@ -15,7 +15,8 @@ from importlib import resources
 import uvloop
 
 from config.loader import ConfigError, load_config
-from loadtests.fake_llm import Behaviour, FakeLLM, serve as serve_fake
+from loadtests.fake_llm import Behaviour, FakeLLM
+from loadtests.fake_llm import serve as serve_fake
 from proxy.app import create_app
 from proxy.server import serve
 from proxy.settings import parse_listen
@@ -64,6 +65,9 @@ def main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(f"splitgate demo: cannot listen: {exc.strerror or exc} (is another demo running?)", file=sys.stderr)
+        print(
+            f"splitgate demo: cannot listen: {exc.strerror or exc} (is another demo running?)",
+            file=sys.stderr,
+        )
         return 1
     return 0

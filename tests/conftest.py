@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -22,8 +23,12 @@ StartProxy = Callable[..., Awaitable[str]]
 
 @pytest.fixture(autouse=True)
 def blockbuster() -> Iterator[BlockBuster]:
-    """Every test fails on a blocking call made inside the event loop."""
-    with blockbuster_ctx() as bb:
+    """A blocking call made by splitgate's code inside the event loop fails the test.
+
+    Only our packages are scanned: third-party clients used by tests (the OpenAI SDK reads
+    its CA bundle on first use) are not ours to fix.
+    """
+    with blockbuster_ctx(["config", "proxy", "splitgate", "loadtests"]) as bb:
         yield bb
 
 
@@ -43,7 +48,17 @@ async def start_upstream() -> AsyncIterator[StartUpstream]:
         await server.close()
 
 
-def two_track_config(stable: str, canary: str, canary_weight: float = 10, **proxy: Any) -> SplitgateConfig:
+def refused_url() -> str:
+    """A loopback URL where nothing listens (the port was just released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def two_track_config(
+    stable: str, canary: str, canary_weight: float = 10, **proxy: Any
+) -> SplitgateConfig:
     return SplitgateConfig.model_validate(
         {
             "proxy": proxy,
@@ -53,8 +68,18 @@ def two_track_config(stable: str, canary: str, canary_weight: float = 10, **prox
                     "match": {"path_prefix": "/"},
                     "stickiness": ["header:x-user-id", "client_ip"],
                     "tracks": [
-                        {"name": "stable", "version": "v1.0.0", "upstreams": [stable], "weight": 100 - canary_weight},
-                        {"name": "canary", "version": "v1.1.0", "upstreams": [canary], "weight": canary_weight},
+                        {
+                            "name": "stable",
+                            "version": "v1.0.0",
+                            "upstreams": [stable],
+                            "weight": 100 - canary_weight,
+                        },
+                        {
+                            "name": "canary",
+                            "version": "v1.1.0",
+                            "upstreams": [canary],
+                            "weight": canary_weight,
+                        },
                     ],
                 }
             ],
@@ -70,7 +95,9 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
     async def start(config: SplitgateConfig, *, secret: str | None = None) -> str:
         app: web.Application = create_app(config, internal_secret=secret)
         timeouts = config.proxy.timeouts
-        server = TestServer(app, host="127.0.0.1", **runner_options(timeouts.client_header, timeouts.drain))
+        server = TestServer(
+            app, host="127.0.0.1", **runner_options(timeouts.client_header, timeouts.drain)
+        )
         await server.start_server()
         servers.append(server)
         return f"http://127.0.0.1:{server.port}"

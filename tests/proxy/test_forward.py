@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -14,23 +13,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from config.schema import SplitgateConfig
-from tests.conftest import StartProxy, StartUpstream, two_track_config
+from tests.conftest import StartProxy, StartUpstream, refused_url, two_track_config
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 STREAM = {**CHAT, "stream": True}
 
 
-def refused_url() -> str:
-    """A loopback URL where nothing listens (the port was just released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 def config(tracks: list[dict[str, Any]], **proxy: Any) -> SplitgateConfig:
     return SplitgateConfig.model_validate(
-        {"proxy": proxy, "routes": [{"name": "chat", "match": {"path_prefix": "/v1/"}, "tracks": tracks}]}
+        {
+            "proxy": proxy,
+            "routes": [{"name": "chat", "match": {"path_prefix": "/v1/"}, "tracks": tracks}],
+        }
     )
 
 
@@ -42,6 +36,13 @@ def track(name: str, weight: float, *urls: str) -> dict[str, Any]:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, checking every 20 ms; fail after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - polling state owned by another server
+            await asyncio.sleep(0.02)
 
 
 async def raw_exchange(base: str, request: bytes) -> bytes:
@@ -61,11 +62,15 @@ async def raw_exchange(base: str, request: bytes) -> bytes:
         await writer.wait_closed()
 
 
-async def test_non_streaming_answer_is_stamped(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_non_streaming_answer_is_stamped(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     stable, stable_url = await start_upstream("v1.0.0")
     _, canary_url = await start_upstream("v1.1.0")
     proxy = await start_proxy(two_track_config(stable_url, canary_url, canary_weight=0))
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT, headers={"x-user-id": "u1"}) as r:
+    async with session.post(
+        f"{proxy}/v1/chat/completions", json=CHAT, headers={"x-user-id": "u1"}
+    ) as r:
         body = await r.json()
         assert r.status == 200
         assert r.headers["X-Splitgate-Track"] == "stable"
@@ -78,14 +83,18 @@ async def test_non_streaming_answer_is_stamped(start_upstream: StartUpstream, st
     assert stable.received[0].headers["Via"] == "1.1 splitgate"
 
 
-async def test_client_request_id_is_kept_and_forwarded(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_client_request_id_is_kept_and_forwarded(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     fake, url = await start_upstream()
     proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
     async with session.get(f"{proxy}/v1/models", headers={"X-Request-Id": "req-abc.123"}) as r:
         assert r.headers["X-Request-Id"] == "req-abc.123"
-    async with session.get(f"{proxy}/v1/models", headers={"X-Request-Id": "bad id\twith spaces"}) as r:
+    async with session.get(
+        f"{proxy}/v1/models", headers={"X-Request-Id": "bad id\twith spaces"}
+    ) as r:
         assert r.headers["X-Request-Id"] != "bad id\twith spaces"
-    assert [x.headers["X-Request-Id"] for x in fake.received][0] == "req-abc.123"
+    assert fake.received[0].headers["X-Request-Id"] == "req-abc.123"
 
 
 async def test_sse_reaches_the_client_while_the_upstream_is_still_generating(
@@ -104,7 +113,10 @@ async def test_sse_reaches_the_client_while_the_upstream_is_still_generating(
     events = [line for line in (first + rest).split(b"\n\n") if line]
     assert len(events) == 8  # 6 tokens, the finish chunk, [DONE]
     assert events[-1] == b"data: [DONE]"
-    assert json.loads(events[0].removeprefix(b"data: "))["choices"][0]["delta"]["content"] == "v1.0.0-token0 "
+    assert (
+        json.loads(events[0].removeprefix(b"data: "))["choices"][0]["delta"]["content"]
+        == "v1.0.0-token0 "
+    )
 
 
 async def test_users_stay_on_their_track_and_split_by_weight(
@@ -124,7 +136,9 @@ async def test_users_stay_on_their_track_and_split_by_weight(
     assert 20 < canary < 70  # 30 % of 150 = 45
 
 
-async def test_mid_stream_cut_forwards_every_byte_then_aborts(start_upstream: StartUpstream, start_proxy: StartProxy) -> None:
+async def test_mid_stream_cut_forwards_every_byte_then_aborts(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
     _, url = await start_upstream(chunks=10, reset_after=3)
     proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
     body = json.dumps(STREAM).encode()
@@ -164,7 +178,9 @@ async def test_connect_failure_retries_another_endpoint_of_the_track(
     assert len(fake.received) == 4
 
 
-async def test_all_endpoints_refusing_gives_502_in_openai_shape(start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_all_endpoints_refusing_gives_502_in_openai_shape(
+    start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     proxy = await start_proxy(config([track("stable", 100, refused_url(), refused_url())]))
     async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
         assert r.status == 502
@@ -191,7 +207,10 @@ async def drop_after_request() -> AsyncIterator[tuple[str, list[bytes]]]:
 
 
 async def test_post_received_by_the_upstream_is_never_sent_twice(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession, drop_after_request: tuple[str, list[bytes]]
+    start_upstream: StartUpstream,
+    start_proxy: StartProxy,
+    session: aiohttp.ClientSession,
+    drop_after_request: tuple[str, list[bytes]],
 ) -> None:
     dropper, seen = drop_after_request
     fake, url = await start_upstream()
@@ -209,7 +228,10 @@ async def test_post_received_by_the_upstream_is_never_sent_twice(
 
 
 async def test_idempotent_request_is_retried_after_a_drop(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession, drop_after_request: tuple[str, list[bytes]]
+    start_upstream: StartUpstream,
+    start_proxy: StartProxy,
+    session: aiohttp.ClientSession,
+    drop_after_request: tuple[str, list[bytes]],
 ) -> None:
     dropper, seen = drop_after_request
     fake, url = await start_upstream()
@@ -222,7 +244,9 @@ async def test_idempotent_request_is_retried_after_a_drop(
     assert len(fake.received) == 2
 
 
-async def test_first_byte_deadline_gives_504(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_first_byte_deadline_gives_504(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     _, url = await start_upstream(ttfb=5)
     proxy = await start_proxy(config([track("stable", 100, url)], timeouts={"first_byte": 0.3}))
     async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
@@ -231,7 +255,9 @@ async def test_first_byte_deadline_gives_504(start_upstream: StartUpstream, star
         assert r.headers["X-Splitgate-Track"] == "stable"
 
 
-async def test_idle_gap_mid_stream_aborts_the_client(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_idle_gap_mid_stream_aborts_the_client(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     _, url = await start_upstream(chunks=3, tps=0.5)
     proxy = await start_proxy(config([track("stable", 100, url)], timeouts={"idle": 0.3}))
     async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
@@ -242,32 +268,44 @@ async def test_idle_gap_mid_stream_aborts_the_client(start_upstream: StartUpstre
             await r.read()
 
 
-async def test_slow_but_steady_stream_is_not_cut(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_slow_but_steady_stream_is_not_cut(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     # Each gap is under the idle limit; the whole stream is longer than it: no total limit.
     _, url = await start_upstream(chunks=6, tps=10)
-    proxy = await start_proxy(config([track("stable", 100, url)], timeouts={"idle": 0.4, "first_byte": 0.4}))
+    proxy = await start_proxy(
+        config([track("stable", 100, url)], timeouts={"idle": 0.4, "first_byte": 0.4})
+    )
     async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
         body = await r.read()
     assert body.endswith(b"data: [DONE]\n\n")
 
 
-async def test_client_disconnect_stops_the_upstream(start_upstream: StartUpstream, start_proxy: StartProxy) -> None:
+async def test_client_disconnect_stops_the_upstream(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
     fake, url = await start_upstream(chunks=1000, tps=5)
     proxy = await start_proxy(config([track("stable", 100, url)]))
-    async with aiohttp.ClientSession() as s, s.post(f"{proxy}/v1/chat/completions", json=STREAM) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{proxy}/v1/chat/completions", json=STREAM) as r,
+    ):
         await r.content.readuntil(b"\n\n")
         assert fake.open_streams == 1
-    async with asyncio.timeout(10):
-        while fake.open_streams:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: fake.open_streams == 0)
     assert fake.completed_streams == 0
 
 
-async def test_failing_endpoint_is_ejected(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_failing_endpoint_is_ejected(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     bad, bad_url = await start_upstream(status=503)
     good, good_url = await start_upstream()
     proxy = await start_proxy(
-        config([track("stable", 100, bad_url, good_url)], outlier_detection={"consecutive_failures": 2, "base_ejection": 60})
+        config(
+            [track("stable", 100, bad_url, good_url)],
+            outlier_detection={"consecutive_failures": 2, "base_ejection": 60},
+        )
     )
     statuses = []
     for _ in range(12):
@@ -278,9 +316,13 @@ async def test_failing_endpoint_is_ejected(start_upstream: StartUpstream, start_
     assert len(good.received) == 10
 
 
-async def test_no_healthy_upstream_gives_503(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_no_healthy_upstream_gives_503(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     bad, bad_url = await start_upstream(status=503)
-    proxy = await start_proxy(config([track("stable", 100, bad_url)], outlier_detection={"consecutive_failures": 1}))
+    proxy = await start_proxy(
+        config([track("stable", 100, bad_url)], outlier_detection={"consecutive_failures": 1})
+    )
     async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
         assert r.status == 503  # the upstream's own 503, passed through
     async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
@@ -293,16 +335,23 @@ async def test_unreachable_candidate_falls_back_to_the_baseline(
     start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
 ) -> None:
     stable, stable_url = await start_upstream()
-    proxy = await start_proxy(config([track("stable", 0, stable_url), track("canary", 100, refused_url())]))
+    proxy = await start_proxy(
+        config([track("stable", 0, stable_url), track("canary", 100, refused_url())])
+    )
     async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
         assert r.status == 200
         assert r.headers["X-Splitgate-Track"] == "stable"
     assert len(stable.received) == 1
 
 
-async def test_forced_track_never_falls_back(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_forced_track_never_falls_back(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     stable, stable_url = await start_upstream()
-    proxy = await start_proxy(config([track("stable", 100, stable_url), track("canary", 0, refused_url())]), secret="s3cret")
+    proxy = await start_proxy(
+        config([track("stable", 100, stable_url), track("canary", 0, refused_url())]),
+        secret="s3cret",
+    )
     headers = {"X-Splitgate-Track": "canary", "X-Splitgate-Internal": "s3cret"}
     async with session.post(f"{proxy}/v1/chat/completions", json=CHAT, headers=headers) as r:
         assert r.status == 502
@@ -310,11 +359,21 @@ async def test_forced_track_never_falls_back(start_upstream: StartUpstream, star
     assert stable.received == []
 
 
-async def test_least_request_avoids_the_busy_endpoint(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_least_request_avoids_the_busy_endpoint(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     a, a_url = await start_upstream(chunks=1000, tps=5)
     b, b_url = await start_upstream(chunks=1000, tps=5)
     cfg = SplitgateConfig.model_validate(
-        {"routes": [{"name": "chat", "balance": "least_request", "tracks": [track("stable", 100, a_url, b_url)]}]}
+        {
+            "routes": [
+                {
+                    "name": "chat",
+                    "balance": "least_request",
+                    "tracks": [track("stable", 100, a_url, b_url)],
+                }
+            ]
+        }
     )
     proxy = await start_proxy(cfg)
     async with session.post(f"{proxy}/v1/chat/completions", json=STREAM) as held:
@@ -328,7 +387,9 @@ async def test_least_request_avoids_the_busy_endpoint(start_upstream: StartUpstr
         assert [x.path for x in busy.received].count("/v1/models") == 0
 
 
-async def test_unknown_path_gives_404_json(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_unknown_path_gives_404_json(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     fake, url = await start_upstream()
     proxy = await start_proxy(config([track("stable", 100, url)]))
     async with session.get(f"{proxy}/v2/other") as r:
@@ -349,7 +410,9 @@ async def test_upstream_errors_pass_through_with_retry_after(
     assert len(fake.received) == 1
 
 
-async def test_malformed_upstream_head_gives_502(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_malformed_upstream_head_gives_502(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     _, url = await start_upstream(bad_headers=True)
     proxy = await start_proxy(config([track("stable", 100, url)], retries={"max_attempts": 1}))
     async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
@@ -371,7 +434,9 @@ async def test_every_method_and_query_string_is_forwarded(
     ]
 
 
-async def test_head_request(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_head_request(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     _, url = await start_upstream()
     proxy = await start_proxy(config([track("stable", 100, url)]))
     async with session.head(f"{proxy}/v1/models") as r:
@@ -379,7 +444,9 @@ async def test_head_request(start_upstream: StartUpstream, start_proxy: StartPro
         assert await r.read() == b""
 
 
-async def test_large_bodies_stream_both_ways_intact(start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_large_bodies_stream_both_ways_intact(
+    start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     async def echo(request: web.Request) -> web.StreamResponse:
         data = await request.read()
         response = web.StreamResponse()
@@ -410,11 +477,18 @@ async def test_large_bodies_stream_both_ways_intact(start_proxy: StartProxy, ses
         await server.close()
 
 
-async def test_health_endpoints(start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession) -> None:
+async def test_health_endpoints(
+    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
+) -> None:
     _, url = await start_upstream()
     proxy = await start_proxy(config([track("stable", 100, url)]))
     async with session.get(f"{proxy}/healthz") as r:
         assert r.status == 200
     async with session.get(f"{proxy}/readyz") as r:
         assert r.status == 200
-        assert await r.json() == {"ready": True, "draining": False, "generation": 0, "routes": ["chat"]}
+        assert await r.json() == {
+            "ready": True,
+            "draining": False,
+            "generation": 0,
+            "routes": ["chat"],
+        }

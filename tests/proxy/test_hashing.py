@@ -15,7 +15,9 @@ from proxy.endpoints import EndpointPool
 from proxy.hashing import bucket, salt_prefix
 from proxy.table import RoutingTable
 
-GOLDEN = json.loads((Path(__file__).parent.parent / "golden" / "buckets.json").read_text(encoding="utf-8"))
+GOLDEN = json.loads(
+    (Path(__file__).parent.parent / "golden" / "buckets.json").read_text(encoding="utf-8")
+)
 
 
 def route_with(candidate_weight: float, salt: str = "chat") -> RoutingTable:
@@ -26,8 +28,18 @@ def route_with(candidate_weight: float, salt: str = "chat") -> RoutingTable:
                     "name": "chat",
                     "salt": salt,
                     "tracks": [
-                        {"name": "stable", "version": "1", "upstreams": ["http://127.0.0.1:1"], "weight": 100 - candidate_weight},
-                        {"name": "canary", "version": "2", "upstreams": ["http://127.0.0.1:2"], "weight": candidate_weight},
+                        {
+                            "name": "stable",
+                            "version": "1",
+                            "upstreams": ["http://127.0.0.1:1"],
+                            "weight": 100 - candidate_weight,
+                        },
+                        {
+                            "name": "canary",
+                            "version": "2",
+                            "upstreams": ["http://127.0.0.1:2"],
+                            "weight": candidate_weight,
+                        },
                     ],
                 }
             ]
@@ -79,7 +91,9 @@ def test_requests_without_key_are_spread_by_weight() -> None:
     low=st.integers(min_value=0, max_value=10_000),
     high=st.integers(min_value=0, max_value=10_000),
 )
-def test_raising_the_candidate_only_moves_users_onto_it(keys: list[str], low: int, high: int) -> None:
+def test_raising_the_candidate_only_moves_users_onto_it(
+    keys: list[str], low: int, high: int
+) -> None:
     low, high = sorted((low, high))
     before = route_with(low / 100).routes[0]
     after = route_with(high / 100).routes[0]

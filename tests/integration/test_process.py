@@ -1,0 +1,186 @@
+"""The proxy as a user runs it: a real process started from the command line.
+
+Start-up errors, inline flags, and the SIGTERM drain (open streams finish, new connections
+are refused) are only visible at this level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartUpstream
+
+STREAM = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ProxyProcess:
+    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
+        self.process = process
+        self.url = url
+
+
+async def wait_ready(url: str, process: asyncio.subprocess.Process) -> None:
+    async with asyncio.timeout(20), aiohttp.ClientSession() as session:
+        while process.returncode is None:
+            try:
+                async with session.get(f"{url}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"proxy exited with {process.returncode}")
+
+
+RunProxy = Callable[..., Awaitable[ProxyProcess]]
+
+
+@pytest.fixture
+async def run_proxy() -> AsyncIterator[RunProxy]:
+    started: list[asyncio.subprocess.Process] = []
+
+    async def run(*args: str) -> ProxyProcess:
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "proxy",
+            *args,
+            "--listen",
+            f"127.0.0.1:{port}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "SPLITGATE_LOG_LEVEL": "info"},
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        await wait_ready(url, process)
+        return ProxyProcess(process, url)
+
+    yield run
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def routes_file(tmp_path: Path, stable: str, canary: str, extra: str = "") -> Path:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        extra
+        + f"""routes:
+  - name: chat
+    match: {{path_prefix: /v1/}}
+    stickiness: [header:x-user-id, header:x-session-id, client_ip]
+    tracks:
+      - {{name: stable, version: v1.0.0, upstreams: ["{stable}"], weight: 90}}
+      - {{name: canary, version: v1.1.0, upstreams: ["{canary}"], weight: 10}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_config_mistake_stops_start_up_naming_file_line_and_field(tmp_path: Path) -> None:
+    path = routes_file(tmp_path, "http://127.0.0.1:1", "http://127.0.0.1:2").read_text(
+        encoding="utf-8"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.replace("weight: 10}", "weight: 20}"), encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "proxy",
+        "--config",
+        str(bad),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert f"{bad}:5: routes[0].tracks: weights must add up to 100 (got 110" in err.decode()
+
+
+async def test_splitgate_command_serves_a_config_file(
+    tmp_path: Path, start_upstream: StartUpstream, run_proxy: RunProxy
+) -> None:
+    stable, stable_url = await start_upstream("v1.0.0")
+    canary, canary_url = await start_upstream("v1.1.0")
+    proxy: ProxyProcess = await run_proxy(
+        "--config", str(routes_file(tmp_path, stable_url, canary_url))
+    )
+    tracks = set()
+    async with aiohttp.ClientSession() as session:
+        for i in range(60):
+            async with session.get(
+                f"{proxy.url}/v1/models", headers={"x-user-id": f"user{i}"}
+            ) as r:
+                assert r.status == 200
+                tracks.add(r.headers["X-Splitgate-Track"])
+    assert tracks == {"stable", "canary"}
+    assert len(stable.received) + len(canary.received) == 60
+
+
+async def test_inline_upstream_flags(start_upstream: StartUpstream, run_proxy: RunProxy) -> None:
+    blue, blue_url = await start_upstream("blue")
+    green, green_url = await start_upstream("green")
+    proxy: ProxyProcess = await run_proxy(
+        "--upstream", f"blue={blue_url}", "--upstream", f"green={green_url}", "--weight", "green=10"
+    )
+    async with aiohttp.ClientSession() as session:
+        for i in range(200):
+            async with session.get(f"{proxy.url}/v1/models", headers={"x-user-id": f"u{i}"}) as r:
+                assert r.headers["X-Splitgate-Track"] in ("blue", "green")
+    assert 5 <= len(green.received) <= 40
+    assert len(blue.received) + len(green.received) == 200
+
+
+async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(
+    tmp_path: Path, start_upstream: StartUpstream, run_proxy: RunProxy
+) -> None:
+    _, url = await start_upstream(chunks=10, tps=10)
+    proxy: ProxyProcess = await run_proxy("--config", str(routes_file(tmp_path, url, url)))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{proxy.url}/v1/chat/completions", json=STREAM) as r:
+            first = await r.content.readuntil(b"\n\n")
+            proxy.process.send_signal(signal.SIGTERM)
+            rest = await r.content.read()
+        assert first.startswith(b"data: ")
+        assert rest.endswith(b"data: [DONE]\n\n")
+        assert await asyncio.wait_for(proxy.process.wait(), 30) == 0
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with session.get(f"{proxy.url}/healthz"):
+                pass
+    assert proxy.process.stdout is not None
+    log = (await proxy.process.stdout.read()).decode()
+    assert "draining" in log
+
+
+async def test_unknown_command_and_help() -> None:
+    for args, code in ((["nope"], 2), (["--help"], 0), (["proxy", "--help"], 0)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "splitgate",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == code, (args, out, err)
