@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import uvloop
 
 from config.loader import ConfigError
-from proxy.app import create_app
+from proxy.app import ProxyApp
 from proxy.server import serve
 from proxy.settings import ProxyProcess, from_args
 
@@ -39,20 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run(process: ProxyProcess) -> None:
-    app = create_app(process.config, internal_secret=process.internal_secret)
-    timeouts = process.config.proxy.timeouts
     logging.getLogger("splitgate.proxy").info(
         "routing from %s: %s",
         process.config_source,
         ", ".join(r.name for r in process.config.routes),
     )
-    await serve(
-        app,
-        process.host,
-        process.port,
-        header_timeout=timeouts.client_header,
-        drain_timeout=timeouts.drain,
-    )
+    proxy = ProxyApp(process.config, internal_secret=process.internal_secret)
+    await serve(proxy, process.host, process.port)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""The data-plane application: its state under typed keys, its resources in ``cleanup_ctx``."""
+"""One process's data plane: the routing table, endpoint health, the upstream client, the handler.
+
+The proxy runs on aiohttp's low-level ``web.Server``: one handler, no router, because every
+path belongs to the routes (except the proxy's own ``/healthz`` and ``/readyz``), and a
+router would refuse some requests (a ``CONNECT`` target has no path) before our checks run.
+"""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -10,46 +13,44 @@ from config.schema import SplitgateConfig
 from proxy.client import AiohttpClient, UpstreamClient
 from proxy.endpoints import EndpointPool
 from proxy.forward import Forwarder
-from proxy.health import Health, health_routes
+from proxy.health import Health, healthz, readyz
 from proxy.table import RoutingTable, TableRef
-
-TABLE = web.AppKey("table", TableRef)
-HEALTH = web.AppKey("health", Health)
-POOL = web.AppKey("pool", EndpointPool)
-CLIENT = web.AppKey("client", UpstreamClient)
 
 RESERVED_PATHS = ("/healthz", "/readyz")
 """Answered by the proxy itself, whatever the routes say."""
 
 
-def create_app(
-    config: SplitgateConfig,
-    *,
-    internal_secret: str | None = None,
-    client: UpstreamClient | None = None,
-) -> web.Application:
-    """Build the proxy application. Call it with an event loop running."""
-    settings = config.proxy
-    app = web.Application(client_max_size=settings.limits.max_body_bytes)
-    pool = EndpointPool(settings.outlier_detection)
-    table = TableRef(RoutingTable.build(config, pool))
-    if client is None:
-        client = AiohttpClient(
+class ProxyApp:
+    """Build it with an event loop running; ``close()`` it after the server has stopped."""
+
+    def __init__(
+        self,
+        config: SplitgateConfig,
+        *,
+        internal_secret: str | None = None,
+        client: UpstreamClient | None = None,
+    ) -> None:
+        settings = config.proxy
+        self.config = config
+        self.pool = EndpointPool(settings.outlier_detection)
+        self.table = TableRef(RoutingTable.build(config, self.pool))
+        self.health = Health()
+        self.client: UpstreamClient = client or AiohttpClient(
             connect_timeout=settings.timeouts.connect,
             keepalive=settings.timeouts.upstream_keepalive,
             limit_per_host=settings.limits.max_connections_per_upstream,
         )
-    app[TABLE] = table
-    app[HEALTH] = Health()
-    app[POOL] = pool
-    app[CLIENT] = client
-    app.cleanup_ctx.append(_close_client)
-    forwarder = Forwarder(table, settings, client, pool, internal_secret)
-    app.add_routes(health_routes(table, app[HEALTH]))
-    app.router.add_route("*", "/{tail:.*}", forwarder.handle)
-    return app
+        self._forward = Forwarder(
+            self.table, settings, self.client, self.pool, internal_secret
+        ).handle
 
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if path == "/healthz":
+            return healthz()
+        if path == "/readyz":
+            return readyz(self.table, self.health)
+        return await self._forward(request)
 
-async def _close_client(app: web.Application) -> AsyncIterator[None]:
-    yield
-    await app[CLIENT].close()
+    async def close(self) -> None:
+        await self.client.close()

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from itertools import count
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.web_exceptions import HTTPRequestEntityTooLarge
 
 from config.schema import ProxySettings
@@ -79,14 +79,16 @@ class Forwarder:
         self._id_prefix = os.urandom(6).hex()
         self._ids = count(1)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rejected = _reject_early(request)
         if rejected is not None:
             return rejected
         headers = request.headers
         path = request.rel_url.raw_path
         table = self._table.current
-        route = table.match(path, headers.get("host"))
+        # request.host is the absolute-form authority if the client sent one, else Host
+        # (RFC 9112 §3.2.2); it only selects a route, never the upstream address.
+        route = table.match(path, request.host)
         if route is None:
             return error_response(404, "no_route", f"no route matches {path!r}")
         request_id = headers.get("x-request-id")
@@ -120,7 +122,7 @@ class Forwarder:
         return response
 
     def _choose(
-        self, route: CompiledRoute, request: web.Request
+        self, route: CompiledRoute, request: web.BaseRequest
     ) -> tuple[CompiledTrack, bool] | web.Response:
         headers = request.headers
         wanted = headers.get(self._override_header)
@@ -141,7 +143,7 @@ class Forwarder:
 
     async def _forward(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         route: CompiledRoute,
         track: CompiledTrack,
         forced: bool,
@@ -219,7 +221,7 @@ class Forwarder:
         return None, error
 
     async def _read_body(
-        self, request: web.Request, dog: Watchdog
+        self, request: web.BaseRequest, dog: Watchdog
     ) -> bytes | StreamedBody | web.Response | None:
         if not request.body_exists:
             return None
@@ -236,7 +238,7 @@ class Forwarder:
 
     async def _relay(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         upstream: UpstreamResponse,
         dog: Watchdog,
         exchange: _Exchange,
@@ -287,7 +289,7 @@ class Forwarder:
         return response
 
     def _timed_out(
-        self, request: web.Request, exchange: _Exchange, phase: str
+        self, request: web.BaseRequest, exchange: _Exchange, phase: str
     ) -> web.StreamResponse:
         response = exchange.response
         if response is not None and response.prepared:
@@ -302,10 +304,15 @@ class Forwarder:
         return error_response(504, "upstream_timeout", "the upstream did not answer in time")
 
 
-def _reject_early(request: web.Request) -> web.Response | None:
+def _reject_early(request: web.BaseRequest) -> web.Response | None:
     """Requests the proxy refuses before routing: tunnels, upgrades, path tricks."""
     if request.method == "CONNECT":
         return error_response(405, "method_not_allowed", "CONNECT is not supported", close=True)
+    if request.version < HttpVersion11 and "transfer-encoding" in request.headers:
+        # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing cannot be trusted.
+        return error_response(
+            400, "bad_framing", "Transfer-Encoding is not allowed in HTTP/1.0", close=True
+        )
     upgrade = request.headers.get("upgrade")
     # h2c may be ignored (RFC 9113 §3.2 lets a server answer in HTTP/1.1); any other upgrade
     # would turn the connection into a tunnel, which this proxy never opens.
@@ -361,7 +368,7 @@ def _too_large(limit: int | None) -> web.Response:
     )
 
 
-def _abort(request: web.Request, response: web.StreamResponse) -> None:
+def _abort(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """End the client's response without a clean end: flush what was sent, then close."""
     response.force_close()
     transport = request.transport

@@ -18,18 +18,16 @@ class Health:
         self.draining = False
 
 
-def health_routes(table: TableRef, health: Health) -> list[web.RouteDef]:
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+def healthz() -> web.Response:
+    return web.json_response({"status": "ok"})
 
-    async def readyz(request: web.Request) -> web.Response:
-        current = table.current
-        details = {
-            "ready": not health.draining,
-            "draining": health.draining,
-            "generation": current.generation,
-            "routes": [route.name for route in current.routes],
-        }
-        return web.json_response(details, status=503 if health.draining else 200)
 
-    return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
+def readyz(table: TableRef, health: Health) -> web.Response:
+    current = table.current
+    details = {
+        "ready": not health.draining,
+        "draining": health.draining,
+        "generation": current.generation,
+        "routes": [route.name for route in current.routes],
+    }
+    return web.json_response(details, status=503 if health.draining else 200)

@@ -17,7 +17,7 @@ import uvloop
 from config.loader import ConfigError, load_config
 from loadtests.fake_llm import Behaviour, FakeLLM
 from loadtests.fake_llm import serve as serve_fake
-from proxy.app import create_app
+from proxy.app import ProxyApp
 from proxy.server import serve
 from proxy.settings import parse_listen
 
@@ -53,9 +53,7 @@ def main(argv: Sequence[str]) -> int:
         ]
         print(TRY.format(listen=f"{host}:{port}"), flush=True)
         try:
-            app = create_app(config)
-            timeouts = config.proxy.timeouts
-            await serve(app, host, port, header_timeout=timeouts.client_header, drain_timeout=2.0)
+            await serve(ProxyApp(config), host, port)
         finally:
             for runner in fakes:
                 await runner.cleanup()

@@ -13,8 +13,9 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 from config.schema import SplitgateConfig
 from loadtests.fake_llm import Behaviour, FakeLLM
-from proxy.app import create_app
-from proxy.server import runner_options
+from proxy.app import ProxyApp
+from proxy.server import address
+from proxy.server import start as start_server
 
 Upstream = tuple[FakeLLM, str]
 StartUpstream = Callable[..., Awaitable[Upstream]]
@@ -89,19 +90,16 @@ def two_track_config(
 
 @pytest.fixture
 async def start_proxy() -> AsyncIterator[StartProxy]:
-    """Start a proxy for a config with the production server options; returns its base URL."""
-    servers: list[TestServer] = []
+    """Start a proxy exactly as ``splitgate proxy`` does, on a free port; returns its URL."""
+    started: list[tuple[ProxyApp, web.ServerRunner]] = []
 
     async def start(config: SplitgateConfig, *, secret: str | None = None) -> str:
-        app: web.Application = create_app(config, internal_secret=secret)
-        timeouts = config.proxy.timeouts
-        server = TestServer(
-            app, host="127.0.0.1", **runner_options(timeouts.client_header, timeouts.drain)
-        )
-        await server.start_server()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.port}"
+        proxy = ProxyApp(config, internal_secret=secret)
+        runner = await start_server(proxy, "127.0.0.1", 0)
+        started.append((proxy, runner))
+        return f"http://{address(runner)}"
 
     yield start
-    for server in servers:
-        await server.close()
+    for proxy, runner in started:
+        await runner.cleanup()
+        await proxy.close()

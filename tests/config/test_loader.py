@@ -1,4 +1,4 @@
-"""Config files: the issue's minimal form loads as written; every mistake names file, line, field."""
+"""Config files: the issue's minimal form loads; every mistake names file, line and field."""
 
 from __future__ import annotations
 
@@ -50,15 +50,45 @@ def test_shipped_examples_load(name: str) -> None:
 @pytest.mark.parametrize(
     ("change", "line", "field", "reason"),
     [
-        (("weight: 10}", "weight: 15}"), 5, "routes[0].tracks", "weights must add up to 100 (got 105"),
-        (("weight: 10}", "weight: 10.001}"), 7, "routes[0].tracks[1].weight", "at most two decimals"),
+        (
+            ("weight: 10}", "weight: 15}"),
+            5,
+            "routes[0].tracks",
+            "weights must add up to 100 (got 105",
+        ),
+        (
+            ("weight: 10}", "weight: 10.001}"),
+            7,
+            "routes[0].tracks[1].weight",
+            "at most two decimals",
+        ),
         (("weight: 90}", "weight: -5}"), 6, "routes[0].tracks[0].weight", "between 0 and 100"),
-        (("http://127.0.0.1:9002", "ftp://127.0.0.1:9002"), 7, "routes[0].tracks[1].upstreams[0]", "http:// or https://"),
-        (("http://127.0.0.1:9002", "http://user:pw@h:1"), 7, "routes[0].tracks[1].upstreams[0]", "credentials"),
-        (("http://127.0.0.1:9002", "http://:99999"), 7, "routes[0].tracks[1].upstreams[0]", "needs a host"),
+        (
+            ("http://127.0.0.1:9002", "ftp://127.0.0.1:9002"),
+            7,
+            "routes[0].tracks[1].upstreams[0]",
+            "http:// or https://",
+        ),
+        (
+            ("http://127.0.0.1:9002", "http://user:pw@h:1"),
+            7,
+            "routes[0].tracks[1].upstreams[0]",
+            "credentials",
+        ),
+        (
+            ("http://127.0.0.1:9002", "http://:99999"),
+            7,
+            "routes[0].tracks[1].upstreams[0]",
+            "needs a host",
+        ),
         (("name: canary", "name: stable"), 5, "routes[0].tracks", "track 'stable' is listed twice"),
         (("stickiness:", "stikiness:"), 4, "routes[0].stikiness", "unknown field"),
-        (("path_prefix: /v1/", "path_prefix: v1/"), 3, "routes[0].match.path_prefix", "starts with '/'"),
+        (
+            ("path_prefix: /v1/", "path_prefix: v1/"),
+            3,
+            "routes[0].match.path_prefix",
+            "starts with '/'",
+        ),
         (("header:x-user-id,", "body:user,"), 4, "routes[0].stickiness[0]", "stickiness source"),
         (("name: chat", "name: Chat Route"), 2, "routes[0].name", "lower-case"),
     ],
@@ -73,11 +103,18 @@ def test_mistakes_name_file_line_field_and_reason(
 
 def test_missing_required_field(tmp_path: Path) -> None:
     problems = errors_of(tmp_path, GOOD.replace("version: v1.1.0, ", ""))
-    assert any(":7: routes[0].tracks[1].version: required field is missing" in p for p in problems), problems
+    assert any(
+        ":7: routes[0].tracks[1].version: required field is missing" in p for p in problems
+    ), problems
 
 
 def test_duplicate_key_is_refused_not_collapsed(tmp_path: Path) -> None:
-    problems = errors_of(tmp_path, GOOD.replace("    match: {path_prefix: /v1/}\n", "    match: {path_prefix: /v1/}\n    name: other\n"))
+    problems = errors_of(
+        tmp_path,
+        GOOD.replace(
+            "    match: {path_prefix: /v1/}\n", "    match: {path_prefix: /v1/}\n    name: other\n"
+        ),
+    )
     assert problems == [f"{tmp_path / 'routes.yaml'}:4: routes[0].name: key given twice"]
 
 
@@ -96,7 +133,9 @@ def test_empty_missing_and_non_mapping_files(tmp_path: Path) -> None:
 
 def test_unknown_proxy_setting_and_bad_duration(tmp_path: Path) -> None:
     problems = errors_of(tmp_path, "proxy:\n  timeouts: {idle: 5 fortnights, conect: 3}\n" + GOOD)
-    assert any(":2: proxy.timeouts.idle: unknown time unit 'fortnights'" in p for p in problems), problems
+    assert any(":2: proxy.timeouts.idle: unknown time unit 'fortnights'" in p for p in problems), (
+        problems
+    )
     assert any(":2: proxy.timeouts.conect: unknown field" in p for p in problems), problems
 
 
@@ -108,7 +147,16 @@ def test_same_match_twice_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [(5, 5.0), (1.5, 1.5), ("300ms", 0.3), ("5s", 5.0), ("5m", 300.0), ("30 minutes", 1800.0), ("2 hours", 7200.0), ("1d", 86400.0)],
+    [
+        (5, 5.0),
+        (1.5, 1.5),
+        ("300ms", 0.3),
+        ("5s", 5.0),
+        ("5m", 300.0),
+        ("30 minutes", 1800.0),
+        ("2 hours", 7200.0),
+        ("1d", 86400.0),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
