@@ -24,11 +24,14 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -84,16 +87,26 @@ class FakeLLM:
         self.user_ids: Counter[str] = Counter()
         self.open_streams = 0
         self.completed_streams = 0
+        self.cancelled = 0
+        """Requests whose handler was cancelled because the client (the proxy) went away."""
         self._rng = random.Random(0)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._count_cancelled])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/__stats", self._stats)
         app.router.add_route("*", "/echo{tail:.*}", self._echo)
         return app
+
+    @web.middleware
+    async def _count_cancelled(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
 
     async def _record(self, request: web.Request) -> tuple[bytes, Behaviour]:
         body = await request.read()

@@ -116,9 +116,12 @@ class Balancer:
         if len(endpoints) == 1:
             only = endpoints[0]
             return [only] if only.ejected_until <= now else []
-        start = next(self._turn) % len(endpoints)
-        rotated = endpoints[start:] + endpoints[:start]
-        healthy = [e for e in rotated if e.ejected_until <= now]
+        healthy = [e for e in endpoints if e.ejected_until <= now]
+        if not healthy:
+            return healthy
+        # Rotate over the healthy ones, so an ejected endpoint's turns are shared evenly.
+        start = next(self._turn) % len(healthy)
+        healthy = healthy[start:] + healthy[:start]
         if self._least:
             # Stable sort: ties keep the rotation, so equal loads still take turns.
             healthy.sort(key=_in_flight)

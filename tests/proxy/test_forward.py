@@ -296,6 +296,20 @@ async def test_client_disconnect_stops_the_upstream(
     assert fake.completed_streams == 0
 
 
+async def test_client_disconnect_during_upstream_silence_stops_the_upstream(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    fake, url = await start_upstream(ttfb=60)
+    proxy = await start_proxy(config([track("stable", 100, url)]))
+    async with aiohttp.ClientSession() as s:
+        request = asyncio.ensure_future(s.post(f"{proxy}/v1/chat/completions", json=CHAT))
+        await eventually(lambda: len(fake.received) == 1)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    await eventually(lambda: fake.cancelled == 1)
+
+
 async def test_failing_endpoint_is_ejected(
     start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
 ) -> None:
