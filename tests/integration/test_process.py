@@ -55,7 +55,7 @@ RunProxy = Callable[..., Awaitable[ProxyProcess]]
 async def run_proxy() -> AsyncIterator[RunProxy]:
     started: list[asyncio.subprocess.Process] = []
 
-    async def run(*args: str) -> ProxyProcess:
+    async def run(*args: str, env: dict[str, str] | None = None) -> ProxyProcess:
         port = free_port()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -66,7 +66,7 @@ async def run_proxy() -> AsyncIterator[RunProxy]:
             f"127.0.0.1:{port}",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "SPLITGATE_LOG_LEVEL": "info"},
+            env={**os.environ, "SPLITGATE_LOG_LEVEL": "info", **(env or {})},
         )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -184,3 +184,30 @@ async def test_unknown_command_and_help() -> None:
         )
         out, err = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == code, (args, out, err)
+
+
+SMUGGLE = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+async def test_smuggling_is_refused_by_both_http_parsers(
+    parser: str, tmp_path: Path, start_upstream: StartUpstream, run_proxy: RunProxy
+) -> None:
+    fake, url = await start_upstream()
+    env = {"AIOHTTP_NO_EXTENSIONS": "1"} if parser == "python" else {}
+    proxy = await run_proxy("--config", str(routes_file(tmp_path, url, url)), env=env)
+    host, port = proxy.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(SMUGGLE)
+        async with asyncio.timeout(10):
+            answer = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n", 1)[0]
+    assert answer.count(b"HTTP/1.") == 1  # no second response: nothing was smuggled through
+    assert fake.received == []
