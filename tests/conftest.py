@@ -20,6 +20,7 @@ from proxy.server import start as start_server
 Upstream = tuple[FakeLLM, str]
 StartUpstream = Callable[..., Awaitable[Upstream]]
 StartProxy = Callable[..., Awaitable[str]]
+StartApp = Callable[[web.Application], Awaitable[str]]
 
 
 @pytest.fixture(autouse=True)
@@ -34,19 +35,30 @@ def blockbuster() -> Iterator[BlockBuster]:
 
 
 @pytest.fixture
-async def start_upstream() -> AsyncIterator[StartUpstream]:
+async def start_app() -> AsyncIterator[StartApp]:
+    """Serve any aiohttp application on a free loopback port; returns its base URL."""
     servers: list[TestServer] = []
 
-    async def start(version: str = "v1.0.0", **behaviour: Any) -> Upstream:
-        fake = FakeLLM(version, f"fake-{version}", Behaviour(**behaviour))
-        server = TestServer(fake.app(), host="127.0.0.1", handler_cancellation=True)
+    async def start(app: web.Application) -> str:
+        server = TestServer(app, host="127.0.0.1")  # cancels handlers on disconnect
         await server.start_server()
         servers.append(server)
-        return fake, f"http://127.0.0.1:{server.port}"
+        return f"http://127.0.0.1:{server.port}"
 
     yield start
     for server in servers:
         await server.close()
+
+
+@pytest.fixture
+def start_upstream(start_app: StartApp) -> StartUpstream:
+    """Start a fake LLM backend with the given behaviour; returns it and its base URL."""
+
+    async def start(version: str = "v1.0.0", **behaviour: Any) -> Upstream:
+        fake = FakeLLM(version, f"fake-{version}", Behaviour(**behaviour))
+        return fake, await start_app(fake.app())
+
+    return start
 
 
 def refused_url() -> str:

@@ -20,11 +20,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from loadtests.fake_llm import FakeLLM, Received
-from tests.conftest import StartProxy, StartUpstream, two_track_config
+from tests.conftest import StartApp, StartProxy, StartUpstream, two_track_config
 
 SUCCESS = re.compile(rb"HTTP/1\.[01] 2\d\d")
 """A 2xx status line anywhere in what the proxy sent (e.g. a smuggled request's answer)."""
@@ -244,19 +243,12 @@ StartRecorder = Callable[..., Awaitable[tuple[Recorder, str]]]
 
 
 @pytest.fixture
-async def start_recorder() -> AsyncIterator[StartRecorder]:
-    servers: list[TestServer] = []
-
+def start_recorder(start_app: StartApp) -> StartRecorder:
     async def start(reply: Reply | None = None) -> tuple[Recorder, str]:
         recorder = Recorder(reply)
-        server = TestServer(recorder.app(), host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        return recorder, f"http://127.0.0.1:{server.port}"
+        return recorder, await start_app(recorder.app())
 
-    yield start
-    for server in servers:
-        await server.close()
+    return start
 
 
 @dataclass

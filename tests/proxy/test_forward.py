@@ -10,10 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from config.schema import SplitgateConfig
-from tests.conftest import StartProxy, StartUpstream, refused_url, two_track_config
+from tests.conftest import StartApp, StartProxy, StartUpstream, refused_url, two_track_config
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 STREAM = {**CHAT, "stream": True}
@@ -459,7 +458,7 @@ async def test_head_request(
 
 
 async def test_large_bodies_stream_both_ways_intact(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
+    start_app: StartApp, start_proxy: StartProxy, session: aiohttp.ClientSession
 ) -> None:
     async def echo(request: web.Request) -> web.StreamResponse:
         data = await request.read()
@@ -471,24 +470,19 @@ async def test_large_bodies_stream_both_ways_intact(
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/v1/echo", echo)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        proxy = await start_proxy(config([track("stable", 100, f"http://127.0.0.1:{server.port}")]))
-        payload = bytes(range(256)) * 16384  # 4 MiB: above the buffering threshold, so streamed
+    proxy = await start_proxy(config([track("stable", 100, await start_app(app))]))
+    payload = bytes(range(256)) * 16384  # 4 MiB: above the buffering threshold, so streamed
 
-        async def chunked() -> AsyncIterator[bytes]:
-            for i in range(0, len(payload), 100_000):
-                yield payload[i : i + 100_000]
+    async def chunked() -> AsyncIterator[bytes]:
+        for i in range(0, len(payload), 100_000):
+            yield payload[i : i + 100_000]
 
-        async with session.post(f"{proxy}/v1/echo", data=chunked()) as r:
-            assert r.status == 200
-            assert await r.read() == payload
-        small = payload[:900_000]  # under the threshold: read whole, then forwarded
-        async with session.post(f"{proxy}/v1/echo", data=small) as r:
-            assert await r.read() == small
-    finally:
-        await server.close()
+    async with session.post(f"{proxy}/v1/echo", data=chunked()) as r:
+        assert r.status == 200
+        assert await r.read() == payload
+    small = payload[:900_000]  # under the threshold: read whole, then forwarded
+    async with session.post(f"{proxy}/v1/echo", data=small) as r:
+        assert await r.read() == small
 
 
 async def test_health_endpoints(
