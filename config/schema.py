@@ -266,10 +266,13 @@ class ProxySettings(Model):
     )
 
 
-class SplitgateConfig(Model):
-    """The whole file: data-plane settings and the routing document."""
+class RoutingDocument(Model):
+    """The routes, tracks, upstreams, weights and salts: the part that changes at run time.
 
-    proxy: ProxySettings = ProxySettings()
+    In Redis it is one versioned value (``config.keys.StoredDocument``); in a file it is the
+    ``routes`` list of a ``SplitgateConfig``.
+    """
+
     routes: list[Route] = Field(min_length=1)
 
     @field_validator("routes")
@@ -288,3 +291,15 @@ class SplitgateConfig(Model):
                 )
             matches.add(key)
         return value
+
+    def route(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+
+class SplitgateConfig(RoutingDocument):
+    """The whole file: the routing document and the data plane's own settings."""
+
+    proxy: ProxySettings = ProxySettings()
+
+    def document(self) -> RoutingDocument:
+        return RoutingDocument(routes=self.routes)

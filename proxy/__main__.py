@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import uvloop
 
+from config.keys import Keys
 from config.loader import ConfigError
-from proxy.app import ProxyApp
+from proxy.app import Follow, ProxyApp
 from proxy.server import serve
 from proxy.settings import ProxyProcess, from_args
 
@@ -44,7 +45,10 @@ async def run(process: ProxyProcess) -> None:
         process.config_source,
         ", ".join(r.name for r in process.config.routes),
     )
-    proxy = ProxyApp(process.config, internal_secret=process.internal_secret)
+    follow = None
+    if process.redis_url is not None:
+        follow = Follow(process.redis_url, process.instance, Keys(process.namespace))
+    proxy = ProxyApp(process.config, internal_secret=process.internal_secret, follow=follow)
     await serve(proxy, process.host, process.port)
 
 

@@ -1,27 +1,51 @@
 """One process's data plane: the routing table, endpoint health, the upstream client, the handler.
 
 The proxy runs on aiohttp's low-level ``web.Server``: one handler, no router, because every
-path belongs to the routes (except the proxy's own ``/healthz`` and ``/readyz``), and a
-router would refuse some requests (a ``CONNECT`` target has no path) before our checks run.
+path belongs to the routes (except the proxy's own ``/healthz``, ``/readyz`` and
+``/metrics``), and a router would refuse some requests (a ``CONNECT`` target has no path)
+before our checks run.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
 
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from config.keys import Keys, StoredDocument
 from config.schema import SplitgateConfig
 from proxy.client import AiohttpClient, UpstreamClient
 from proxy.endpoints import EndpointPool
 from proxy.forward import Forwarder
 from proxy.health import Health, healthz, readyz
+from proxy.metrics import ProxyMetrics
+from proxy.redis_client import connect
 from proxy.table import RoutingTable, TableRef
+from proxy.watcher import RoutingWatcher
 
-RESERVED_PATHS = ("/healthz", "/readyz")
+RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
 """Answered by the proxy itself, whatever the routes say."""
+
+log = logging.getLogger("splitgate.proxy")
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Follow the routing document in Redis instead of serving the file's routing alone."""
+
+    redis_url: str
+    instance: str
+    keys: Keys = field(default_factory=Keys)
+    poll_s: float = 1.0
+    first_sync_s: float = 1.0
 
 
 class ProxyApp:
-    """Build it with an event loop running; ``close()`` it after the server has stopped."""
+    """Build it with an event loop running; ``start()`` before serving, ``close()`` after."""
 
     def __init__(
         self,
@@ -29,6 +53,7 @@ class ProxyApp:
         *,
         internal_secret: str | None = None,
         client: UpstreamClient | None = None,
+        follow: Follow | None = None,
     ) -> None:
         settings = config.proxy
         self.config = config
@@ -43,14 +68,57 @@ class ProxyApp:
         self._forward = Forwarder(
             self.table, settings, self.client, self.pool, internal_secret
         ).handle
+        self._follow = follow
+        self.watcher: RoutingWatcher | None = None
+        self._redis: object | None = None
+        self._watching: asyncio.Task[None] | None = None
+        self.metrics = ProxyMetrics(self.table, lambda: self.watcher)
+
+    def apply(self, document: StoredDocument) -> None:
+        """Swap in the routing of a validated document (the only writer of the table)."""
+        self.table.current = RoutingTable.build(document, self.pool, document.generation)
+
+    async def start(self) -> None:
+        """Join Redis if asked to: one quick first look, then the watcher in the background.
+
+        When Redis does not answer within ``first_sync_s`` the proxy serves the file's routing
+        and the watcher keeps trying.
+        """
+        follow = self._follow
+        if follow is None:
+            return
+        redis = connect(follow.redis_url)
+        self._redis = redis
+        self.watcher = RoutingWatcher(
+            redis,
+            follow.keys,
+            follow.instance,
+            self.apply,
+            lambda: self.table.current.generation,
+            poll_s=follow.poll_s,
+        )
+        try:
+            async with asyncio.timeout(follow.first_sync_s):
+                await self.watcher.sync()
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("Redis not reachable at start (%s): serving the file's routing", exc)
+        self._watching = asyncio.create_task(self.watcher.run(), name="routing-watcher")
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         if path == "/healthz":
             return healthz()
         if path == "/readyz":
-            return readyz(self.table, self.health)
+            return readyz(self.table, self.health, self.watcher)
+        if path == "/metrics":
+            return self.metrics.response()
         return await self._forward(request)
 
     async def close(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+        if self._redis is not None:
+            await self._redis.aclose()  # type: ignore[attr-defined]
         await self.client.close()

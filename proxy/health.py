@@ -1,14 +1,18 @@
 """``/healthz`` (the process is alive) and ``/readyz`` (it should get traffic).
 
-Ready means a routing table is loaded and the process is not draining. The body says why, so
-an operator looking at a failing probe sees the reason, not just a status.
+Ready means a routing table is loaded and the process is not draining. A proxy that lost
+Redis stays ready: it keeps routing with its last good table (fail static); the body says how
+stale that table is, so an operator sees the reason behind a probe, not just a status.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from proxy.table import TableRef
+from proxy.watcher import RoutingWatcher
 
 
 class Health:
@@ -22,12 +26,21 @@ def healthz() -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def readyz(table: TableRef, health: Health) -> web.Response:
+def readyz(table: TableRef, health: Health, watcher: RoutingWatcher | None) -> web.Response:
     current = table.current
-    details = {
+    details: dict[str, Any] = {
         "ready": not health.draining,
         "draining": health.draining,
         "generation": current.generation,
+        "source": "file" if current.generation == 0 else "redis",
         "routes": [route.name for route in current.routes],
     }
+    if watcher is not None:
+        stale = watcher.stale_seconds()
+        details["redis"] = {
+            "connected": watcher.connected,
+            "document_missing": watcher.document_missing,
+            "stale_seconds": None if stale is None else round(stale, 3),
+            "rejected_documents": watcher.rejected,
+        }
     return web.json_response(details, status=503 if health.draining else 200)

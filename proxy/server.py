@@ -41,7 +41,8 @@ async def start(
 
 
 async def serve(proxy: ProxyApp, host: str, port: int, *, reuse_port: bool = False) -> None:
-    """Serve until SIGTERM or SIGINT, then drain and close."""
+    """Join Redis if configured, serve until SIGTERM or SIGINT, then drain and close."""
+    await proxy.start()
     runner = await start(proxy, host, port, reuse_port=reuse_port)
     log.info("splitgate proxy listening on %s", address(runner))
     stop = asyncio.Event()

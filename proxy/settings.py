@@ -6,13 +6,17 @@ Flags win over environment variables. Nothing below ``__main__`` reads the envir
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from config.keys import DEFAULT_NAMESPACE
 from config.loader import ConfigError, describe_validation_error, load_config
+from config.redis_url import parse_redis_url
 from config.schema import SplitgateConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -26,6 +30,9 @@ class ProxyProcess:
     port: int
     internal_secret: str | None
     log_level: str
+    redis_url: str | None
+    instance: str
+    namespace: str
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,6 +58,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="TRACK=PERCENT",
         help="with --upstream: a track's share (the first track takes what is left)",
     )
+    p.add_argument(
+        "--redis-url",
+        help="follow the routing document in Redis (see README for Sentinel and Cluster URLs); "
+        "env SPLITGATE_REDIS_URL",
+    )
     p.add_argument("--log-level", help="debug, info, warning or error; env SPLITGATE_LOG_LEVEL")
     return p
 
@@ -72,6 +84,12 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
             ["no routing given: pass --config PATH (or SPLITGATE_CONFIG), or --upstream TRACK=URL"]
         )
     host, port = parse_listen(args.listen or env.get("SPLITGATE_LISTEN") or DEFAULT_LISTEN)
+    redis_url = args.redis_url or env.get("SPLITGATE_REDIS_URL") or None
+    if redis_url is not None:
+        try:
+            parse_redis_url(redis_url)
+        except ValueError as exc:
+            raise ConfigError([f"--redis-url: {exc}"]) from None
     return ProxyProcess(
         config=config,
         config_source=source,
@@ -79,6 +97,9 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
         port=port,
         internal_secret=env.get("SPLITGATE_INTERNAL_SECRET") or None,
         log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
+        redis_url=redis_url,
+        instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
+        namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
     )
 
 

@@ -18,7 +18,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from config.schema import BUCKETS, Route, SplitgateConfig, weight_to_basis_points
+from config.schema import BUCKETS, Route, RoutingDocument, weight_to_basis_points
 from proxy.affinity import Source, compile_sources
 from proxy.endpoints import Balancer, EndpointPool
 from proxy.hashing import bucket, salt_prefix
@@ -80,9 +80,10 @@ class RoutingTable:
 
     @classmethod
     def build(
-        cls, config: SplitgateConfig, pool: EndpointPool, generation: int = 0
+        cls, document: RoutingDocument, pool: EndpointPool, generation: int = 0
     ) -> RoutingTable:
-        compiled = [_compile_route(route, pool) for route in config.routes]
+        """Compile a validated document; generation 0 means "from the config file"."""
+        compiled = [_compile_route(route, pool) for route in document.routes]
         compiled.sort(key=lambda r: (r.host is None, -len(r.path_prefix)))
         return cls(generation=generation, routes=tuple(compiled))
 

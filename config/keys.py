@@ -1,0 +1,82 @@
+"""The Redis layout both planes share: key names and the stored document's encoding.
+
+Keys that a Lua script touches together carry the same hash tag (``{splitgate}`` by
+default), so the layout works on Redis Cluster as well as on a single server or Sentinel.
+
+- ``{ns}:routing``             the routing document, JSON of ``StoredDocument``
+- ``{ns}:routing:generation``  its generation alone, an integer that only grows (cheap to poll)
+- ``{ns}:routing:changes``     pub/sub channel; each message is a new generation
+- ``{ns}:audit``               stream of audit records (actor, before, after, reason, time)
+- ``{ns}:ack:<instance>``      the generation a proxy replica has applied, with a TTL
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from config.schema import Model, RoutingDocument
+
+DEFAULT_NAMESPACE = "splitgate"
+
+
+class StoredDocument(RoutingDocument):
+    """The routing document as stored: with its generation and who wrote it when."""
+
+    generation: int = Field(ge=1)
+    written_at: float = 0.0
+    written_by: str = ""
+
+    def encode(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> StoredDocument:
+        """Parse a stored value; raises ``pydantic.ValidationError`` if it is not valid."""
+        return cls.model_validate_json(raw)
+
+    def routing(self) -> RoutingDocument:
+        return RoutingDocument(routes=self.routes)
+
+
+class Ack(Model):
+    """What one proxy replica reports: the generation it routes by, and since when."""
+
+    generation: int
+    applied_at: float
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str = DEFAULT_NAMESPACE
+
+    @property
+    def _tag(self) -> str:
+        return "{" + self.namespace + "}"
+
+    @property
+    def document(self) -> str:
+        return f"{self._tag}:routing"
+
+    @property
+    def generation(self) -> str:
+        return f"{self._tag}:routing:generation"
+
+    @property
+    def changes(self) -> str:
+        return f"{self._tag}:routing:changes"
+
+    @property
+    def audit(self) -> str:
+        return f"{self._tag}:audit"
+
+    @property
+    def ack_pattern(self) -> str:
+        return f"{self._tag}:ack:*"
+
+    def ack(self, instance: str) -> str:
+        return f"{self._tag}:ack:{instance}"
+
+    def instance_of(self, ack_key: str) -> str:
+        return ack_key.removeprefix(f"{self._tag}:ack:")

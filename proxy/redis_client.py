@@ -1,0 +1,41 @@
+"""A redis-py client for the proxy's background tasks, with small explicit timeouts.
+
+redis-py's defaults (5 s socket timeouts, several retries) can hold one call for tens of
+seconds against a hung server; the watcher would rather fail fast and retry on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from config.redis_url import parse_redis_url
+
+SOCKET_TIMEOUT_S = 2.0
+
+
+def connect(url: str) -> Any:
+    """A client for ``url`` (standalone, ``redis+sentinel://`` or ``redis+cluster://``)."""
+    target = parse_redis_url(url)
+    timeouts: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": SOCKET_TIMEOUT_S,
+    }
+    if target.kind == "cluster":
+        return RedisCluster.from_url(
+            target.url, password=target.password, decode_responses=True, **timeouts
+        )
+    retry = Retry(NoBackoff(), 0)
+    if target.kind == "sentinel":
+        sentinel = Sentinel(list(target.nodes), password=target.password, **timeouts)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(
+            target.service, db=target.db, decode_responses=True, retry=retry, **timeouts
+        )
+    return Redis.from_url(
+        target.url, decode_responses=True, retry=retry, health_check_interval=10, **timeouts
+    )

@@ -1,0 +1,122 @@
+"""Follows the routing document in Redis and swaps in a new routing table on every change.
+
+Pub/sub delivers each message at most once, and not at all while disconnected, so the
+watcher also polls the generation every ``poll_s`` seconds; a message only makes it look
+sooner. It subscribes before its first read, so no change can slip between the two.
+
+Fail static: any Redis failure leaves the current table in place, however old. A document
+that does not validate is refused (counted, logged) and the last good one stays. A missing
+document (Redis restarted empty) is not "zero weights": the table stays, and the control
+plane re-seeds Redis. A generation lower than the one applied is ignored: it only grows.
+
+After every successful look the watcher writes its ack, ``instance → generation`` with a
+TTL, so the control plane can tell when every live replica has applied a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from config.keys import Ack, Keys, StoredDocument
+
+log = logging.getLogger("splitgate.proxy.watcher")
+
+_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RoutingWatcher:
+    def __init__(
+        self,
+        redis: Any,
+        keys: Keys,
+        instance: str,
+        apply: Callable[[StoredDocument], None],
+        applied: Callable[[], int],
+        *,
+        poll_s: float = 1.0,
+        ack_ttl_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._instance = instance
+        self._apply = apply
+        self._applied = applied
+        self._poll_s = poll_s
+        self._ack_ttl_ms = int(ack_ttl_s * 1000)
+        self._clock = clock
+        self.connected = False
+        self.document_missing = False
+        self.rejected = 0
+        self.last_sync: float | None = None
+        """Clock time of the last successful look at Redis; None before the first."""
+
+    def stale_seconds(self) -> float | None:
+        """How long the routing has gone unconfirmed by Redis (None: never confirmed)."""
+        return None if self.last_sync is None else self._clock() - self.last_sync
+
+    async def run(self) -> None:
+        """Follow Redis until cancelled; reconnect with backoff whenever it fails."""
+        backoff = 0.05
+        while True:
+            try:
+                await self._follow()
+            except _FAILURES as exc:
+                if self.connected:
+                    log.warning(
+                        "lost Redis (%s); routing stays at generation %d", exc, self._applied()
+                    )
+                self.connected = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._poll_s)
+
+    async def _follow(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            # Subscribe before the first read so no change is lost in between.
+            await pubsub.subscribe(self._keys.changes)
+            await self.sync()
+            if not self.connected:
+                log.info("following Redis at generation %d", self._applied())
+            self.connected = True
+            while True:
+                await pubsub.get_message(timeout=self._poll_s)
+                await self.sync()
+        finally:
+            await pubsub.aclose()
+
+    async def sync(self) -> None:
+        """Look once: apply a newer valid document, then ack what is applied."""
+        raw_generation = await self._redis.get(self._keys.generation)
+        self.document_missing = raw_generation is None
+        if raw_generation is not None and int(raw_generation) > self._applied():
+            raw = await self._redis.get(self._keys.document)
+            if raw is not None:
+                self._consider(raw)
+        ack = Ack(generation=self._applied(), applied_at=time.time())
+        await self._redis.set(
+            self._keys.ack(self._instance), ack.model_dump_json(), px=self._ack_ttl_ms
+        )
+        self.last_sync = self._clock()
+
+    def _consider(self, raw: str) -> None:
+        try:
+            document = StoredDocument.decode(raw)
+        except ValidationError as exc:
+            self.rejected += 1
+            log.warning(
+                "refused an invalid routing document; keeping generation %d: %s",
+                self._applied(),
+                exc,
+            )
+            return
+        if document.generation > self._applied():
+            self._apply(document)
+            log.info("routing generation %d applied", document.generation)
