@@ -13,7 +13,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 from config.schema import SplitgateConfig
 from loadtests.fake_llm import Behaviour, FakeLLM
-from proxy.app import ProxyApp
+from proxy.app import Follow, ProxyApp
 from proxy.server import address
 from proxy.server import start as start_server
 
@@ -105,8 +105,11 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
     """Start a proxy exactly as ``splitgate proxy`` does, on a free port; returns its URL."""
     started: list[tuple[ProxyApp, web.ServerRunner]] = []
 
-    async def start(config: SplitgateConfig, *, secret: str | None = None) -> str:
-        proxy = ProxyApp(config, internal_secret=secret)
+    async def start(
+        config: SplitgateConfig, *, secret: str | None = None, follow: Follow | None = None
+    ) -> str:
+        proxy = ProxyApp(config, internal_secret=secret, follow=follow)
+        await proxy.start()
         runner = await start_server(proxy, "127.0.0.1", 0)
         started.append((proxy, runner))
         return f"http://{address(runner)}"

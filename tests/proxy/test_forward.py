@@ -498,5 +498,6 @@ async def test_health_endpoints(
             "ready": True,
             "draining": False,
             "generation": 0,
+            "source": "file",
             "routes": ["chat"],
         }
