@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from config.keys import DEFAULT_NAMESPACE
+from config.listen import parse_listen as listen_address
 from config.loader import ConfigError, describe_validation_error, load_config
 from config.redis_url import parse_redis_url
 from config.schema import SplitgateConfig
@@ -104,11 +105,10 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError([f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080"])
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    try:
+        return listen_address(value)
+    except ValueError as exc:
+        raise ConfigError([f"--listen {exc}"]) from None
 
 
 def inline_config(upstreams: Sequence[str], weights: Sequence[str]) -> SplitgateConfig:

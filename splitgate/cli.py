@@ -12,8 +12,10 @@ from collections.abc import Sequence
 USAGE = """usage: splitgate <command> [options]
 
 commands:
-  proxy   run the data plane (the sticky weighted reverse proxy)
-  demo    run the proxy in front of two fake LLM backends, on this machine
+  proxy     run the data plane (the sticky weighted reverse proxy)
+  control   run the control plane (the admin API over the routing document in Redis)
+  weights   read or set a route's weights through the admin API
+  demo      run everything on this machine: Redis, control plane, proxy, two fake LLM backends
 
 'splitgate <command> --help' describes a command's options.
 """
@@ -29,6 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from proxy.__main__ import main as proxy_main
 
         return proxy_main(rest)
+    if command == "control":
+        from control.__main__ import main as control_main
+
+        return control_main(rest)
+    if command == "weights":
+        from control.cli import main as weights_main
+
+        return weights_main(rest)
     if command == "demo":
         from splitgate.demo import main as demo_main
 

@@ -16,6 +16,7 @@ from loadtests.fake_llm import Behaviour, FakeLLM
 from proxy.app import Follow, ProxyApp
 from proxy.server import address
 from proxy.server import start as start_server
+from splitgate.redis_server import RedisServer
 
 Upstream = tuple[FakeLLM, str]
 StartUpstream = Callable[..., Awaitable[Upstream]]
@@ -118,3 +119,12 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
     for proxy, runner in started:
         await runner.cleanup()
         await proxy.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private real redis-server on a free port, for this test alone."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,267 @@
+"""The admin HTTP API: routes, weights, tracks, upstreams, audit; bearer-token auth.
+
+Every call but ``/healthz`` needs ``Authorization: Bearer <token>`` (compared in constant time).
+Errors are JSON: ``{"error": {"message", "type", "code", "param"}, "errors": [{"field",
+"reason"}]}``. A refused change changes nothing. Writes are read–edit–compare-and-set; a
+concurrent writer makes the API retry the edit on the fresh document, unless the caller sent
+``If-Match: <generation>``, which then answers 412.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from config.keys import StoredDocument
+from config.schema import RoutingDocument
+from control import edits
+from control.edits import EditError, FieldError
+from control.openapi import OPENAPI
+from control.store import Change, DocumentStore, Stale
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Edit = Callable[[RoutingDocument], RoutingDocument]
+
+STORE = web.AppKey("store", DocumentStore)
+TOKEN = web.AppKey("token", str)
+WRITE_ATTEMPTS = 3
+MAX_BODY = 1024 * 1024
+
+
+def error(
+    status: int, code: str, message: str, errors: list[FieldError] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error" if status < 500 else "server_error",
+            "code": code,
+            "param": errors[0].field if errors else None,
+        }
+    }
+    if errors:
+        body["errors"] = [{"field": e.field, "reason": e.reason} for e in errors]
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authentication, and every failure turned into a JSON error."""
+    if request.path != "/healthz":
+        given = request.headers.get("Authorization", "")
+        expected = "Bearer " + request.app[TOKEN]
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return error(401, "unauthorized", "missing or wrong bearer token")
+    try:
+        return await handler(request)
+    except EditError as exc:
+        return error(
+            exc.status, "validation_error" if exc.status == 422 else "refused", str(exc), exc.errors
+        )
+    except (RedisError, OSError) as exc:
+        return error(503, "redis_unavailable", f"the routing store is unreachable: {exc}")
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, "request_too_large", f"the request body is larger than {MAX_BODY} bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error(exc.status, "not_found" if exc.status == 404 else "http_error", exc.reason)
+        raise
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read() or b"null")
+    except ValueError as exc:
+        raise EditError([FieldError("body", f"not valid JSON ({exc})")], status=400) from None
+
+
+async def current(request: web.Request) -> StoredDocument:
+    document = await request.app[STORE].read()
+    if document is None:
+        raise web.HTTPServiceUnavailable(reason="the routing document is not seeded yet")
+    return document
+
+
+def actor_and_reason(request: web.Request, body: Any) -> tuple[str, str]:
+    actor = request.headers.get("X-Splitgate-Actor", "admin")[:128]
+    reason = body.get("reason", "") if isinstance(body, dict) else ""
+    return actor, str(reason)[:1000]
+
+
+async def write(request: web.Request, route: str, edit: Edit, change: Change) -> web.Response:
+    """Read, edit, compare-and-set; ``If-Match`` pins the generation the caller saw."""
+    store = request.app[STORE]
+    pinned = request.headers.get("If-Match")
+    if pinned is not None and not pinned.strip('"').isdigit():
+        raise EditError([FieldError("If-Match", "a generation number")], status=400)
+    for _ in range(WRITE_ATTEMPTS):
+        document = await current(request)
+        if pinned is not None and int(pinned.strip('"')) != document.generation:
+            return _stale(document.generation)
+        new = edit(document)
+        before, after = document.route(route), new.route(route)
+        try:
+            stored = await store.write(
+                new,
+                document.generation,
+                change,
+                before=None if before is None else before.model_dump(),
+                after=None if after is None else after.model_dump(),
+            )
+        except Stale as exc:
+            if pinned is not None:
+                return _stale(exc.current)
+            continue
+        written = stored.route(route)
+        return web.json_response(
+            {
+                "generation": stored.generation,
+                "route": None if written is None else written.model_dump(),
+            },
+            headers={"ETag": f'"{stored.generation}"'},
+        )
+    return error(409, "conflict", "the routing document kept changing; try again")
+
+
+def _stale(generation: int) -> web.Response:
+    return error(412, "stale_generation", f"the routing document is at generation {generation}")
+
+
+async def replicas(store: DocumentStore) -> dict[str, dict[str, Any]]:
+    return {name: ack.model_dump() for name, ack in sorted((await store.acks()).items())}
+
+
+async def list_routes(request: web.Request) -> web.Response:
+    document = await current(request)
+    return web.json_response(
+        {
+            "generation": document.generation,
+            "written_at": document.written_at,
+            "written_by": document.written_by,
+            "routes": [r.model_dump() for r in document.routes],
+            "replicas": await replicas(request.app[STORE]),
+        },
+        headers={"ETag": f'"{document.generation}"'},
+    )
+
+
+async def get_route(request: web.Request) -> web.Response:
+    document = await current(request)
+    route = edits.find_route(document, request.match_info["route"])
+    return web.json_response(
+        {
+            "generation": document.generation,
+            "route": route.model_dump(),
+            "replicas": await replicas(request.app[STORE]),
+        },
+        headers={"ETag": f'"{document.generation}"'},
+    )
+
+
+async def put_weights(request: web.Request) -> web.Response:
+    route = request.match_info["route"]
+    body = await read_json(request)
+    if not isinstance(body, dict) or "weights" not in body:
+        raise EditError(
+            [FieldError("weights", 'required: {"weights": {"stable": 90, "canary": 10}}')]
+        )
+    unknown = set(body) - {"weights", "reason"}
+    if unknown:
+        raise EditError([FieldError(name, "unknown field") for name in sorted(unknown)])
+    actor, reason = actor_and_reason(request, body)
+    return await write(
+        request,
+        route,
+        lambda doc: edits.set_weights(doc, route, body["weights"]),
+        Change(actor, reason, "set_weights", f"routes/{route}/weights"),
+    )
+
+
+async def put_track(request: web.Request) -> web.Response:
+    route, track = request.match_info["route"], request.match_info["track"]
+    body = await read_json(request)
+    actor, reason = actor_and_reason(request, body)
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "reason"}
+    return await write(
+        request,
+        route,
+        lambda doc: edits.put_track(doc, route, track, body),
+        Change(actor, reason, "put_track", f"routes/{route}/tracks/{track}"),
+    )
+
+
+async def delete_track(request: web.Request) -> web.Response:
+    route, track = request.match_info["route"], request.match_info["track"]
+    actor, reason = actor_and_reason(request, {"reason": request.query.get("reason", "")})
+    return await write(
+        request,
+        route,
+        lambda doc: edits.delete_track(doc, route, track),
+        Change(actor, reason, "delete_track", f"routes/{route}/tracks/{track}"),
+    )
+
+
+async def add_upstream(request: web.Request) -> web.Response:
+    route, track = request.match_info["route"], request.match_info["track"]
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise EditError([FieldError("url", 'required: {"url": "http://host:port"}')])
+    actor, reason = actor_and_reason(request, body)
+    return await write(
+        request,
+        route,
+        lambda doc: edits.add_upstream(doc, route, track, body.get("url")),
+        Change(actor, reason, "add_upstream", f"routes/{route}/tracks/{track}/upstreams"),
+    )
+
+
+async def remove_upstream(request: web.Request) -> web.Response:
+    route, track = request.match_info["route"], request.match_info["track"]
+    url = request.query.get("url")
+    if url is None:
+        raise EditError([FieldError("url", "required query parameter: ?url=http://host:port")])
+    actor, reason = actor_and_reason(request, {"reason": request.query.get("reason", "")})
+    return await write(
+        request,
+        route,
+        lambda doc: edits.remove_upstream(doc, route, track, url),
+        Change(actor, reason, "remove_upstream", f"routes/{route}/tracks/{track}/upstreams"),
+    )
+
+
+async def audit(request: web.Request) -> web.Response:
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise EditError([FieldError("limit", "a number from 1 to 1000")], status=400)
+    return web.json_response({"records": await request.app[STORE].audit(int(raw))})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_api(store: DocumentStore, token: str) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    app[STORE] = store
+    app[TOKEN] = token
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/v1/routes", list_routes)
+    app.router.add_get("/v1/routes/{route}", get_route)
+    app.router.add_put("/v1/routes/{route}/weights", put_weights)
+    app.router.add_put("/v1/routes/{route}/tracks/{track}", put_track)
+    app.router.add_delete("/v1/routes/{route}/tracks/{track}", delete_track)
+    app.router.add_post("/v1/routes/{route}/tracks/{track}/upstreams", add_upstream)
+    app.router.add_delete("/v1/routes/{route}/tracks/{track}/upstreams", remove_upstream)
+    app.router.add_get("/v1/audit", audit)
+    return app

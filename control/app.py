@@ -1,0 +1,98 @@
+"""The control plane of one process: the store, the admin API, and the seed guardian.
+
+The guardian makes sure Redis always holds a routing document. At start, an empty Redis is
+seeded from the config file. Later, if Redis comes back empty (restarted without
+persistence, flushed), it is re-seeded from the last document this process saw, never from
+zero weights, at a generation above any the fleet has applied, so every proxy accepts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from config.keys import Keys, StoredDocument
+from config.schema import RoutingDocument
+from control.api import create_api
+from control.store import Change, DocumentStore, Stale
+
+log = logging.getLogger("splitgate.control")
+
+SEEDER = "splitgate-control"
+
+
+class ControlApp:
+    def __init__(
+        self, redis: Any, keys: Keys, seed: RoutingDocument, token: str, *, guard_s: float = 1.0
+    ) -> None:
+        self.redis = redis
+        self.store = DocumentStore(redis, keys)
+        self._seed = seed
+        self._guard_s = guard_s
+        self.last_known: StoredDocument | None = None
+        self.api = create_api(self.store, token)
+        self._guarding: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        try:
+            await self.ensure_seeded()
+        except (RedisError, OSError) as exc:
+            log.warning("Redis not reachable at start (%s); will seed when it is", exc)
+        self._guarding = asyncio.create_task(self._guard(), name="seed-guardian")
+
+    async def ensure_seeded(self) -> StoredDocument:
+        """Return the stored document, writing one first if Redis holds none."""
+        stored = await self.store.read()
+        if stored is not None:
+            self.last_known = stored
+            return stored
+        acked = max((a.generation for a in (await self.store.acks()).values()), default=0)
+        if self.last_known is not None:
+            source, document = "last known document", self.last_known.routing()
+            floor = max(self.last_known.generation, acked) + 1
+        else:
+            source, document, floor = "config file", self._seed, acked + 1
+        try:
+            stored = await self.store.write(
+                document,
+                0,
+                Change(
+                    SEEDER,
+                    f"Redis held no routing document: seeded from the {source}",
+                    "seed",
+                    "routes",
+                ),
+                after=document.model_dump(),
+                generation=floor,
+            )
+        except Stale:
+            stored = await self.store.read()
+            assert stored is not None
+        log.info(
+            "seeded the routing document from the %s at generation %d", source, stored.generation
+        )
+        self.last_known = stored
+        return stored
+
+    async def _guard(self) -> None:
+        while True:
+            await asyncio.sleep(self._guard_s)
+            try:
+                await self.ensure_seeded()
+            except (RedisError, OSError) as exc:
+                log.debug("seed guardian: Redis unavailable: %s", exc)
+
+    async def close(self) -> None:
+        if self._guarding is not None:
+            self._guarding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._guarding
+        await self.redis.aclose()
+
+    def web_app(self) -> web.Application:
+        return self.api

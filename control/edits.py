@@ -1,0 +1,188 @@
+"""Edits to the routing document, as pure functions: document in, new document out.
+
+Each edit either returns a new, fully validated ``RoutingDocument`` or raises ``EditError``
+naming the field (in the API's own terms, e.g. ``weights.canary``) and the reason. Nothing
+here touches Redis; the API reads, edits, and writes with compare-and-set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.schema import Route, RoutingDocument, Track, weight_to_basis_points
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+
+class EditError(Exception):
+    """The edit is refused; ``status`` is the HTTP status that says why (404, 409 or 422)."""
+
+    def __init__(self, errors: list[FieldError], status: int = 422) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
+        self.errors = errors
+        self.status = status
+
+
+def find_route(document: RoutingDocument, name: str) -> Route:
+    route = document.route(name)
+    if route is None:
+        raise EditError([FieldError("route", f"no route named {name!r}")], status=404)
+    return route
+
+
+def find_track(route: Route, name: str) -> Track:
+    for track in route.tracks:
+        if track.name == name:
+            return track
+    raise EditError(
+        [FieldError("track", f"route {route.name!r} has no track {name!r}")], status=404
+    )
+
+
+def set_weights(document: RoutingDocument, route_name: str, weights: Any) -> RoutingDocument:
+    """New weights for some or all tracks; tracks not named keep theirs. The sum must be 100."""
+    route = find_route(document, route_name)
+    if not isinstance(weights, Mapping) or not weights:
+        raise EditError(
+            [FieldError("weights", 'an object of track name → percentage, e.g. {"stable": 90}')]
+        )
+    names = {t.name for t in route.tracks}
+    errors = []
+    for name, value in weights.items():
+        field = f"weights.{name}"
+        if name not in names:
+            errors.append(FieldError(field, f"route {route.name!r} has no track {name!r}"))
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            errors.append(FieldError(field, "must be a number"))
+        elif value < 0 or value > 100:
+            errors.append(FieldError(field, "a weight is a percentage between 0 and 100"))
+        elif abs(value * 100 - round(value * 100)) > 1e-6:
+            errors.append(FieldError(field, "a weight has at most two decimals (0.01 % steps)"))
+    if errors:
+        raise EditError(errors)
+    tracks = [
+        t.model_copy(update={"weight": float(weights.get(t.name, t.weight))}) for t in route.tracks
+    ]
+    total = sum(weight_to_basis_points(t.weight) for t in tracks)
+    if total != 10_000:
+        shown = ", ".join(f"{t.name}={t.weight:g}" for t in tracks)
+        raise EditError(
+            [FieldError("weights", f"weights must add up to 100 (got {total / 100:g}: {shown})")]
+        )
+    return _with_route(document, route, {"tracks": [t.model_dump() for t in tracks]})
+
+
+def put_track(
+    document: RoutingDocument, route_name: str, track_name: str, body: Any
+) -> RoutingDocument:
+    """Add a track, or replace the one of that name. The route's weights must still add to 100."""
+    route = find_route(document, route_name)
+    if not isinstance(body, Mapping):
+        raise EditError([FieldError("track", "a JSON object with version, upstreams and weight")])
+    if body.get("name", track_name) != track_name:
+        raise EditError(
+            [
+                FieldError(
+                    "track.name", f"the body names {body.get('name')!r}, the path {track_name!r}"
+                )
+            ]
+        )
+    try:
+        track = Track.model_validate({**body, "name": track_name})
+    except ValidationError as exc:
+        raise EditError(_field_errors(exc, "track")) from None
+    tracks = [t.model_dump() for t in route.tracks if t.name != track_name]
+    replaced = len(tracks) < len(route.tracks)
+    position = next((i for i, t in enumerate(route.tracks) if t.name == track_name), len(tracks))
+    tracks.insert(position if replaced else len(tracks), track.model_dump())
+    return _with_route(document, route, {"tracks": tracks})
+
+
+def delete_track(document: RoutingDocument, route_name: str, track_name: str) -> RoutingDocument:
+    route = find_route(document, route_name)
+    find_track(route, track_name)
+    tracks = [t.model_dump() for t in route.tracks if t.name != track_name]
+    if not tracks:
+        raise EditError([FieldError("track", "a route keeps at least one track")], status=409)
+    return _with_route(document, route, {"tracks": tracks})
+
+
+def add_upstream(
+    document: RoutingDocument, route_name: str, track_name: str, url: Any
+) -> RoutingDocument:
+    route = find_route(document, route_name)
+    track = find_track(route, track_name)
+    if not isinstance(url, str):
+        raise EditError([FieldError("url", "an http:// or https:// URL string")])
+    return _with_track(document, route, track, [*track.upstreams, url])
+
+
+def remove_upstream(
+    document: RoutingDocument, route_name: str, track_name: str, url: Any
+) -> RoutingDocument:
+    route = find_route(document, route_name)
+    track = find_track(route, track_name)
+    wanted = url.rstrip("/") if isinstance(url, str) else url
+    if wanted not in track.upstreams:
+        raise EditError(
+            [FieldError("url", f"track {track_name!r} has no upstream {url!r}")], status=404
+        )
+    return _with_track(document, route, track, [u for u in track.upstreams if u != wanted])
+
+
+def _with_track(
+    document: RoutingDocument, route: Route, track: Track, upstreams: list[str]
+) -> RoutingDocument:
+    try:
+        Track.model_validate({**track.model_dump(), "upstreams": upstreams})
+    except ValidationError as exc:
+        raise EditError(_field_errors(exc, "track")) from None
+    tracks = [
+        {**t.model_dump(), "upstreams": upstreams} if t is track else t.model_dump()
+        for t in route.tracks
+    ]
+    return _with_route(document, route, {"tracks": tracks})
+
+
+def _with_route(document: RoutingDocument, route: Route, update: dict[str, Any]) -> RoutingDocument:
+    routes = [
+        {**r.model_dump(), **update} if r is route else r.model_dump() for r in document.routes
+    ]
+    try:
+        return RoutingDocument.model_validate({"routes": routes})
+    except ValidationError as exc:
+        index = document.routes.index(route)
+        raise EditError(_field_errors(exc, "", strip=("routes", index))) from None
+
+
+def _field_errors(
+    exc: ValidationError, prefix: str, strip: tuple[Any, ...] = ()
+) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        if strip and loc[: len(strip)] == strip:
+            loc = loc[len(strip) :]
+        field = prefix
+        for part in loc:
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+        reason = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            reason = "unknown field"
+        elif error["type"] == "missing":
+            reason = "required field is missing"
+        errors.append(FieldError(field or "document", reason))
+    return errors

@@ -1,0 +1,180 @@
+"""The admin API's OpenAPI 3.1 document, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.schema import Route, Track
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_ROUTE_PARAM = {"name": "route", "in": "path", "required": True, "schema": {"type": "string"}}
+_TRACK_PARAM = {"name": "track", "in": "path", "required": True, "schema": {"type": "string"}}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The generation the caller read; 412 if the document has moved on.",
+}
+
+
+def _responses(ok: str, *codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Malformed request",
+        401: "Missing or wrong bearer token",
+        404: "No such route, track or upstream",
+        409: "Refused: the change conflicts with the document",
+        412: "If-Match names an old generation",
+        413: "Body too large",
+        422: "Invalid field: `errors` names each field and why",
+        503: "Redis unreachable or not seeded",
+    }
+    out: dict[str, Any] = {
+        "200": {"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}}
+    }
+    for code in (401, 503, *codes):
+        out[str(code)] = {
+            "description": reasons[code],
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+    return out
+
+
+def _write(
+    summary: str, body: dict[str, Any] | None, *codes: int, params: list[dict[str, Any]]
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [*params, _IF_MATCH],
+        "responses": _responses(
+            "The new generation and the route", 400, 404, 409, 412, 422, *codes
+        ),
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "splitgate admin API",
+        "version": "1",
+        "description": "Change the routing document (weights, tracks, upstreams) that every proxy replica follows.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "message": {"type": "string"},
+                            "type": {"type": "string"},
+                            "code": {"type": "string"},
+                            "param": {"type": ["string", "null"]},
+                        },
+                    },
+                    "errors": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "field": {"type": "string"},
+                                "reason": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+            "Route": Route.model_json_schema(ref_template="#/components/schemas/{model}"),
+            "Track": Track.model_json_schema(ref_template="#/components/schemas/{model}"),
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/routes": {
+            "get": {
+                "summary": "The routing document, its generation, and each live replica's applied generation",
+                "responses": _responses("The document"),
+            }
+        },
+        "/v1/routes/{route}": {
+            "get": {
+                "summary": "One route",
+                "parameters": [_ROUTE_PARAM],
+                "responses": _responses("The route", 404),
+            }
+        },
+        "/v1/routes/{route}/weights": {
+            "put": _write(
+                "Set the weights of some or all tracks (percentages, two decimals at most, adding up to 100)",
+                {
+                    "type": "object",
+                    "required": ["weights"],
+                    "properties": {
+                        "weights": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "number",
+                                "minimum": 0,
+                                "maximum": 100,
+                            },
+                        },
+                        "reason": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+                413,
+                params=[_ROUTE_PARAM],
+            )
+        },
+        "/v1/routes/{route}/tracks/{track}": {
+            "put": _write(
+                "Add a track or replace it",
+                {"$ref": "#/components/schemas/Track"},
+                413,
+                params=[_ROUTE_PARAM, _TRACK_PARAM],
+            ),
+            "delete": _write(
+                "Remove a track (its weight must be 0)", None, params=[_ROUTE_PARAM, _TRACK_PARAM]
+            ),
+        },
+        "/v1/routes/{route}/tracks/{track}/upstreams": {
+            "post": _write(
+                "Add an upstream URL (http or https) to a track",
+                {
+                    "type": "object",
+                    "required": ["url"],
+                    "properties": {"url": {"type": "string"}, "reason": {"type": "string"}},
+                },
+                413,
+                params=[_ROUTE_PARAM, _TRACK_PARAM],
+            ),
+            "delete": _write(
+                "Remove an upstream URL from a track",
+                None,
+                params=[
+                    _ROUTE_PARAM,
+                    _TRACK_PARAM,
+                    {"name": "url", "in": "query", "required": True, "schema": {"type": "string"}},
+                ],
+            ),
+        },
+        "/v1/audit": {
+            "get": {
+                "summary": "The newest audit records (actor, before, after, reason, time), newest first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    }
+                ],
+                "responses": _responses("The records", 400),
+            }
+        },
+    },
+}

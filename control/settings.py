@@ -1,0 +1,82 @@
+"""Process settings of the control plane, read once at start-up from flags and the environment."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.keys import DEFAULT_NAMESPACE
+from config.listen import parse_listen
+from config.loader import ConfigError, load_config
+from config.redis_url import parse_redis_url
+from config.schema import RoutingDocument
+
+DEFAULT_LISTEN = "127.0.0.1:8081"
+
+
+@dataclass(frozen=True)
+class ControlProcess:
+    seed: RoutingDocument
+    host: str
+    port: int
+    redis_url: str
+    token: str
+    namespace: str
+    log_level: str
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="splitgate control",
+        description="Run splitgate's control plane: the admin API over the routing document in Redis.",
+    )
+    p.add_argument("--config", help="routing file that seeds an empty Redis; env SPLITGATE_CONFIG")
+    p.add_argument(
+        "--listen",
+        help=f"HOST:PORT of the admin API (default {DEFAULT_LISTEN}); env SPLITGATE_CONTROL_LISTEN",
+    )
+    p.add_argument("--redis-url", help="where the routing document lives; env SPLITGATE_REDIS_URL")
+    p.add_argument("--log-level", help="debug, info, warning or error; env SPLITGATE_LOG_LEVEL")
+    return p
+
+
+def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
+    args = parser().parse_args(argv)
+    problems = []
+    config_path = args.config or env.get("SPLITGATE_CONFIG")
+    redis_url = args.redis_url or env.get("SPLITGATE_REDIS_URL")
+    token = env.get("SPLITGATE_ADMIN_TOKEN", "")
+    if not config_path:
+        problems.append("no routing file: pass --config PATH (or SPLITGATE_CONFIG) to seed Redis")
+    if not redis_url:
+        problems.append(
+            "no Redis: pass --redis-url URL (or SPLITGATE_REDIS_URL); `splitgate demo` runs one for you"
+        )
+    if len(token) < 16:
+        problems.append("SPLITGATE_ADMIN_TOKEN must be set to a secret of at least 16 characters")
+    try:
+        host, port = parse_listen(
+            args.listen or env.get("SPLITGATE_CONTROL_LISTEN") or DEFAULT_LISTEN
+        )
+    except ValueError as exc:
+        problems.append(f"--listen {exc}")
+        host, port = "", 0
+    if redis_url:
+        try:
+            parse_redis_url(redis_url)
+        except ValueError as exc:
+            problems.append(f"--redis-url: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    assert config_path is not None and redis_url is not None
+    return ControlProcess(
+        seed=load_config(Path(config_path)).document(),
+        host=host,
+        port=port,
+        redis_url=redis_url,
+        token=token,
+        namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
+        log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
+    )

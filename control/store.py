@@ -1,0 +1,130 @@
+"""The control plane's access to the routing document in Redis: read, compare-and-set, audit.
+
+Every write is one Lua script: it checks that the stored generation is the one the writer
+read, stores the new document and its generation, appends the audit record and publishes the
+new generation, all or nothing. A writer that lost the race gets ``Stale`` and nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from config.keys import Ack, Keys, StoredDocument
+from config.schema import RoutingDocument
+
+AUDIT_MAX = 10_000
+
+_COMPARE_AND_SET = """
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+if current ~= tonumber(ARGV[1]) then
+  return {0, current}
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'record', ARGV[4])
+redis.call('PUBLISH', ARGV[6], ARGV[3])
+return {1, tonumber(ARGV[3])}
+"""
+
+
+class Stale(Exception):
+    """The document changed since it was read; ``current`` is the stored generation."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the routing document is at generation {current}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Change:
+    actor: str
+    reason: str
+    action: str
+    target: str
+    """What changed, e.g. ``routes/chat/weights``."""
+
+
+class DocumentStore:
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._cas = redis.register_script(_COMPARE_AND_SET)
+
+    async def read(self) -> StoredDocument | None:
+        raw = await self._redis.get(self._keys.document)
+        return None if raw is None else StoredDocument.decode(raw)
+
+    async def generation(self) -> int:
+        raw = await self._redis.get(self._keys.generation)
+        return 0 if raw is None else int(raw)
+
+    async def write(
+        self,
+        document: RoutingDocument,
+        expected: int,
+        change: Change,
+        before: Any = None,
+        after: Any = None,
+        generation: int | None = None,
+    ) -> StoredDocument:
+        """Store ``document`` if the stored generation is still ``expected``; else ``Stale``.
+
+        The new generation is ``expected + 1`` unless a higher one is given (a re-seed after
+        Redis lost its data continues above the last generation the fleet has seen).
+        """
+        new_generation = max(expected + 1, generation or 0)
+        stored = StoredDocument(
+            routes=document.routes,
+            generation=new_generation,
+            written_at=time.time(),
+            written_by=change.actor,
+        )
+        record = {
+            "time": stored.written_at,
+            "actor": change.actor,
+            "reason": change.reason,
+            "action": change.action,
+            "target": change.target,
+            "generation": new_generation,
+            "before": before,
+            "after": after,
+        }
+        ok, current = await self._cas(
+            keys=[self._keys.document, self._keys.generation, self._keys.audit],
+            args=[
+                expected,
+                stored.encode(),
+                new_generation,
+                json.dumps(record),
+                AUDIT_MAX,
+                self._keys.changes,
+            ],
+        )
+        if not ok:
+            raise Stale(int(current))
+        return stored
+
+    async def audit(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` audit records, newest first."""
+        entries = await self._redis.xrevrange(self._keys.audit, count=limit)
+        records = []
+        for entry_id, fields in entries:
+            record = json.loads(fields["record"])
+            record["id"] = entry_id
+            records.append(record)
+        return records
+
+    async def acks(self) -> dict[str, Ack]:
+        """Every live proxy replica's applied generation (replicas whose ack has not expired)."""
+        keys = [key async for key in self._redis.scan_iter(match=self._keys.ack_pattern, count=500)]
+        if not keys:
+            return {}
+        values = await self._redis.mget(keys)
+        acks = {}
+        for key, raw in zip(keys, values, strict=True):
+            if raw is not None:
+                acks[self._keys.instance_of(key)] = Ack.model_validate_json(raw)
+        return acks
