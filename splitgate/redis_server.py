@@ -57,8 +57,19 @@ class RedisServer:
         """Start (or restart, empty) the server; return its URL once it answers PING."""
         self.process = subprocess.Popen(
             [
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "warning",
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir.name,
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -66,7 +77,9 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode} (port {self.port} taken?)")
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode} (port {self.port} taken?)"
+                )
             if self._answers():
                 return self.url
             time.sleep(0.02)

@@ -166,7 +166,9 @@ async def test_malformed_requests(client: TestClient[Any, Any], raw_redis: Redis
     assert r.status == 400 and (await r.json())["errors"][0]["field"] == "body"
     r = await client.put("/v1/routes/nope/weights", json={"weights": {"a": 100}}, headers=AUTH)
     assert r.status == 404 and (await r.json())["errors"][0]["field"] == "route"
-    r = await client.put("/v1/routes/chat/weights", data=io.BytesIO(b"x" * (2 * 1024 * 1024)), headers=AUTH)
+    r = await client.put(
+        "/v1/routes/chat/weights", data=io.BytesIO(b"x" * (2 * 1024 * 1024)), headers=AUTH
+    )
     assert r.status == 413
     assert await stored(raw_redis) == before
 
