@@ -86,7 +86,7 @@ async def test_weight_change_reaches_the_proxy_and_only_adds_canary_users(
     generation = await change_weights(store, 25)
 
     async def applied() -> bool:
-        return (await readyz(proxy))["generation"] == generation
+        return bool((await readyz(proxy))["generation"] == generation)
 
     await eventually(applied)
     at_25 = await canary_users(proxy)
@@ -111,7 +111,7 @@ async def test_invalid_document_is_refused_and_the_last_good_one_stays(
     await raw_redis.publish(keys.changes, 2)
 
     async def refused() -> bool:
-        return (await readyz(proxy))["redis"]["rejected_documents"] >= 1
+        return bool((await readyz(proxy))["redis"]["rejected_documents"] >= 1)
 
     await eventually(refused)
     assert (await readyz(proxy))["generation"] == 1
@@ -128,7 +128,7 @@ async def test_redis_killed_and_restarted_empty_keeps_the_routing(
     generation = await change_weights(store, 25)
 
     async def applied() -> bool:
-        return (await readyz(proxy))["generation"] == generation
+        return bool((await readyz(proxy))["generation"] == generation)
 
     await eventually(applied)
     before = await canary_users(proxy)
@@ -161,7 +161,7 @@ async def test_poll_applies_a_change_when_pubsub_is_gone(
     generation = await change_weights(store, 50)
 
     async def applied() -> bool:
-        return (await readyz(proxy))["generation"] == generation
+        return bool((await readyz(proxy))["generation"] == generation)
 
     await eventually(applied)
 
@@ -187,7 +187,7 @@ async def test_proxy_started_while_redis_is_down_serves_the_file_then_joins(
     await DocumentStore(raw_redis, Keys()).write(doc, 0, CHANGE)
 
     async def joined() -> bool:
-        return (await readyz(proxy))["source"] == "redis"
+        return bool((await readyz(proxy))["source"] == "redis")
 
     await eventually(joined)
     assert (await readyz(proxy))["generation"] == 1
