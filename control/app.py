@@ -34,7 +34,6 @@ class ControlApp:
         self.store = DocumentStore(redis, keys)
         self._seed = seed
         self._guard_s = guard_s
-        self.last_known: StoredDocument | None = None
         self.api = create_api(self.store, token)
         self._guarding: asyncio.Task[None] | None = None
 
@@ -49,12 +48,12 @@ class ControlApp:
         """Return the stored document, writing one first if Redis holds none."""
         stored = await self.store.read()
         if stored is not None:
-            self.last_known = stored
             return stored
         acked = max((a.generation for a in (await self.store.acks()).values()), default=0)
-        if self.last_known is not None:
-            source, document = "last known document", self.last_known.routing()
-            floor = max(self.last_known.generation, acked) + 1
+        last_known = self.store.latest
+        if last_known is not None:
+            source, document = "last known document", last_known.routing()
+            floor = max(last_known.generation, acked) + 1
         else:
             source, document, floor = "config file", self._seed, acked + 1
         try:
@@ -70,13 +69,13 @@ class ControlApp:
                 after=document.model_dump(),
                 generation=floor,
             )
-        except Stale:
+        except Stale:  # another control plane seeded it first
             stored = await self.store.read()
-            assert stored is not None
+            if stored is None:
+                raise RedisError("the routing document vanished while seeding") from None
         log.info(
             "seeded the routing document from the %s at generation %d", source, stored.generation
         )
-        self.last_known = stored
         return stored
 
     async def _guard(self) -> None:
@@ -86,6 +85,8 @@ class ControlApp:
                 await self.ensure_seeded()
             except (RedisError, OSError) as exc:
                 log.debug("seed guardian: Redis unavailable: %s", exc)
+            except Exception:  # the guardian must outlive any one bad round
+                log.exception("seed guardian: unexpected failure; trying again")
 
     async def close(self) -> None:
         if self._guarding is not None:

@@ -52,10 +52,20 @@ class DocumentStore:
         self._redis = redis
         self._keys = keys
         self._cas = redis.register_script(_COMPARE_AND_SET)
+        self.latest: StoredDocument | None = None
+        """The newest document this store has read or written: what a re-seed restores."""
 
     async def read(self) -> StoredDocument | None:
         raw = await self._redis.get(self._keys.document)
-        return None if raw is None else StoredDocument.decode(raw)
+        if raw is None:
+            return None
+        document = StoredDocument.decode(raw)
+        self._remember(document)
+        return document
+
+    def _remember(self, document: StoredDocument) -> None:
+        if self.latest is None or document.generation >= self.latest.generation:
+            self.latest = document
 
     async def generation(self) -> int:
         raw = await self._redis.get(self._keys.generation)
@@ -105,6 +115,7 @@ class DocumentStore:
         )
         if not ok:
             raise Stale(int(current))
+        self._remember(stored)
         return stored
 
     async def audit(self, limit: int) -> list[dict[str, Any]]:

@@ -74,6 +74,9 @@ class RoutingWatcher:
                         "lost Redis (%s); routing stays at generation %d", exc, self._applied()
                     )
                 self.connected = False
+            except Exception:  # the watcher must outlive any one bad round; the table stays
+                log.exception("routing watcher: unexpected failure; reconnecting")
+                self.connected = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._poll_s)
 

@@ -7,77 +7,17 @@ are refused) are only visible at this level.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.conftest import StartUpstream
+from tests.integration.conftest import PlaneProcess, RunProxy
 
 STREAM = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class ProxyProcess:
-    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
-        self.process = process
-        self.url = url
-
-
-async def wait_ready(url: str, process: asyncio.subprocess.Process) -> None:
-    async with asyncio.timeout(20), aiohttp.ClientSession() as session:
-        while process.returncode is None:
-            try:
-                async with session.get(f"{url}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"proxy exited with {process.returncode}")
-
-
-RunProxy = Callable[..., Awaitable[ProxyProcess]]
-
-
-@pytest.fixture
-async def run_proxy() -> AsyncIterator[RunProxy]:
-    started: list[asyncio.subprocess.Process] = []
-
-    async def run(*args: str, env: dict[str, str] | None = None) -> ProxyProcess:
-        port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "proxy",
-            *args,
-            "--listen",
-            f"127.0.0.1:{port}",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "SPLITGATE_LOG_LEVEL": "info", **(env or {})},
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        await wait_ready(url, process)
-        return ProxyProcess(process, url)
-
-    yield run
-    for process in started:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 def routes_file(tmp_path: Path, stable: str, canary: str, extra: str = "") -> Path:
@@ -122,7 +62,7 @@ async def test_splitgate_command_serves_a_config_file(
 ) -> None:
     stable, stable_url = await start_upstream("v1.0.0")
     canary, canary_url = await start_upstream("v1.1.0")
-    proxy: ProxyProcess = await run_proxy(
+    proxy: PlaneProcess = await run_proxy(
         "--config", str(routes_file(tmp_path, stable_url, canary_url))
     )
     tracks = set()
@@ -140,7 +80,7 @@ async def test_splitgate_command_serves_a_config_file(
 async def test_inline_upstream_flags(start_upstream: StartUpstream, run_proxy: RunProxy) -> None:
     blue, blue_url = await start_upstream("blue")
     green, green_url = await start_upstream("green")
-    proxy: ProxyProcess = await run_proxy(
+    proxy: PlaneProcess = await run_proxy(
         "--upstream", f"blue={blue_url}", "--upstream", f"green={green_url}", "--weight", "green=10"
     )
     async with aiohttp.ClientSession() as session:
@@ -155,7 +95,7 @@ async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(
     tmp_path: Path, start_upstream: StartUpstream, run_proxy: RunProxy
 ) -> None:
     _, url = await start_upstream(chunks=10, tps=10)
-    proxy: ProxyProcess = await run_proxy("--config", str(routes_file(tmp_path, url, url)))
+    proxy: PlaneProcess = await run_proxy("--config", str(routes_file(tmp_path, url, url)))
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{proxy.url}/v1/chat/completions", json=STREAM) as r:
             first = await r.content.readuntil(b"\n\n")
