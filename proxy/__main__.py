@@ -47,7 +47,13 @@ async def run(process: ProxyProcess) -> None:
     )
     follow = None
     if process.redis_url is not None:
-        follow = Follow(process.redis_url, process.instance, Keys(process.namespace))
+        follow = Follow(
+            process.redis_url,
+            process.instance,
+            Keys(process.namespace),
+            poll_s=process.poll_s,
+            pubsub=process.pubsub,
+        )
     proxy = ProxyApp(process.config, internal_secret=process.internal_secret, follow=follow)
     await serve(proxy, process.host, process.port)
 

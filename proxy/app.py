@@ -41,6 +41,7 @@ class Follow:
     instance: str
     keys: Keys = field(default_factory=Keys)
     poll_s: float = 1.0
+    pubsub: bool = True
     first_sync_s: float = 1.0
 
 
@@ -96,6 +97,7 @@ class ProxyApp:
             self.apply,
             lambda: self.table.current.generation,
             poll_s=follow.poll_s,
+            pubsub=follow.pubsub,
         )
         try:
             async with asyncio.timeout(follow.first_sync_s):

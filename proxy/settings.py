@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from config.durations import parse_duration
 from config.keys import DEFAULT_NAMESPACE
 from config.listen import parse_listen as listen_address
 from config.loader import ConfigError, describe_validation_error, load_config
@@ -34,6 +35,8 @@ class ProxyProcess:
     redis_url: str | None
     instance: str
     namespace: str
+    pubsub: bool
+    poll_s: float
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,7 +104,19 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
         redis_url=redis_url,
         instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
         namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
+        pubsub=env.get("SPLITGATE_REDIS_PUBSUB", "on").lower() not in ("off", "0", "false", "no"),
+        poll_s=_poll_seconds(env.get("SPLITGATE_REDIS_POLL", "1")),
     )
+
+
+def _poll_seconds(value: str) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError([f"SPLITGATE_REDIS_POLL: {exc}"]) from None
+    if not 0.05 <= seconds <= 60:
+        raise ConfigError([f"SPLITGATE_REDIS_POLL: {value!r} must be between 50ms and 60s"])
+    return seconds
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -2,7 +2,8 @@
 
 Pub/sub delivers each message at most once, and not at all while disconnected, so the
 watcher also polls the generation every ``poll_s`` seconds; a message only makes it look
-sooner. It subscribes before its first read, so no change can slip between the two.
+sooner. It subscribes before its first read, so no change can slip between the two. Where
+pub/sub is not available (some Redis proxies), ``pubsub=False`` polls alone.
 
 Fail static: any Redis failure leaves the current table in place, however old. A document
 that does not validate is refused (counted, logged) and the last good one stays. A missing
@@ -41,6 +42,7 @@ class RoutingWatcher:
         applied: Callable[[], int],
         *,
         poll_s: float = 1.0,
+        pubsub: bool = True,
         ack_ttl_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -50,6 +52,7 @@ class RoutingWatcher:
         self._apply = apply
         self._applied = applied
         self._poll_s = poll_s
+        self._pubsub = pubsub
         self._ack_ttl_ms = int(ack_ttl_s * 1000)
         self._clock = clock
         self.connected = False
@@ -81,19 +84,27 @@ class RoutingWatcher:
             backoff = min(backoff * 2, self._poll_s)
 
     async def _follow(self) -> None:
+        if not self._pubsub:
+            await self._synced()
+            while True:
+                await asyncio.sleep(self._poll_s)
+                await self.sync()
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             # Subscribe before the first read so no change is lost in between.
             await pubsub.subscribe(self._keys.changes)
-            await self.sync()
-            if not self.connected:
-                log.info("following Redis at generation %d", self._applied())
-            self.connected = True
+            await self._synced()
             while True:
                 await pubsub.get_message(timeout=self._poll_s)
                 await self.sync()
         finally:
             await pubsub.aclose()
+
+    async def _synced(self) -> None:
+        await self.sync()
+        if not self.connected:
+            log.info("following Redis at generation %d", self._applied())
+        self.connected = True
 
     async def sync(self) -> None:
         """Look once: apply a newer valid document, then ack what is applied."""

@@ -7,6 +7,8 @@ freezing and coming back empty costs no request and moves no user.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +178,48 @@ async def test_redis_crash_freeze_and_empty_restart_cost_nothing(
         80,
         20,
     ]  # the last known weights
+
+
+@pytest.mark.usefixtures("session_closer")
+async def test_weights_command_line(fleet: Fleet) -> None:
+    env = {**os.environ, "SPLITGATE_ADMIN_URL": fleet.control.url, "SPLITGATE_ADMIN_TOKEN": TOKEN}
+
+    async def splitgate(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "splitgate",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, _ = await splitgate(
+        "weights", "set", "chat", "stable=75", "canary=25", "--reason", "phase 2"
+    )
+    assert code == 0
+    assert "route chat at generation 2" in out and "canary" in out and "25 %" in out
+    code, _, err = await splitgate("weights", "set", "chat", "stable=75", "canary=35")
+    assert code == 1
+    assert "422 weights: weights must add up to 100 (got 110" in err
+    code, _, err = await splitgate("weights", "set", "chat", "stable=75", "blue=25")
+    assert (code, err.strip()) == (
+        1,
+        "splitgate weights: 422 weights.blue: route 'chat' has no track 'blue'",
+    )
+    code, _, err = await splitgate("weights", "--token", "wrong-token", "get", "chat")
+    assert code == 1 and "401" in err
+    code, out, _ = await splitgate("weights", "get", "chat")
+    assert code == 0 and "generation 2" in out and "replicas: 3 live" in out
+
+
+@pytest.mark.usefixtures("session_closer")
+async def test_admin_paths_are_not_served_on_the_proxy_port(fleet: Fleet) -> None:
+    for path in ("/v1/routes", "/v1/routes/chat/weights", "/v1/audit", "/openapi.json"):
+        async with fleet.session.get(fleet.proxies[0].url + path, headers=AUTH) as r:
+            assert r.status == 404, path
+            assert "routes" not in (await r.text())

@@ -193,3 +193,26 @@ async def test_proxy_started_while_redis_is_down_serves_the_file_then_joins(
     assert (await readyz(proxy))["generation"] == 1
     stored = await raw_redis.get(Keys().document)
     assert stored is not None and StoredDocument.decode(stored).generation == 1
+
+
+async def test_poll_alone_follows_changes_without_pubsub(
+    start_upstream: StartUpstream,
+    start_proxy: StartProxy,
+    redis_server: RedisServer,
+    raw_redis: Redis,
+) -> None:
+    _, stable = await start_upstream("v1")
+    _, canary = await start_upstream("v2")
+    config = two_track_config(stable, canary, canary_weight=5)
+    store = DocumentStore(raw_redis, Keys())
+    await store.write(config.document(), 0, CHANGE)
+    proxy = await start_proxy(
+        config, follow=Follow(redis_server.url, "poller", poll_s=0.1, pubsub=False)
+    )
+    assert await raw_redis.pubsub_numsub(Keys().changes) == [(Keys().changes, 0)]
+    generation = await change_weights(store, 30)
+
+    async def applied() -> bool:
+        return bool((await readyz(proxy))["generation"] == generation)
+
+    await eventually(applied)
