@@ -1,0 +1,179 @@
+"""Sentinel and Cluster URLs: the control plane writes and a proxy follows through each."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from config.keys import Keys
+from control.app import ControlApp
+from control.edits import set_weights
+from control.redis_client import connect
+from control.store import Change
+from proxy.app import Follow
+from splitgate.redis_server import RedisServer, find_binary, free_port
+from tests.conftest import StartProxy, StartUpstream, two_track_config
+
+TOKEN = "topology-admin-token-0123456789"
+
+
+def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited with {process.returncode}"
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
+        )
+        if done.stdout.strip() == b"PONG":
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing answered on port {port}")
+
+
+@pytest.fixture
+def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {redis_server.port} 1\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [find_binary(), str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, process)
+        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10_000 >= 65_536:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@pytest.fixture
+def cluster_url(tmp_path: Path) -> Iterator[str]:
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is needed to form a cluster")
+    ports = [cluster_port() for _ in range(3)]
+    processes = []
+    try:
+        for port in ports:
+            node_dir = tmp_path / str(port)
+            node_dir.mkdir()
+            processes.append(
+                subprocess.Popen(
+                    [
+                        find_binary(),
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--dir",
+                        str(node_dir),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port, process in zip(ports, processes, strict=True):
+            wait_port(port, process)
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in ports),
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            info = subprocess.run(
+                ["redis-cli", "-p", str(ports[0]), "cluster", "info"],
+                capture_output=True,
+                check=False,
+            )
+            if b"cluster_state:ok" in info.stdout:
+                break
+            time.sleep(0.1)
+        yield f"redis+cluster://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+async def follow_through(url: str, start_upstream: StartUpstream, start_proxy: StartProxy) -> None:
+    _, stable = await start_upstream("v1")
+    _, canary = await start_upstream("v2")
+    config = two_track_config(stable, canary, canary_weight=5)
+    control = ControlApp(connect(url), Keys(), config.document(), TOKEN)
+    await control.start()
+    try:
+        proxy = await start_proxy(config, follow=Follow(url, "topology", poll_s=0.2))
+        current = await control.store.read()
+        assert current is not None and current.generation == 1
+        new = set_weights(current.routing(), "chat", {"stable": 50, "canary": 50})
+        written = await control.store.write(
+            new, current.generation, Change("t", "", "set_weights", "x")
+        )
+        async with aiohttp.ClientSession() as session, asyncio.timeout(15):
+            while True:
+                async with session.get(f"{proxy}/readyz") as r:
+                    state: dict[str, Any] = await r.json()
+                if state["generation"] == written.generation:
+                    break
+                await asyncio.sleep(0.05)
+        acks = await control.store.acks()
+        assert acks["topology"].generation == written.generation
+    finally:
+        await control.close()
+
+
+async def test_sentinel(
+    sentinel_url: str, start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    await follow_through(sentinel_url, start_upstream, start_proxy)
+
+
+async def test_cluster(
+    cluster_url: str, start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    await follow_through(cluster_url, start_upstream, start_proxy)
