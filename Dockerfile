@@ -1,10 +1,12 @@
 # splitgate data plane. Build: docker build -t splitgate .
 # Run:   docker run -p 8080:8080 -v $PWD/config/examples/routes.yaml:/etc/splitgate/routes.yaml splitgate
+#        (the control plane: docker run --entrypoint splitgate ... splitgate control --config ...)
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY proxy ./proxy
+COPY control ./control
 COPY splitgate ./splitgate
 COPY loadtests ./loadtests
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

@@ -30,6 +30,7 @@ Edit = Callable[[RoutingDocument], RoutingDocument]
 STORE = web.AppKey("store", DocumentStore)
 TOKEN = web.AppKey("token", str)
 WRITE_ATTEMPTS = 3
+_CODES = {404: "not_found", 405: "method_not_allowed", 503: "not_seeded"}
 MAX_BODY = 1024 * 1024
 
 
@@ -69,7 +70,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(413, "request_too_large", f"the request body is larger than {MAX_BODY} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return error(exc.status, "not_found" if exc.status == 404 else "http_error", exc.reason)
+            return error(exc.status, _CODES.get(exc.status, "http_error"), exc.reason)
         raise
 
 
@@ -132,8 +133,13 @@ def _stale(generation: int) -> web.Response:
     return error(412, "stale_generation", f"the routing document is at generation {generation}")
 
 
-async def replicas(store: DocumentStore) -> dict[str, dict[str, Any]]:
-    return {name: ack.model_dump() for name, ack in sorted((await store.acks()).items())}
+async def replicas(store: DocumentStore, generation: int) -> dict[str, Any]:
+    """Each live replica's ack, and whether all of them route by ``generation`` already."""
+    acks = sorted((await store.acks()).items())
+    return {
+        "replicas": {name: ack.model_dump() for name, ack in acks},
+        "converged": bool(acks) and all(ack.generation >= generation for _, ack in acks),
+    }
 
 
 async def list_routes(request: web.Request) -> web.Response:
@@ -144,7 +150,7 @@ async def list_routes(request: web.Request) -> web.Response:
             "written_at": document.written_at,
             "written_by": document.written_by,
             "routes": [r.model_dump() for r in document.routes],
-            "replicas": await replicas(request.app[STORE]),
+            **await replicas(request.app[STORE], document.generation),
         },
         headers={"ETag": f'"{document.generation}"'},
     )
@@ -157,7 +163,7 @@ async def get_route(request: web.Request) -> web.Response:
         {
             "generation": document.generation,
             "route": route.model_dump(),
-            "replicas": await replicas(request.app[STORE]),
+            **await replicas(request.app[STORE], document.generation),
         },
         headers={"ETag": f'"{document.generation}"'},
     )

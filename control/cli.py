@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -114,6 +115,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     put.add_argument(
         "--if-match", metavar="GENERATION", help="refuse (412) if the document moved on"
     )
+    put.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="then wait until every live proxy replica routes by the change (exit 1 if not in time)",
+    )
     args = p.parse_args(argv)
     if not args.token:
         print(
@@ -131,6 +138,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 args.admin_url, args.token, "PUT", f"/v1/routes/{args.route}/weights", body, headers
             )
             answer = call(args.admin_url, args.token, "GET", f"/v1/routes/{args.route}")
+            deadline = time.monotonic() + (args.wait or 0)
+            while args.wait and not answer["converged"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+                answer = call(args.admin_url, args.token, "GET", f"/v1/routes/{args.route}")
+            if args.wait and not answer["converged"]:
+                print(show(answer["route"], answer["generation"], answer["replicas"]))
+                print(
+                    f"splitgate weights: not every replica applied generation {answer['generation']} within {args.wait:g} s",
+                    file=sys.stderr,
+                )
+                return 1
     except ValueError as exc:
         print(f"splitgate weights: {exc}", file=sys.stderr)
         return 2

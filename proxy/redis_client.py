@@ -19,6 +19,18 @@ from config.redis_url import parse_redis_url
 SOCKET_TIMEOUT_S = 2.0
 
 
+class SentinelRedis(Redis):
+    """The primary's client; closing it also closes the clients of the Sentinels it asks."""
+
+    discovery: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.discovery is not None:
+            for client in self.discovery.sentinels:
+                await client.aclose()
+
+
 def connect(url: str) -> Any:
     """A client for ``url`` (standalone, ``redis+sentinel://`` or ``redis+cluster://``)."""
     target = parse_redis_url(url)
@@ -33,9 +45,16 @@ def connect(url: str) -> Any:
     retry = Retry(NoBackoff(), 0)
     if target.kind == "sentinel":
         sentinel = Sentinel(list(target.nodes), password=target.password, **timeouts)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(
-            target.service, db=target.db, decode_responses=True, retry=retry, **timeouts
+        primary = sentinel.master_for(
+            target.service,
+            redis_class=SentinelRedis,
+            db=target.db,
+            decode_responses=True,
+            retry=retry,
+            **timeouts,
         )
+        primary.discovery = sentinel
+        return primary
     return Redis.from_url(
         target.url, decode_responses=True, retry=retry, health_check_interval=10, **timeouts
     )

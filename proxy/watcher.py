@@ -110,7 +110,13 @@ class RoutingWatcher:
         """Look once: apply a newer valid document, then ack what is applied."""
         raw_generation = await self._redis.get(self._keys.generation)
         self.document_missing = raw_generation is None
-        if raw_generation is not None and int(raw_generation) > self._applied():
+        generation = _generation(raw_generation)
+        if generation is None and raw_generation is not None:
+            self.rejected += 1
+            log.warning(
+                "refused a routing generation that is not a number: %r", raw_generation[:40]
+            )
+        elif generation is not None and generation > self._applied():
             raw = await self._redis.get(self._keys.document)
             if raw is not None:
                 self._consider(raw)
@@ -134,3 +140,9 @@ class RoutingWatcher:
         if document.generation > self._applied():
             self._apply(document)
             log.info("routing generation %d applied", document.generation)
+
+
+def _generation(raw: str | None) -> int | None:
+    if raw is None or not raw.isdigit():
+        return None
+    return int(raw)

@@ -199,10 +199,11 @@ async def test_weights_command_line(fleet: Fleet) -> None:
         return process.returncode, out.decode(), err.decode()
 
     code, out, _ = await splitgate(
-        "weights", "set", "chat", "stable=75", "canary=25", "--reason", "phase 2"
+        "weights", "set", "chat", "stable=75", "canary=25", "--reason", "phase 2", "--wait", "20"
     )
     assert code == 0
     assert "route chat at generation 2" in out and "canary" in out and "25 %" in out
+    assert "replicas: 3 live, 0 behind" in out
     code, _, err = await splitgate("weights", "set", "chat", "stable=75", "canary=35")
     assert code == 1
     assert "422 weights: weights must add up to 100 (got 110" in err

@@ -216,3 +216,20 @@ async def test_poll_alone_follows_changes_without_pubsub(
         return bool((await readyz(proxy))["generation"] == generation)
 
     await eventually(applied)
+
+
+async def test_garbage_generation_is_refused(
+    start_upstream: StartUpstream,
+    start_proxy: StartProxy,
+    redis_server: RedisServer,
+    raw_redis: Redis,
+) -> None:
+    proxy, _, _ = await setup(start_upstream, start_proxy, redis_server, raw_redis)
+    await raw_redis.set(Keys().generation, "not-a-number")
+
+    async def refused() -> bool:
+        return bool((await readyz(proxy))["redis"]["rejected_documents"] >= 1)
+
+    await eventually(refused)
+    state = await readyz(proxy)
+    assert state["generation"] == 1 and state["redis"]["connected"]
