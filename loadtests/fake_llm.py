@@ -11,7 +11,8 @@ Behaviour per instance (flags) or per request (an ``X-Fake`` header of ``key=val
 which passes through any proxy): ``ttfb`` seconds before the response head, ``chunks`` and
 ``tps`` (chunks per second) of a stream, ``status`` (e.g. 503 or 429, with ``retry_after``),
 ``reset_after`` (abort the connection after N stream events), ``truncate`` (end the stream
-cleanly but without ``[DONE]``), ``hang`` (never answer), ``bad_headers`` (a malformed head),
+cleanly after the tokens, with neither a ``finish_reason`` nor ``[DONE]``), ``hang`` (never
+answer), ``bad_headers`` (a malformed head),
 ``error_rate`` (share of requests answered 500).
 """
 
@@ -206,7 +207,8 @@ class FakeLLM:
                 "model": model,
             }
             gap = 1.0 / how.tps if how.tps else 0.0
-            for i in range(how.chunks + 1):
+            # A truncated stream ends cleanly after the tokens: no finish chunk, no [DONE].
+            for i in range(how.chunks if how.truncate else how.chunks + 1):
                 if i == how.reset_after:
                     transport = request.transport
                     assert transport is not None

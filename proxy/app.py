@@ -24,6 +24,7 @@ from proxy.forward import Forwarder
 from proxy.health import Health, healthz, readyz
 from proxy.metrics import ProxyMetrics
 from proxy.redis_client import connect
+from proxy.stats import StatsRegistry
 from proxy.table import RoutingTable, TableRef
 from proxy.watcher import RoutingWatcher
 
@@ -59,7 +60,8 @@ class ProxyApp:
         settings = config.proxy
         self.config = config
         self.pool = EndpointPool(settings.outlier_detection)
-        self.table = TableRef(RoutingTable.build(config, self.pool))
+        self.stats = StatsRegistry()
+        self.table = TableRef(RoutingTable.build(config, self.pool, stats=self.stats))
         self.health = Health()
         self.client: UpstreamClient = client or AiohttpClient(
             connect_timeout=settings.timeouts.connect,
@@ -73,11 +75,13 @@ class ProxyApp:
         self.watcher: RoutingWatcher | None = None
         self._redis: object | None = None
         self._watching: asyncio.Task[None] | None = None
-        self.metrics = ProxyMetrics(self.table, lambda: self.watcher)
+        self.metrics = ProxyMetrics(self.table, self.stats, lambda: self.watcher)
 
     def apply(self, document: StoredDocument) -> None:
         """Swap in the routing of a validated document (the only writer of the table)."""
-        self.table.current = RoutingTable.build(document, self.pool, document.generation)
+        self.table.current = RoutingTable.build(
+            document, self.pool, document.generation, stats=self.stats
+        )
 
     async def start(self) -> None:
         """Join Redis if asked to: one quick first look, then the watcher in the background.

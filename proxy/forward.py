@@ -30,6 +30,7 @@ from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse
 from proxy.endpoints import Endpoint, EndpointPool
 from proxy.errors import error_response
 from proxy.headers import RequestHeaderFilter, response_headers
+from proxy.stats import read_tail
 from proxy.table import CompiledRoute, CompiledTrack, TableRef
 from proxy.watchdog import Watchdog
 
@@ -43,12 +44,25 @@ _GATEWAY_ERRORS = frozenset({502, 503, 504})
 class _Exchange:
     """What one request has in flight, for clean-up whatever way it ends."""
 
-    __slots__ = ("endpoint", "generation", "request_id", "response", "started", "track", "upstream")
+    __slots__ = (
+        "endpoint",
+        "error",
+        "first_byte",
+        "generation",
+        "request_id",
+        "response",
+        "started",
+        "track",
+        "upstream",
+    )
 
     def __init__(self, request_id: str, generation: int, started: float) -> None:
         self.request_id = request_id
         self.generation = generation
         self.started = started
+        self.first_byte: float | None = None
+        self.error: str | None = None
+        """The error class this request counts under (see ``proxy.stats``), if any."""
         self.endpoint: Endpoint | None = None
         self.track: CompiledTrack | None = None
         self.upstream: UpstreamResponse | None = None
@@ -111,12 +125,14 @@ class Forwarder:
             if exchange.upstream is not None:
                 exchange.upstream.close()
             if not dog.fired or task.uncancel() > 0:
+                exchange.error = "client_gone"
                 raise  # the client went away (or the server is shutting down)
             response = self._timed_out(request, exchange, dog.phase)
         finally:
             dog.stop()
             if exchange.endpoint is not None:
                 exchange.endpoint.in_flight -= 1
+            _record(exchange, loop.time())
         if not response.prepared:
             _stamp(response, request_id, exchange.track, table.generation)
         return response
@@ -153,9 +169,11 @@ class Forwarder:
         exchange.track = track
         body = await self._read_body(request, dog)
         if isinstance(body, web.Response):
+            exchange.error = "proxy_4xx"
             return body
         plan = self._plan(route, track, forced)
         if not plan:
+            exchange.error = "connect"
             return error_response(
                 503, "no_healthy_upstream", f"track {track.name!r} has no healthy upstream"
             )
@@ -178,7 +196,9 @@ class Forwarder:
             request.method, target, outgoing, payload, streamed, plan, exchange
         )
         if upstream is None:
-            return _upstream_failure(exchange, error, streamed)
+            response = _upstream_failure(exchange, error, streamed)
+            exchange.error = _failure_class(response.status, error)
+            return response
         return await self._relay(request, upstream, dog, exchange)
 
     def _plan(
@@ -250,6 +270,10 @@ class Forwarder:
             self._pool.failed(endpoint, exchange.track.balancer.endpoints)
         else:
             self._pool.succeeded(endpoint)
+        if status >= 500:
+            exchange.error = "upstream_5xx"
+        elif status == 429:
+            exchange.error = "upstream_429"
         response = web.StreamResponse(
             status=status,
             reason=upstream.reason or None,
@@ -258,39 +282,56 @@ class Forwarder:
         exchange.response = response
         if upstream.content_length is not None and request.method != "HEAD":
             response.content_length = upstream.content_length
-        content_type = upstream.header("content-type")
-        if content_type is not None and content_type.startswith("text/event-stream"):
+        content_type = upstream.header("content-type") or ""
+        sse = content_type.startswith("text/event-stream")
+        if sse:
             response.headers["X-Accel-Buffering"] = "no"
             response.headers.setdefault("Cache-Control", "no-cache")
         _stamp(response, exchange.request_id, exchange.track, exchange.generation)
         loop = asyncio.get_running_loop()
         idle = self._timeouts.idle
         dog.set(loop.time() + idle, "idle")
+        previous = last = b""
         try:
             await response.prepare(request)
             read = upstream.read
             write = response.write
-            while True:
-                chunk = await read()
-                if not chunk:
-                    break
+            chunk = await read()
+            exchange.first_byte = loop.time()
+            while chunk:
                 dog.deadline = loop.time() + idle
                 await write(chunk)
+                previous, last = last, chunk  # the tail, for usage and the stream's end
+                chunk = await read()
             await response.write_eof()
         except UpstreamError as exc:
             log.debug("upstream %s broke mid-body: %s", endpoint.url, exc)
+            exchange.error = "cut"
             upstream.close()
             _abort(request, response)
             return response
         except ConnectionError:
+            exchange.error = "client_gone"
             upstream.close()  # the client went away: stop the generation upstream
             return response
         upstream.release()
+        if status < 300 and (sse or "json" in content_type):
+            self._read_tail(previous + last, sse, exchange)
         return response
+
+    @staticmethod
+    def _read_tail(tail: bytes, sse: bool, exchange: _Exchange) -> None:
+        facts = read_tail(tail, sse)
+        assert exchange.track is not None
+        if facts.prompt_tokens is not None or facts.completion_tokens is not None:
+            exchange.track.stats.add_usage(facts.prompt_tokens or 0, facts.completion_tokens or 0)
+        if not facts.finished:
+            exchange.error = "truncated"
 
     def _timed_out(
         self, request: web.BaseRequest, exchange: _Exchange, phase: str
     ) -> web.StreamResponse:
+        exchange.error = "proxy_4xx" if phase == "client_body" else "timeout"
         response = exchange.response
         if response is not None and response.prepared:
             _abort(request, response)
@@ -302,6 +343,27 @@ class Forwarder:
         if exchange.endpoint is not None and exchange.track is not None:
             self._pool.failed(exchange.endpoint, exchange.track.balancer.endpoints)
         return error_response(504, "upstream_timeout", "the upstream did not answer in time")
+
+
+def _record(exchange: _Exchange, now: float) -> None:
+    track = exchange.track
+    if track is None:
+        return
+    started = exchange.started
+    first = exchange.first_byte
+    track.stats.record(
+        (now - started) * 1000.0,
+        None if first is None else (first - started) * 1000.0,
+        exchange.error,
+    )
+
+
+def _failure_class(status: int, error: UpstreamError | None) -> str:
+    if status < 500:
+        return "proxy_4xx"  # 408 or 413 from the streamed request body
+    if error is None or error.kind == "connect":
+        return "connect"
+    return "timeout" if error.kind == "timeout" else "cut"
 
 
 def _reject_early(request: web.BaseRequest) -> web.Response | None:

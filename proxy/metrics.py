@@ -1,25 +1,89 @@
 """The proxy's Prometheus endpoint, ``/metrics``.
 
-So far it reports the routing state: the generation in use, how stale it is, whether Redis
-is reachable, and how many documents were refused. Every value is read at scrape time from
-the objects that own it, so nothing on the request path writes to a metric here.
+Per route, track and version: requests, errors by class, clients that went away, latency and
+time-to-first-byte histograms (seconds), and tokens from the responses' ``usage``. Labels are
+route, track, version and error class only: no user ids, paths or models, so the number of
+series stays bounded by the routing document. Plus the routing state: the generation in use,
+how stale it is, whether Redis is reachable, documents refused.
+
+Everything is read at scrape time from the objects that own it (``StatsRegistry``, the table,
+the watcher); the request path never touches a prometheus-client object.
+
+With several worker processes each serves its own figures on its own port; sum them in
+Prometheus (every series is a counter or a histogram, so sums are exact).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import accumulate
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
+from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry
 from proxy.table import TableRef
 from proxy.watcher import RoutingWatcher
 
+LABELS = ["route", "track", "version"]
+_EXPOSED = range(0, len(BUCKET_BOUNDS_MS), 2)
+"""Every second bound (a factor of √2): precise enough for dashboards, half the series."""
+
+
+class TrackCollector(Collector):
+    def __init__(self, stats: StatsRegistry) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "splitgate_requests", "Requests answered, by track.", labels=LABELS
+        )
+        errors = CounterMetricFamily(
+            "splitgate_request_errors", "Failed requests by error class.", labels=[*LABELS, "class"]
+        )
+        gone = CounterMetricFamily(
+            "splitgate_client_disconnects", "Clients that went away before the end.", labels=LABELS
+        )
+        tokens = CounterMetricFamily(
+            "splitgate_tokens", "Tokens reported in the responses' usage.", labels=[*LABELS, "kind"]
+        )
+        latency = HistogramMetricFamily(
+            "splitgate_request_duration_seconds", "Whole-request latency.", labels=LABELS
+        )
+        ttfb = HistogramMetricFamily(
+            "splitgate_time_to_first_byte_seconds",
+            "From the request to the first body byte (the first token on streams).",
+            labels=LABELS,
+        )
+        for s in self._stats:
+            key = [s.route, s.track, s.version]
+            requests.add_metric(key, s.requests)
+            for name in ERROR_CLASSES:
+                errors.add_metric([*key, name], s.errors[name])
+            gone.add_metric(key, s.client_gone)
+            tokens.add_metric([*key, "prompt"], s.prompt_tokens)
+            tokens.add_metric([*key, "completion"], s.completion_tokens)
+            latency.add_metric(key, _buckets(s.latency), s.latency_sum_ms / 1000)
+            ttfb.add_metric(key, _buckets(s.ttfb), s.ttfb_sum_ms / 1000)
+        yield from (requests, errors, gone, tokens, latency, ttfb)
+
+
+def _buckets(counts: list[int]) -> list[tuple[str, float]]:
+    cumulative = list(accumulate(counts))
+    out = [(repr(BUCKET_BOUNDS_MS[i] / 1000), float(cumulative[i])) for i in _EXPOSED]
+    out.append(("+Inf", float(cumulative[-1])))
+    return out
+
 
 class ProxyMetrics:
-    def __init__(self, table: TableRef, watcher: Callable[[], RoutingWatcher | None]) -> None:
+    def __init__(
+        self, table: TableRef, stats: StatsRegistry, watcher: Callable[[], RoutingWatcher | None]
+    ) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(TrackCollector(stats))
 
         def stale() -> float:
             w = watcher()

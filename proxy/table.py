@@ -22,6 +22,7 @@ from config.schema import BUCKETS, Route, RoutingDocument, weight_to_basis_point
 from proxy.affinity import Source, compile_sources
 from proxy.endpoints import Balancer, EndpointPool
 from proxy.hashing import bucket, salt_prefix
+from proxy.stats import StatsRegistry, TrackStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class CompiledTrack:
     name: str
     version: str
     balancer: Balancer
+    stats: TrackStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +82,15 @@ class RoutingTable:
 
     @classmethod
     def build(
-        cls, document: RoutingDocument, pool: EndpointPool, generation: int = 0
+        cls,
+        document: RoutingDocument,
+        pool: EndpointPool,
+        generation: int = 0,
+        stats: StatsRegistry | None = None,
     ) -> RoutingTable:
         """Compile a validated document; generation 0 means "from the config file"."""
-        compiled = [_compile_route(route, pool) for route in document.routes]
+        registry = stats if stats is not None else StatsRegistry()
+        compiled = [_compile_route(route, pool, registry) for route in document.routes]
         compiled.sort(key=lambda r: (r.host is None, -len(r.path_prefix)))
         return cls(generation=generation, routes=tuple(compiled))
 
@@ -112,12 +119,13 @@ def bucket_order(route: Route) -> list[str]:
     return [t.name for t in route.tracks if t.name != baseline] + [baseline]
 
 
-def _compile_route(route: Route, pool: EndpointPool) -> CompiledRoute:
+def _compile_route(route: Route, pool: EndpointPool, stats: StatsRegistry) -> CompiledRoute:
     tracks = {
         t.name: CompiledTrack(
             name=t.name,
             version=t.version,
             balancer=Balancer([pool.get(url) for url in t.upstreams], route.balance),
+            stats=stats.get(route.name, t.name, t.version),
         )
         for t in route.tracks
     }

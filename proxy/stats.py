@@ -1,0 +1,163 @@
+"""Per-track measurements, counted on the request path with no await, no lock and no I/O.
+
+Each (route, track, version) has one ``TrackStats``: plain integer counters and fixed-bucket
+histograms. Buckets are log-spaced (four per doubling, 1 ms to about 19 minutes) and the same
+in every process, so histograms from several replicas add up exactly and percentiles come
+from the merged counts, never from averaging percentiles. Readers (the Prometheus endpoint,
+the Redis flusher) take snapshots; the request path only adds.
+
+Error classes: ``connect`` (no connection to any endpoint), ``timeout`` (no response head in
+time, or an idle gap mid-body), ``upstream_5xx``, ``upstream_429``, ``proxy_4xx`` (the proxy
+refused the request: 400, 404, 408, 413 …), ``cut`` (the upstream broke mid-body),
+``truncated`` (an SSE stream ended cleanly but with neither ``[DONE]`` nor a
+``finish_reason``). A client that went away is counted apart, as ``client_gone``.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+ERROR_CLASSES = (
+    "connect",
+    "timeout",
+    "upstream_5xx",
+    "upstream_429",
+    "proxy_4xx",
+    "cut",
+    "truncated",
+)
+
+BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(round(2 ** (i / 4), 3) for i in range(0, 81))
+"""Upper bounds (inclusive) in milliseconds: 1, 1.189, 1.414, … 1,048,576 (about 17.5 min)."""
+
+BUCKETS = len(BUCKET_BOUNDS_MS) + 1
+"""One more bucket than bounds: the last one counts everything above the top bound."""
+
+
+def bucket_index(ms: float) -> int:
+    return bisect_left(BUCKET_BOUNDS_MS, ms)
+
+
+class TrackStats:
+    """Counters of one route/track/version; every method is O(1) and never suspends."""
+
+    __slots__ = (
+        "client_gone",
+        "completion_tokens",
+        "errors",
+        "latency",
+        "latency_sum_ms",
+        "prompt_tokens",
+        "requests",
+        "route",
+        "track",
+        "ttfb",
+        "ttfb_sum_ms",
+        "usage_reported",
+        "version",
+    )
+
+    def __init__(self, route: str, track: str, version: str) -> None:
+        self.route = route
+        self.track = track
+        self.version = version
+        self.requests = 0
+        self.errors = dict.fromkeys(ERROR_CLASSES, 0)
+        self.client_gone = 0
+        self.latency = [0] * BUCKETS
+        self.ttfb = [0] * BUCKETS
+        self.latency_sum_ms = 0.0
+        self.ttfb_sum_ms = 0.0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.usage_reported = 0
+
+    def record(self, total_ms: float, ttfb_ms: float | None, error: str | None) -> None:
+        self.requests += 1
+        self.latency[bisect_left(BUCKET_BOUNDS_MS, total_ms)] += 1
+        self.latency_sum_ms += total_ms
+        if ttfb_ms is not None:
+            self.ttfb[bisect_left(BUCKET_BOUNDS_MS, ttfb_ms)] += 1
+            self.ttfb_sum_ms += ttfb_ms
+        if error is not None:
+            if error == "client_gone":
+                self.client_gone += 1
+            else:
+                self.errors[error] += 1
+
+    def add_usage(self, prompt: int, completion: int) -> None:
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.usage_reported += 1
+
+
+class StatsRegistry:
+    """One ``TrackStats`` per route/track/version for the life of the process.
+
+    A table swap keeps the counters of every track that still exists: the registry hands the
+    same object to each table generation, so nothing counted is lost to a weight change.
+    """
+
+    def __init__(self) -> None:
+        self._stats: dict[tuple[str, str, str], TrackStats] = {}
+
+    def get(self, route: str, track: str, version: str) -> TrackStats:
+        key = (route, track, version)
+        stats = self._stats.get(key)
+        if stats is None:
+            stats = self._stats[key] = TrackStats(route, track, version)
+        return stats
+
+    def __iter__(self) -> Iterator[TrackStats]:
+        return iter(list(self._stats.values()))
+
+
+@dataclass(frozen=True)
+class BodyFacts:
+    """What the end of a response body says: token usage, and whether a stream finished."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finished: bool = False
+
+
+_USAGE = b'"usage"'
+_DONE = b"data: [DONE]"
+_FINISH = b'"finish_reason"'
+_decoder = json.JSONDecoder()
+
+
+def read_tail(tail: bytes, sse: bool) -> BodyFacts:
+    """Token usage and completion from the last bytes of a body (OpenAI shapes, JSON or SSE).
+
+    Only the tail is kept while relaying (the last two chunks, no copies per chunk), so this
+    looks for the ``usage`` object and the stream's end there and gives up quietly otherwise.
+    """
+    prompt = completion = None
+    at = tail.rfind(_USAGE)
+    if at >= 0:
+        brace = tail.find(b"{", at)
+        if brace >= 0:
+            try:
+                usage, _ = _decoder.raw_decode(tail[brace:].decode("utf-8", "replace"))
+            except ValueError:
+                usage = None
+            if isinstance(usage, dict):
+                p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+                prompt = p if isinstance(p, int) else None
+                completion = c if isinstance(c, int) else None
+    finished = not sse or _DONE in tail or _finish_reason(tail)
+    return BodyFacts(prompt, completion, finished)
+
+
+def _finish_reason(tail: bytes) -> bool:
+    at = tail.rfind(_FINISH)
+    while at >= 0:
+        rest = tail[at + len(_FINISH) :].lstrip(b" :")
+        if rest and not rest.startswith(b"null"):
+            return True
+        at = tail.rfind(_FINISH, 0, at)
+    return False
