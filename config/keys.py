@@ -75,6 +75,9 @@ class Keys:
     def ack_pattern(self) -> str:
         return f"{self._tag}:ack:*"
 
+    def metrics_window(self, route: str, start: int) -> str:
+        return f"{self._tag}:metrics:{route}:{start}"
+
     def ack(self, instance: str) -> str:
         return f"{self._tag}:ack:{instance}"
 

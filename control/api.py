@@ -17,17 +17,21 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from config.durations import parse_duration
 from config.keys import StoredDocument
+from config.metrics import WINDOW_S, WINDOW_TTL_S
 from config.schema import RoutingDocument
 from control import edits
 from control.edits import EditError, FieldError
 from control.openapi import OPENAPI
 from control.store import Change, DocumentStore, Stale
+from control.windows import WindowReader
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Edit = Callable[[RoutingDocument], RoutingDocument]
 
 STORE = web.AppKey("store", DocumentStore)
+WINDOWS = web.AppKey("windows", WindowReader)
 TOKEN = web.AppKey("token", str)
 WRITE_ATTEMPTS = 3
 _CODES = {404: "not_found", 405: "method_not_allowed", 503: "not_seeded"}
@@ -241,6 +245,38 @@ async def remove_upstream(request: web.Request) -> web.Response:
     )
 
 
+async def route_metrics(request: web.Request) -> web.Response:
+    """Fleet-wide counts of one route over ``?window=`` (10 s to 6 h, default 5m), per track."""
+    name = request.match_info["route"]
+    document = await current(request)
+    route = edits.find_route(document, name)
+    raw = request.query.get("window", "5m")
+    try:
+        span = parse_duration(raw)
+    except ValueError as exc:
+        raise EditError([FieldError("window", str(exc))], status=400) from None
+    if not WINDOW_S <= span <= WINDOW_TTL_S:
+        raise EditError(
+            [FieldError("window", f"between {WINDOW_S} s and {WINDOW_TTL_S // 3600} h")], status=400
+        )
+    first, end, merged = await request.app[WINDOWS].read(name, span)
+    weights = {t.name: t.weight for t in route.tracks}
+    tracks = [
+        {"track": track, "version": version, "weight": weights.get(track), **counts.summary()}
+        for (track, version), counts in sorted(merged.items())
+    ]
+    return web.json_response(
+        {
+            "route": name,
+            "window_s": end - first,
+            "from": first,
+            "to": end,
+            "generation": document.generation,
+            "tracks": tracks,
+        }
+    )
+
+
 async def audit(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
@@ -256,9 +292,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_api(store: DocumentStore, token: str) -> web.Application:
+def create_api(store: DocumentStore, windows: WindowReader, token: str) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
+    app[WINDOWS] = windows
     app[TOKEN] = token
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
@@ -269,5 +306,6 @@ def create_api(store: DocumentStore, token: str) -> web.Application:
     app.router.add_delete("/v1/routes/{route}/tracks/{track}", delete_track)
     app.router.add_post("/v1/routes/{route}/tracks/{track}/upstreams", add_upstream)
     app.router.add_delete("/v1/routes/{route}/tracks/{track}/upstreams", remove_upstream)
+    app.router.add_get("/v1/routes/{route}/metrics", route_metrics)
     app.router.add_get("/v1/audit", audit)
     return app

@@ -20,6 +20,7 @@ from config.keys import Keys, StoredDocument
 from config.schema import RoutingDocument
 from control.api import create_api
 from control.store import Change, DocumentStore, Stale
+from control.windows import WindowReader
 
 log = logging.getLogger("splitgate.control")
 
@@ -34,7 +35,7 @@ class ControlApp:
         self.store = DocumentStore(redis, keys)
         self._seed = seed
         self._guard_s = guard_s
-        self.api = create_api(self.store, token)
+        self.api = create_api(self.store, WindowReader(redis, keys), token)
         self._guarding: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -163,6 +163,21 @@ OPENAPI: dict[str, Any] = {
                 ],
             ),
         },
+        "/v1/routes/{route}/metrics": {
+            "get": {
+                "summary": "Fleet-wide counts per track over a window: requests, error rate by class, latency and TTFB p50/p95/p99 (ms, from merged histograms), tokens per request",
+                "parameters": [
+                    _ROUTE_PARAM,
+                    {
+                        "name": "window",
+                        "in": "query",
+                        "schema": {"type": "string", "default": "5m"},
+                        "description": "10s to 6h, e.g. 30s, 5m, 1h",
+                    },
+                ],
+                "responses": _responses("The counts", 400, 404),
+            }
+        },
         "/v1/audit": {
             "get": {
                 "summary": "The newest audit records (actor, before, after, reason, time), newest first",

@@ -239,8 +239,11 @@ class FakeLLM:
         finally:
             self.open_streams -= 1
 
-    async def _models(self, request: web.Request) -> web.Response:
-        await self._record(request)
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        _, how = await self._record(request)
+        failed = await self._prelude(request, how)
+        if failed is not None:
+            return failed
         return web.json_response(
             {
                 "object": "list",

@@ -20,6 +20,7 @@ from config.keys import Keys, StoredDocument
 from config.schema import SplitgateConfig
 from proxy.client import AiohttpClient, UpstreamClient
 from proxy.endpoints import EndpointPool
+from proxy.flusher import MetricsFlusher
 from proxy.forward import Forwarder
 from proxy.health import Health, healthz, readyz
 from proxy.metrics import ProxyMetrics
@@ -75,7 +76,11 @@ class ProxyApp:
         self.watcher: RoutingWatcher | None = None
         self._redis: object | None = None
         self._watching: asyncio.Task[None] | None = None
-        self.metrics = ProxyMetrics(self.table, self.stats, lambda: self.watcher)
+        self.flusher: MetricsFlusher | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self.metrics = ProxyMetrics(
+            self.table, self.stats, lambda: self.watcher, lambda: self.flusher
+        )
 
     def apply(self, document: StoredDocument) -> None:
         """Swap in the routing of a validated document (the only writer of the table)."""
@@ -109,6 +114,8 @@ class ProxyApp:
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("Redis not reachable at start (%s): serving the file's routing", exc)
         self._watching = asyncio.create_task(self.watcher.run(), name="routing-watcher")
+        self.flusher = MetricsFlusher(redis, follow.keys, self.stats)
+        self._flushing = asyncio.create_task(self.flusher.run(), name="metrics-flusher")
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -121,10 +128,15 @@ class ProxyApp:
         return await self._forward(request)
 
     async def close(self) -> None:
-        if self._watching is not None:
-            self._watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watching
+        for task in (self._watching, self._flushing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.flusher is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await self.flusher.flush()  # the last second's counts
         if self._redis is not None:
             await self._redis.aclose()  # type: ignore[attr-defined]
         await self.client.close()

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from proxy.flusher import MetricsFlusher
 from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry
 from proxy.table import TableRef
 from proxy.watcher import RoutingWatcher
@@ -80,7 +81,11 @@ def _buckets(counts: list[int]) -> list[tuple[str, float]]:
 
 class ProxyMetrics:
     def __init__(
-        self, table: TableRef, stats: StatsRegistry, watcher: Callable[[], RoutingWatcher | None]
+        self,
+        table: TableRef,
+        stats: StatsRegistry,
+        watcher: Callable[[], RoutingWatcher | None],
+        flusher: Callable[[], MetricsFlusher | None],
     ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(TrackCollector(stats))
@@ -107,6 +112,16 @@ class ProxyMetrics:
             "splitgate_redis_connected",
             "1 while the routing watcher is connected to Redis.",
             lambda: 1.0 if (w := watcher()) is not None and w.connected else 0.0,
+        )
+        gauge(
+            "splitgate_metrics_flush_failures",
+            "Flushes of metric windows to Redis that failed (their counts wait for the next).",
+            lambda: float(f.failures) if (f := flusher()) is not None else 0.0,
+        )
+        gauge(
+            "splitgate_metrics_dropped_requests",
+            "Requests whose counts were dropped from Redis windows because Redis stayed down.",
+            lambda: float(f.dropped_requests) if (f := flusher()) is not None else 0.0,
         )
         gauge(
             "splitgate_routing_documents_rejected",

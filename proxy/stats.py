@@ -20,21 +20,16 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-ERROR_CLASSES = (
-    "connect",
-    "timeout",
-    "upstream_5xx",
-    "upstream_429",
-    "proxy_4xx",
-    "cut",
-    "truncated",
-)
+from config.metrics import BUCKET_BOUNDS_MS, BUCKETS, ERROR_CLASSES
 
-BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(round(2 ** (i / 4), 3) for i in range(0, 81))
-"""Upper bounds (inclusive) in milliseconds: 1, 1.189, 1.414, … 1,048,576 (about 17.5 min)."""
-
-BUCKETS = len(BUCKET_BOUNDS_MS) + 1
-"""One more bucket than bounds: the last one counts everything above the top bound."""
+__all__ = [
+    "BUCKETS",
+    "BUCKET_BOUNDS_MS",
+    "ERROR_CLASSES",
+    "StatsRegistry",
+    "TrackStats",
+    "read_tail",
+]
 
 
 def bucket_index(ms: float) -> int:

@@ -224,3 +224,36 @@ async def test_admin_paths_are_not_served_on_the_proxy_port(fleet: Fleet) -> Non
         async with fleet.session.get(fleet.proxies[0].url + path, headers=AUTH) as r:
             assert r.status == 404, path
             assert "routes" not in (await r.text())
+
+
+@pytest.mark.usefixtures("session_closer")
+async def test_two_replicas_windows_merge_into_fleet_totals_and_percentiles(fleet: Fleet) -> None:
+    generation = await fleet.set_canary(0)
+    await eventually(lambda: fleet.all_acked(generation))
+    a, b = fleet.proxies[0], fleet.proxies[1]
+
+    async def send(proxy: PlaneProcess, n: int, fake: str = "") -> None:
+        for i in range(n):
+            headers = {"x-user-id": f"m{i}", **({"X-Fake": fake} if fake else {})}
+            async with fleet.session.get(f"{proxy.url}/v1/models", headers=headers) as r:
+                await r.read()
+
+    await send(a, 40)
+    await send(b, 10, "ttfb=0.3")
+    await send(b, 5, "status=429")
+
+    async def stable() -> dict[str, Any]:
+        answer = await fleet.admin("GET", "/v1/routes/chat/metrics?window=1m")
+        tracks: dict[str, dict[str, Any]] = {t["track"]: t for t in answer["tracks"]}
+        return tracks.get("stable", {"requests": 0})
+
+    async def all_flushed() -> bool:
+        return bool((await stable())["requests"] == 55)
+
+    await eventually(all_flushed)
+    counts = await stable()
+    assert counts["errors_by_class"]["upstream_429"] == 5
+    assert counts["error_rate"] == pytest.approx(5 / 55)
+    assert counts["latency_ms"]["p50"] < 300
+    assert counts["latency_ms"]["p95"] >= 300  # 10 of 55 waited 0.3 s at the upstream
+    assert counts["version"] == "v1.0.0" and counts["weight"] == 100

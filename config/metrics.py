@@ -1,0 +1,138 @@
+"""The measurement contract between the planes: buckets, error classes, and metric windows.
+
+Proxies add their counts into per-route windows in Redis; the control plane reads any span of
+windows and merges them. Both sides use the bucket bounds and field names defined here, so
+counts from every replica add up exactly.
+
+Window hash ``{ns}:metrics:<route>:<window start, unix seconds>``, one field per count:
+``<track>\\t<version>\\t<metric>`` where metric is ``requests``, ``err:<class>``,
+``client_gone``, ``lat:<bucket>``, ``ttfb:<bucket>``, ``lat_sum_ms``, ``ttfb_sum_ms``,
+``tok:prompt``, ``tok:completion`` or ``usage``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+ERROR_CLASSES = (
+    "connect",
+    "timeout",
+    "upstream_5xx",
+    "upstream_429",
+    "proxy_4xx",
+    "cut",
+    "truncated",
+)
+
+BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(round(2 ** (i / 4), 3) for i in range(0, 81))
+"""Upper bounds (inclusive) in milliseconds: 1, 1.189, 1.414, … 1,048,576 (about 17.5 min)."""
+
+BUCKETS = len(BUCKET_BOUNDS_MS) + 1
+"""One more bucket than bounds: the last one counts everything above the top bound."""
+
+WINDOW_S = 10
+"""Length of one metric window in seconds."""
+
+WINDOW_TTL_S = 6 * 3600
+
+
+def window_start(unix_seconds: float) -> int:
+    return int(unix_seconds // WINDOW_S) * WINDOW_S
+
+
+def field_name(track: str, version: str, metric: str) -> str:
+    return f"{track}\t{version}\t{metric}"
+
+
+@dataclass
+class TrackWindow:
+    """Counts of one track and version, summed over any number of windows and replicas."""
+
+    requests: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_CLASSES, 0))
+    client_gone: int = 0
+    latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    ttfb: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    latency_sum_ms: float = 0.0
+    ttfb_sum_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_reported: int = 0
+
+    def add_field(self, metric: str, value: float) -> None:
+        kind, _, rest = metric.partition(":")
+        if metric == "requests":
+            self.requests += int(value)
+        elif kind == "err" and rest in self.errors:
+            self.errors[rest] += int(value)
+        elif kind in ("lat", "ttfb") and rest.isdigit() and int(rest) < BUCKETS:
+            (self.latency if kind == "lat" else self.ttfb)[int(rest)] += int(value)
+        elif metric == "client_gone":
+            self.client_gone += int(value)
+        elif metric == "lat_sum_ms":
+            self.latency_sum_ms += value
+        elif metric == "ttfb_sum_ms":
+            self.ttfb_sum_ms += value
+        elif metric == "tok:prompt":
+            self.prompt_tokens += int(value)
+        elif metric == "tok:completion":
+            self.completion_tokens += int(value)
+        elif metric == "usage":
+            self.usage_reported += int(value)
+
+    def summary(self) -> dict[str, object]:
+        errors = sum(self.errors.values())
+        return {
+            "requests": self.requests,
+            "errors": errors,
+            "error_rate": errors / self.requests if self.requests else None,
+            "errors_by_class": dict(self.errors),
+            "client_gone": self.client_gone,
+            "latency_ms": percentiles(self.latency),
+            "ttfb_ms": percentiles(self.ttfb),
+            "tokens_per_request": (
+                (self.prompt_tokens + self.completion_tokens) / self.usage_reported
+                if self.usage_reported
+                else None
+            ),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+
+def merge_windows(hashes: Sequence[Mapping[str, str]]) -> dict[tuple[str, str], TrackWindow]:
+    """Sum window hashes (from any replicas and windows) per (track, version)."""
+    merged: dict[tuple[str, str], TrackWindow] = {}
+    for fields in hashes:
+        for name, raw in fields.items():
+            parts = name.split("\t")
+            if len(parts) != 3:
+                continue
+            try:
+                number = float(raw)
+            except ValueError:
+                continue
+            merged.setdefault((parts[0], parts[1]), TrackWindow()).add_field(parts[2], number)
+    return merged
+
+
+def percentile(counts: Sequence[int], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the q-quantile; None without samples.
+
+    Above the top bound the answer is ``inf``: the honest statement of what a histogram knows.
+    """
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen >= rank and count:
+            return BUCKET_BOUNDS_MS[index] if index < len(BUCKET_BOUNDS_MS) else float("inf")
+    return float("inf")
+
+
+def percentiles(counts: Sequence[int]) -> dict[str, float | None]:
+    return {name: percentile(counts, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}

@@ -1,0 +1,31 @@
+"""Reads the fleet's metric windows from Redis and merges them per track and version."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from config.keys import Keys
+from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, merge_windows, window_start
+
+
+class WindowReader:
+    def __init__(self, redis: Any, keys: Keys, clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._clock = clock
+
+    async def read(
+        self, route: str, span_s: float
+    ) -> tuple[int, int, dict[tuple[str, str], TrackWindow]]:
+        """(first window start, end, merged counts) of the windows covering the last ``span_s``."""
+        now = self._clock()
+        last = window_start(now)
+        first = window_start(now - min(span_s, WINDOW_TTL_S) + WINDOW_S)
+        starts = range(first, last + WINDOW_S, WINDOW_S)
+        pipe = self._redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self._keys.metrics_window(route, start))
+        hashes = await pipe.execute()
+        return first, last + WINDOW_S, merge_windows(hashes)
