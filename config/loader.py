@@ -77,11 +77,7 @@ def _problems(exc: ValidationError, root: yaml.Node, source: str) -> list[str]:
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
         line = _line_of(root, loc)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif error["type"] == "missing":
-            message = "required field is missing"
+        message = reason(error)
         where = f"{source}:{line}" if line is not None else source
         problems.append(f"{where}: {_dotted(loc) or '(top level)'}: {message}")
     return problems
@@ -90,10 +86,18 @@ def _problems(exc: ValidationError, root: yaml.Node, source: str) -> list[str]:
 def describe_validation_error(exc: ValidationError, source: str) -> list[str]:
     """``source: field: reason`` lines for a model validated from something other than a file."""
     return [
-        f"{source}: {_dotted(tuple(e['loc'])) or '(top level)'}: "
-        + e["msg"].removeprefix("Value error, ")
+        f"{source}: {_dotted(tuple(e['loc'])) or '(top level)'}: {reason(e)}"
         for e in exc.errors(include_url=False)
     ]
+
+
+def reason(error: Any) -> str:
+    """A pydantic error's reason in plain words."""
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "missing":
+        return "required field is missing"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

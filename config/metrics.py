@@ -7,7 +7,8 @@ counts from every replica add up exactly.
 Window hash ``{ns}:metrics:<route>:<window start, unix seconds>``, one field per count:
 ``<track>\\t<version>\\t<metric>`` where metric is ``requests``, ``err:<class>``,
 ``client_gone``, ``lat:<bucket>``, ``ttfb:<bucket>``, ``lat_sum_ms``, ``ttfb_sum_ms``,
-``tok:prompt``, ``tok:completion`` or ``usage``.
+``tok:prompt``, ``tok:completion``, ``usage``, or feedback: ``fb:hallucination_yes``,
+``fb:hallucination_no``, ``fb:rating_sum``, ``fb:rating_n``, ``fb:comments``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class TrackWindow:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_reported: int = 0
+    feedback: dict[str, int] = field(default_factory=dict)
 
     def add_field(self, metric: str, value: float) -> None:
         kind, _, rest = metric.partition(":")
@@ -80,6 +82,8 @@ class TrackWindow:
             self.completion_tokens += int(value)
         elif metric == "usage":
             self.usage_reported += int(value)
+        elif kind == "fb":
+            self.feedback[rest] = self.feedback.get(rest, 0) + int(value)
 
     def summary(self) -> dict[str, object]:
         errors = sum(self.errors.values())
@@ -98,6 +102,19 @@ class TrackWindow:
             ),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            **self._feedback_summary(),
+        }
+
+    def _feedback_summary(self) -> dict[str, object]:
+        fb = self.feedback
+        judged = fb.get("hallucination_yes", 0) + fb.get("hallucination_no", 0)
+        rated = fb.get("rating_n", 0)
+        return {
+            "hallucination_rate": fb.get("hallucination_yes", 0) / judged if judged else None,
+            "hallucination_judged": judged,
+            "user_satisfaction": fb.get("rating_sum", 0) / rated if rated else None,
+            "ratings": rated,
+            "comments": fb.get("comments", 0),
         }
 
 

@@ -255,8 +255,16 @@ class Override(Model):
     secret_header: HeaderName = "x-splitgate-internal"
 
 
+class FeedbackLimits(Model):
+    """The public ``POST /v1/feedback``: requests a second per client address, and burst."""
+
+    rate_per_second: float = Field(default=5.0, gt=0)
+    burst: int = Field(default=20, ge=1)
+
+
 class ProxySettings(Model):
     timeouts: Timeouts = Timeouts()
+    feedback: FeedbackLimits = FeedbackLimits()
     limits: Limits = Limits()
     retries: Retries = Retries()
     outlier_detection: OutlierDetection = OutlierDetection()

@@ -55,7 +55,11 @@ async def serve(control: ControlApp, host: str, port: int) -> web.AppRunner:
 
 async def run(process: ControlProcess) -> None:
     control = ControlApp(
-        connect(process.redis_url), Keys(process.namespace), process.seed, process.token
+        connect(process.redis_url),
+        Keys(process.namespace),
+        process.seed,
+        process.token,
+        signing_key=process.signing_key,
     )
     runner = await serve(control, process.host, process.port)
     stop = asyncio.Event()

@@ -15,11 +15,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from config.durations import parse_duration
+from config.feedback import Feedback, feedback_fields, verify
 from config.keys import StoredDocument
-from config.metrics import WINDOW_S, WINDOW_TTL_S
+from config.loader import reason
+from config.metrics import WINDOW_S, WINDOW_TTL_S, field_name
 from config.schema import RoutingDocument
 from control import edits
 from control.edits import EditError, FieldError
@@ -32,6 +35,7 @@ Edit = Callable[[RoutingDocument], RoutingDocument]
 
 STORE = web.AppKey("store", DocumentStore)
 WINDOWS = web.AppKey("windows", WindowReader)
+SIGNING_KEY = web.AppKey("signing_key", bytes)
 TOKEN = web.AppKey("token", str)
 WRITE_ATTEMPTS = 3
 _CODES = {404: "not_found", 405: "method_not_allowed", 503: "not_seeded"}
@@ -277,6 +281,47 @@ async def route_metrics(request: web.Request) -> web.Response:
     )
 
 
+async def feedback(request: web.Request) -> web.Response:
+    """Quality signals for an answered request, counted for the track and version that gave it."""
+    key = request.app[SIGNING_KEY]
+    if not key:
+        return error(
+            503,
+            "feedback_not_configured",
+            "set SPLITGATE_SIGNING_KEY (the proxies' too) to accept feedback",
+        )
+    body = await read_json(request)
+    try:
+        received = Feedback.model_validate(body)
+    except ValidationError as exc:
+        raise EditError(_feedback_errors(exc)) from None
+    source = verify(key, received.request_id)
+    if source is None:
+        raise EditError(
+            [
+                FieldError(
+                    "request_id",
+                    "not an id issued by splitgate (forged, or signed with another key)",
+                )
+            ]
+        )
+    route, track, version = source
+    fields = {
+        field_name(track, version, name): value for name, value in feedback_fields(received).items()
+    }
+    await request.app[WINDOWS].add(route, fields)
+    return web.json_response(
+        {"accepted": True, "route": route, "track": track, "version": version}, status=202
+    )
+
+
+def _feedback_errors(exc: ValidationError) -> list[FieldError]:
+    return [
+        FieldError(".".join(str(p) for p in e["loc"]) or "body", reason(e))
+        for e in exc.errors(include_url=False)
+    ]
+
+
 async def audit(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
@@ -292,9 +337,12 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_api(store: DocumentStore, windows: WindowReader, token: str) -> web.Application:
+def create_api(
+    store: DocumentStore, windows: WindowReader, token: str, signing_key: bytes = b""
+) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
+    app[SIGNING_KEY] = signing_key
     app[WINDOWS] = windows
     app[TOKEN] = token
     app.router.add_get("/healthz", healthz)
@@ -308,4 +356,5 @@ def create_api(store: DocumentStore, windows: WindowReader, token: str) -> web.A
     app.router.add_delete("/v1/routes/{route}/tracks/{track}/upstreams", remove_upstream)
     app.router.add_get("/v1/routes/{route}/metrics", route_metrics)
     app.router.add_get("/v1/audit", audit)
+    app.router.add_post("/v1/feedback", feedback)
     return app

@@ -29,13 +29,20 @@ SEEDER = "splitgate-control"
 
 class ControlApp:
     def __init__(
-        self, redis: Any, keys: Keys, seed: RoutingDocument, token: str, *, guard_s: float = 1.0
+        self,
+        redis: Any,
+        keys: Keys,
+        seed: RoutingDocument,
+        token: str,
+        *,
+        guard_s: float = 1.0,
+        signing_key: bytes = b"",
     ) -> None:
         self.redis = redis
         self.store = DocumentStore(redis, keys)
         self._seed = seed
         self._guard_s = guard_s
-        self.api = create_api(self.store, WindowReader(redis, keys), token)
+        self.api = create_api(self.store, WindowReader(redis, keys), token, signing_key)
         self._guarding: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

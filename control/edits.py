@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.loader import reason
 from config.schema import Route, RoutingDocument, Track, weight_to_basis_points
 
 
@@ -179,10 +180,5 @@ def _field_errors(
         field = prefix
         for part in loc:
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
-        reason = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            reason = "unknown field"
-        elif error["type"] == "missing":
-            reason = "required field is missing"
-        errors.append(FieldError(field or "document", reason))
+        errors.append(FieldError(field or "document", reason(error)))
     return errors

@@ -178,6 +178,33 @@ OPENAPI: dict[str, Any] = {
                 "responses": _responses("The counts", 400, 404),
             }
         },
+        "/v1/feedback": {
+            "post": {
+                "summary": "Hallucination, rating (1-5) and comment for an answered request, by its X-Request-Id (or X-Splitgate-Feedback-Id)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["request_id"],
+                                "properties": {
+                                    "request_id": {"type": "string"},
+                                    "hallucination": {"type": "boolean"},
+                                    "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+                                    "comment": {"type": "string"},
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_responses("Counted", 400, 422),
+                    "202": {"description": "Counted for the track and version that answered"},
+                },
+            }
+        },
         "/v1/audit": {
             "get": {
                 "summary": "The newest audit records (actor, before, after, reason, time), newest first",

@@ -25,6 +25,7 @@ class ControlProcess:
     token: str
     namespace: str
     log_level: str
+    signing_key: bytes
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,4 +80,5 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         token=token,
         namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
         log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
+        signing_key=env.get("SPLITGATE_SIGNING_KEY", "").encode(),
     )

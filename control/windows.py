@@ -16,6 +16,15 @@ class WindowReader:
         self._keys = keys
         self._clock = clock
 
+    async def add(self, route: str, fields: dict[str, int]) -> None:
+        """Add counts to the current window (feedback received by the control plane)."""
+        key = self._keys.metrics_window(route, window_start(self._clock()))
+        pipe = self._redis.pipeline(transaction=True)
+        for name, value in fields.items():
+            pipe.hincrby(key, name, value)
+        pipe.expire(key, WINDOW_TTL_S)
+        await pipe.execute()
+
     async def read(
         self, route: str, span_s: float
     ) -> tuple[int, int, dict[tuple[str, str], TrackWindow]]:

@@ -54,7 +54,12 @@ async def run(process: ProxyProcess) -> None:
             poll_s=process.poll_s,
             pubsub=process.pubsub,
         )
-    proxy = ProxyApp(process.config, internal_secret=process.internal_secret, follow=follow)
+    proxy = ProxyApp(
+        process.config,
+        internal_secret=process.internal_secret,
+        follow=follow,
+        signing_key=process.signing_key,
+    )
     await serve(proxy, process.host, process.port)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -18,8 +19,10 @@ from redis.exceptions import RedisError
 
 from config.keys import Keys, StoredDocument
 from config.schema import SplitgateConfig
+from proxy.affinity import ClientAddress
 from proxy.client import AiohttpClient, UpstreamClient
 from proxy.endpoints import EndpointPool
+from proxy.feedback import FeedbackEndpoint, RateLimiter
 from proxy.flusher import MetricsFlusher
 from proxy.forward import Forwarder
 from proxy.health import Health, healthz, readyz
@@ -29,7 +32,7 @@ from proxy.stats import StatsRegistry
 from proxy.table import RoutingTable, TableRef
 from proxy.watcher import RoutingWatcher
 
-RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
+RESERVED_PATHS = ("/healthz", "/readyz", "/metrics", "POST /v1/feedback")
 """Answered by the proxy itself, whatever the routes say."""
 
 log = logging.getLogger("splitgate.proxy")
@@ -57,6 +60,7 @@ class ProxyApp:
         internal_secret: str | None = None,
         client: UpstreamClient | None = None,
         follow: Follow | None = None,
+        signing_key: bytes | None = None,
     ) -> None:
         settings = config.proxy
         self.config = config
@@ -69,8 +73,11 @@ class ProxyApp:
             keepalive=settings.timeouts.upstream_keepalive,
             limit_per_host=settings.limits.max_connections_per_upstream,
         )
+        # Without a shared key, ids are signed with one of this process's own: feedback then
+        # verifies only on this process's public endpoint.
+        self.signing_key = signing_key or os.urandom(32)
         self._forward = Forwarder(
-            self.table, settings, self.client, self.pool, internal_secret
+            self.table, settings, self.client, self.pool, internal_secret, self.signing_key
         ).handle
         self._follow = follow
         self.watcher: RoutingWatcher | None = None
@@ -78,6 +85,12 @@ class ProxyApp:
         self._watching: asyncio.Task[None] | None = None
         self.flusher: MetricsFlusher | None = None
         self._flushing: asyncio.Task[None] | None = None
+        self.feedback = FeedbackEndpoint(
+            self.signing_key,
+            self.stats,
+            ClientAddress(settings.trusted_proxies),
+            RateLimiter(settings.feedback.rate_per_second, settings.feedback.burst),
+        )
         self.metrics = ProxyMetrics(
             self.table, self.stats, lambda: self.watcher, lambda: self.flusher
         )
@@ -125,6 +138,8 @@ class ProxyApp:
             return readyz(self.table, self.health, self.watcher)
         if path == "/metrics":
             return self.metrics.response()
+        if path == "/v1/feedback" and request.method == "POST":
+            return await self.feedback.handle(request)
         return await self._forward(request)
 
     async def close(self) -> None:

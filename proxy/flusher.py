@@ -43,6 +43,7 @@ def counts_of(s: TrackStats) -> Counts:
     out["tok:prompt"] = s.prompt_tokens
     out["tok:completion"] = s.completion_tokens
     out["usage"] = s.usage_reported
+    out.update(s.feedback)  # already named fb:…
     return out
 
 
@@ -88,7 +89,7 @@ class MetricsFlusher:
             self._sent[id(s)] = now
             window = self.pending.setdefault((s.route, start), {})
             for metric, value in now.items():
-                delta = value - (before[metric] if before is not None else 0)
+                delta = value - (before.get(metric, 0) if before is not None else 0)
                 if delta:
                     name = field_name(s.track, s.version, metric)
                     window[name] = window.get(name, 0) + delta

@@ -17,12 +17,12 @@ import hmac
 import logging
 import os
 import re
-from collections.abc import Callable
 from itertools import count
 
 from aiohttp import HttpVersion11, web
 from aiohttp.web_exceptions import HTTPRequestEntityTooLarge
 
+from config.feedback import sign
 from config.schema import ProxySettings
 from proxy.affinity import ClientAddress, sticky_key
 from proxy.body import StreamedBody
@@ -45,10 +45,13 @@ class _Exchange:
     """What one request has in flight, for clean-up whatever way it ends."""
 
     __slots__ = (
+        "chosen",
+        "client_id",
         "endpoint",
         "error",
         "first_byte",
         "generation",
+        "nonce",
         "request_id",
         "response",
         "started",
@@ -56,8 +59,19 @@ class _Exchange:
         "upstream",
     )
 
-    def __init__(self, request_id: str, generation: int, started: float) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        nonce: str,
+        client_id: bool,
+        chosen: CompiledTrack,
+        generation: int,
+        started: float,
+    ) -> None:
         self.request_id = request_id
+        self.nonce = nonce
+        self.client_id = client_id
+        self.chosen = chosen
         self.generation = generation
         self.started = started
         self.first_byte: float | None = None
@@ -77,7 +91,7 @@ class Forwarder:
         client: UpstreamClient,
         pool: EndpointPool,
         internal_secret: str | None,
-        loop_time: Callable[[], float] | None = None,
+        signing_key: bytes,
     ) -> None:
         self._table = table
         self._client = client
@@ -91,6 +105,7 @@ class Forwarder:
         self._headers = RequestHeaderFilter((self._override_header, self._secret_header))
         self._client_address = ClientAddress(settings.trusted_proxies)
         self._id_prefix = os.urandom(6).hex()
+        self._signing_key = signing_key
         self._ids = count(1)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -105,20 +120,26 @@ class Forwarder:
         route = table.match(path, request.host)
         if route is None:
             return error_response(404, "no_route", f"no route matches {path!r}")
-        request_id = headers.get("x-request-id")
-        if request_id is None or not _REQUEST_ID.match(request_id):
-            request_id = f"{self._id_prefix}{next(self._ids):010x}"
+        client_id = headers.get("x-request-id")
+        if client_id is not None and not _REQUEST_ID.match(client_id):
+            client_id = None
+        nonce = f"{self._id_prefix}{next(self._ids):010x}"
         chosen = self._choose(route, request)
         if isinstance(chosen, web.Response):
-            return _stamp(chosen, request_id, None, table.generation)
+            return _stamp(chosen, client_id or nonce, None, table.generation)
         track, forced = chosen
+        # Our own ids are signed for the track that serves them: feedback on an id needs no
+        # lookup (config.feedback). A client's own id is kept, and a signed one added beside.
+        request_id = client_id or sign(self._signing_key, nonce, track.feedback_payload)
 
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
         started = loop.time()
         dog = Watchdog(loop, task, started + self._timeouts.client_body, "client_body")
-        exchange = _Exchange(request_id, table.generation, started)
+        exchange = _Exchange(
+            request_id, nonce, client_id is not None, track, table.generation, started
+        )
         try:
             response = await self._forward(request, route, track, forced, dog, exchange)
         except asyncio.CancelledError:
@@ -134,8 +155,19 @@ class Forwarder:
                 exchange.endpoint.in_flight -= 1
             _record(exchange, loop.time())
         if not response.prepared:
-            _stamp(response, request_id, exchange.track, table.generation)
+            self._stamp(response, exchange)
         return response
+
+    def _stamp(self, response: web.StreamResponse, exchange: _Exchange) -> None:
+        track = exchange.track
+        request_id = exchange.request_id
+        if track is not None and (exchange.client_id or track is not exchange.chosen):
+            signed = sign(self._signing_key, exchange.nonce, track.feedback_payload)
+            if exchange.client_id:
+                response.headers["X-Splitgate-Feedback-Id"] = signed
+            else:
+                request_id = signed  # fell back to the baseline: sign for who answered
+        _stamp(response, request_id, track, exchange.generation)
 
     def _choose(
         self, route: CompiledRoute, request: web.BaseRequest
@@ -287,7 +319,7 @@ class Forwarder:
         if sse:
             response.headers["X-Accel-Buffering"] = "no"
             response.headers.setdefault("Cache-Control", "no-cache")
-        _stamp(response, exchange.request_id, exchange.track, exchange.generation)
+        self._stamp(response, exchange)
         loop = asyncio.get_running_loop()
         idle = self._timeouts.idle
         dog.set(loop.time() + idle, "idle")

@@ -69,7 +69,18 @@ class TrackCollector(Collector):
             tokens.add_metric([*key, "completion"], s.completion_tokens)
             latency.add_metric(key, _buckets(s.latency), s.latency_sum_ms / 1000)
             ttfb.add_metric(key, _buckets(s.ttfb), s.ttfb_sum_ms / 1000)
-        yield from (requests, errors, gone, tokens, latency, ttfb)
+        yield from (requests, errors, gone, tokens, latency, ttfb, self._feedback())
+
+    def _feedback(self) -> Metric:
+        family = CounterMetricFamily(
+            "splitgate_feedback",
+            "Feedback received on this proxy, by kind.",
+            labels=[*LABELS, "kind"],
+        )
+        for s in self._stats:
+            for name, value in sorted(s.feedback.items()):
+                family.add_metric([s.route, s.track, s.version, name.removeprefix("fb:")], value)
+        return family
 
 
 def _buckets(counts: list[int]) -> list[tuple[str, float]]:

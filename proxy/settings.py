@@ -37,6 +37,7 @@ class ProxyProcess:
     namespace: str
     pubsub: bool
     poll_s: float
+    signing_key: bytes | None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,6 +107,9 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
         namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
         pubsub=env.get("SPLITGATE_REDIS_PUBSUB", "on").lower() not in ("off", "0", "false", "no"),
         poll_s=_poll_seconds(env.get("SPLITGATE_REDIS_POLL", "1")),
+        signing_key=env["SPLITGATE_SIGNING_KEY"].encode()
+        if env.get("SPLITGATE_SIGNING_KEY")
+        else None,
     )
 
 

@@ -43,6 +43,7 @@ class TrackStats:
         "client_gone",
         "completion_tokens",
         "errors",
+        "feedback",
         "latency",
         "latency_sum_ms",
         "prompt_tokens",
@@ -69,6 +70,7 @@ class TrackStats:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.usage_reported = 0
+        self.feedback: dict[str, int] = {}
 
     def record(self, total_ms: float, ttfb_ms: float | None, error: str | None) -> None:
         self.requests += 1
@@ -82,6 +84,10 @@ class TrackStats:
                 self.client_gone += 1
             else:
                 self.errors[error] += 1
+
+    def add_feedback(self, fields: dict[str, int]) -> None:
+        for name, value in fields.items():
+            self.feedback[name] = self.feedback.get(name, 0) + value
 
     def add_usage(self, prompt: int, completion: int) -> None:
         self.prompt_tokens += prompt

@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from config.feedback import track_payload
 from config.schema import BUCKETS, Route, RoutingDocument, weight_to_basis_points
 from proxy.affinity import Source, compile_sources
 from proxy.endpoints import Balancer, EndpointPool
@@ -31,6 +32,8 @@ class CompiledTrack:
     version: str
     balancer: Balancer
     stats: TrackStats
+    feedback_payload: str
+    """The route/track/version part of the signed request ids (``config.feedback``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ def _compile_route(route: Route, pool: EndpointPool, stats: StatsRegistry) -> Co
             version=t.version,
             balancer=Balancer([pool.get(url) for url in t.upstreams], route.balance),
             stats=stats.get(route.name, t.name, t.version),
+            feedback_payload=track_payload(route.name, t.name, t.version),
         )
         for t in route.tracks
     }

@@ -104,8 +104,11 @@ async def run(
         await serve_fake(FakeLLM("v1.0.0", "stable", Behaviour(tps=20)), "127.0.0.1", 9001),
         await serve_fake(FakeLLM("v1.1.0", "canary", Behaviour(tps=20)), "127.0.0.1", 9002),
     ]
-    control = ControlApp(connect(redis_url), Keys(), config.document(), token)
-    proxy = ProxyApp(config, follow=Follow(redis_url, "demo-proxy"))
+    signing_key = os.urandom(32)
+    control = ControlApp(
+        connect(redis_url), Keys(), config.document(), token, signing_key=signing_key
+    )
+    proxy = ProxyApp(config, follow=Follow(redis_url, "demo-proxy"), signing_key=signing_key)
     try:
         runners.append(await serve_control(control, *admin))
         await proxy.start()

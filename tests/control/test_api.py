@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from config.feedback import sign, track_payload
 from config.keys import Keys, StoredDocument
 from config.schema import RoutingDocument
 from control.app import ControlApp
@@ -354,3 +355,36 @@ async def test_redis_down_answers_503(
     r = await client.get("/v1/routes", headers=AUTH)
     assert r.status == 503
     assert (await r.json())["error"]["code"] == "redis_unavailable"
+
+
+async def test_feedback_through_the_admin_api(redis_server: RedisServer, raw_redis: Redis) -> None:
+    key = b"shared-signing-key"
+    app = ControlApp(connect(redis_server.url), Keys(), SEED, TOKEN, signing_key=key)
+    await app.start()
+    try:
+        async with TestClient(TestServer(app.web_app())) as c:
+            rid = sign(key, "n1", track_payload("chat", "canary", "v2"))
+            for body in (
+                {"request_id": rid, "hallucination": True, "rating": 2},
+                {"request_id": rid, "hallucination": False, "rating": 5},
+            ):
+                r = await c.post("/v1/feedback", json=body, headers=AUTH)
+                assert r.status == 202, await r.text()
+            r = await c.post(
+                "/v1/feedback", json={"request_id": rid + "x", "rating": 1}, headers=AUTH
+            )
+            assert r.status == 422 and (await r.json())["error"]["param"] == "request_id"
+            r = await c.post("/v1/feedback", json={"request_id": rid, "rating": 7}, headers=AUTH)
+            assert r.status == 422 and (await r.json())["error"]["param"] == "rating"
+            metrics = await (await c.get("/v1/routes/chat/metrics?window=1m", headers=AUTH)).json()
+            canary = next(t for t in metrics["tracks"] if t["track"] == "canary")
+            assert canary["hallucination_rate"] == 0.5 and canary["user_satisfaction"] == 3.5
+            r = await c.get("/v1/routes/chat/metrics?window=1y", headers=AUTH)
+            assert r.status == 400 and (await r.json())["error"]["param"] == "window"
+    finally:
+        await app.close()
+
+
+async def test_feedback_needs_a_signing_key(client: TestClient[Any, Any]) -> None:
+    r = await client.post("/v1/feedback", json={"request_id": "a.b.c", "rating": 3}, headers=AUTH)
+    assert r.status == 503 and (await r.json())["error"]["code"] == "feedback_not_configured"

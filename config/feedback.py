@@ -1,0 +1,78 @@
+"""Feedback on an answer, attributed to the track and version that gave it, with no lookup.
+
+The proxy stamps each response's request id with a signature over the route, track and
+version that answered (``<nonce>.<payload>.<tag>``, HMAC-SHA256 with the shared
+``SPLITGATE_SIGNING_KEY``). Whoever receives feedback for that id (the proxy's public
+endpoint, the control plane's admin API) verifies the tag and knows where to count it, so
+serving a request never costs a Redis write. A forged or unknown id fails verification.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from pydantic import Field, model_validator
+
+from config.schema import Model
+
+_SEP = "\x1f"
+
+
+def track_payload(route: str, track: str, version: str) -> str:
+    """The id's middle part for one route/track/version; computed once per routing table."""
+    raw = _SEP.join((route, track, version)).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sign(key: bytes, nonce: str, payload: str) -> str:
+    body = f"{nonce}.{payload}"
+    tag = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:24]
+    return f"{body}.{tag}"
+
+
+def verify(key: bytes, request_id: str) -> tuple[str, str, str] | None:
+    """(route, track, version) of a genuine id; None for anything else."""
+    parts = request_id.split(".")
+    if len(parts) != 3:
+        return None
+    nonce, payload, tag = parts
+    expected = hmac.new(key, f"{nonce}.{payload}".encode(), hashlib.sha256).hexdigest()[:24]
+    if not hmac.compare_digest(expected, tag):
+        return None
+    try:
+        fields = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(_SEP)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if len(fields) != 3:
+        return None
+    return fields[0], fields[1], fields[2]
+
+
+class Feedback(Model):
+    """``POST /v1/feedback``: any subset of the signals, for one answered request."""
+
+    request_id: str = Field(min_length=1, max_length=512)
+    hallucination: bool | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _something(self) -> Feedback:
+        if self.hallucination is None and self.rating is None and self.comment is None:
+            raise ValueError("give at least one of hallucination, rating or comment")
+        return self
+
+
+def feedback_fields(feedback: Feedback) -> dict[str, int]:
+    """The window counts one piece of feedback adds (see ``config.metrics``)."""
+    out: dict[str, int] = {}
+    if feedback.hallucination is not None:
+        out["fb:hallucination_yes" if feedback.hallucination else "fb:hallucination_no"] = 1
+    if feedback.rating is not None:
+        out["fb:rating_sum"] = feedback.rating
+        out["fb:rating_n"] = 1
+    if feedback.comment:
+        out["fb:comments"] = 1
+    return out
