@@ -5,7 +5,8 @@ windows and merges them. Both sides use the bucket bounds and field names define
 counts from every replica add up exactly.
 
 Window hash ``{ns}:metrics:<route>:<window start, unix seconds>``, one field per count:
-``<track>\\t<version>\\t<metric>`` where metric is ``requests``, ``err:<class>``,
+``<track>\\t<version>\\t<metric>`` where metric is ``requests``, ``assigned`` (sent there by the
+weighted split, not forced), ``err:<class>``,
 ``client_gone``, ``lat:<bucket>``, ``ttfb:<bucket>``, ``lat_sum_ms``, ``ttfb_sum_ms``,
 ``tok:prompt``, ``tok:completion``, ``usage``, or feedback: ``fb:hallucination_yes``,
 ``fb:hallucination_no``, ``fb:rating_sum``, ``fb:rating_n``, ``fb:comments``.
@@ -51,6 +52,7 @@ class TrackWindow:
     """Counts of one track and version, summed over any number of windows and replicas."""
 
     requests: int = 0
+    assigned: int = 0
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_CLASSES, 0))
     client_gone: int = 0
     latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
@@ -66,6 +68,8 @@ class TrackWindow:
         kind, _, rest = metric.partition(":")
         if metric == "requests":
             self.requests += int(value)
+        elif metric == "assigned":
+            self.assigned += int(value)
         elif kind == "err" and rest in self.errors:
             self.errors[rest] += int(value)
         elif kind in ("lat", "ttfb") and rest.isdigit() and int(rest) < BUCKETS:

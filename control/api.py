@@ -24,6 +24,7 @@ from config.keys import StoredDocument
 from config.loader import reason
 from config.metrics import WINDOW_S, WINDOW_TTL_S, field_name
 from config.schema import RoutingDocument
+from config.srm import sample_ratio
 from control import edits
 from control.edits import EditError, FieldError
 from control.openapi import OPENAPI
@@ -269,6 +270,13 @@ async def route_metrics(request: web.Request) -> web.Response:
         {"track": track, "version": version, "weight": weights.get(track), **counts.summary()}
         for (track, version), counts in sorted(merged.items())
     ]
+    observed: dict[str, int] = {}
+    for (track, _), counts in merged.items():
+        observed[track] = observed.get(track, 0) + counts.assigned
+    ratio = sample_ratio(observed, weights).as_dict()
+    # Weights that changed inside the window make any split look wrong: report, don't judge.
+    ratio["judged"] = document.written_at <= first
+    ratio["mismatch"] = bool(ratio["mismatch"]) and ratio["judged"]
     return web.json_response(
         {
             "route": name,
@@ -277,6 +285,7 @@ async def route_metrics(request: web.Request) -> web.Response:
             "to": end,
             "generation": document.generation,
             "tracks": tracks,
+            "sample_ratio": ratio,
         }
     )
 

@@ -32,7 +32,7 @@ Counts = dict[str, float]
 
 def counts_of(s: TrackStats) -> Counts:
     """Every counter of one track as ``metric → value`` (the window field suffixes)."""
-    out: Counts = {"requests": s.requests, "client_gone": s.client_gone}
+    out: Counts = {"requests": s.requests, "assigned": s.assigned, "client_gone": s.client_gone}
     for name in ERROR_CLASSES:
         out[f"err:{name}"] = s.errors[name]
     for i in range(BUCKETS):

@@ -128,6 +128,8 @@ class Forwarder:
         if isinstance(chosen, web.Response):
             return _stamp(chosen, client_id or nonce, None, table.generation)
         track, forced = chosen
+        if not forced:
+            track.stats.assigned += 1
         # Our own ids are signed for the track that serves them: feedback on an id needs no
         # lookup (config.feedback). A client's own id is kept, and a signed one added beside.
         request_id = client_id or sign(self._signing_key, nonce, track.feedback_payload)

@@ -20,10 +20,16 @@ from itertools import accumulate
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from config.srm import sample_ratio
 from proxy.flusher import MetricsFlusher
 from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry
 from proxy.table import TableRef
@@ -90,6 +96,34 @@ def _buckets(counts: list[int]) -> list[tuple[str, float]]:
     return out
 
 
+class SampleRatioCollector(Collector):
+    """Observed split against the weights, over what the current table has routed."""
+
+    def __init__(self, table: TableRef) -> None:
+        self._table = table
+
+    def collect(self) -> Iterator[Metric]:
+        p_value = GaugeMetricFamily(
+            "splitgate_sample_ratio_p_value",
+            "Chi-square p-value of the observed split against the weights since the last table change (-1: too few requests).",
+            labels=["route"],
+        )
+        mismatch = GaugeMetricFamily(
+            "splitgate_sample_ratio_mismatch",
+            "1 when the observed split does not match the weights (p < 0.001).",
+            labels=["route"],
+        )
+        for route in self._table.current.routes:
+            observed = {
+                name: t.stats.assigned - route.assigned_at_build[name]
+                for name, t in route.tracks.items()
+            }
+            result = sample_ratio(observed, route.weights)
+            p_value.add_metric([route.name], -1.0 if result.p_value is None else result.p_value)
+            mismatch.add_metric([route.name], 1.0 if result.mismatch else 0.0)
+        yield from (p_value, mismatch)
+
+
 class ProxyMetrics:
     def __init__(
         self,
@@ -124,6 +158,7 @@ class ProxyMetrics:
             "1 while the routing watcher is connected to Redis.",
             lambda: 1.0 if (w := watcher()) is not None and w.connected else 0.0,
         )
+        self.registry.register(SampleRatioCollector(table))
         gauge(
             "splitgate_metrics_flush_failures",
             "Flushes of metric windows to Redis that failed (their counts wait for the next).",

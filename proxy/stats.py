@@ -40,6 +40,7 @@ class TrackStats:
     """Counters of one route/track/version; every method is O(1) and never suspends."""
 
     __slots__ = (
+        "assigned",
         "client_gone",
         "completion_tokens",
         "errors",
@@ -61,6 +62,9 @@ class TrackStats:
         self.track = track
         self.version = version
         self.requests = 0
+        self.assigned = 0
+        """Requests the weighted split sent here (not forced, counted before any fallback):
+        what the sample-ratio check compares with the weights."""
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.client_gone = 0
         self.latency = [0] * BUCKETS

@@ -49,6 +49,10 @@ class CompiledRoute:
     """Tracks in bucket order: candidate first, baseline last; zero-weight tracks left out."""
     tracks: dict[str, CompiledTrack]
     baseline: CompiledTrack
+    weights: dict[str, float]
+    assigned_at_build: dict[str, int]
+    """Each track's assigned count when this table was built: the sample-ratio check counts
+    only what this table's weights decided."""
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def bucket_of(self, key: str) -> int:
@@ -145,6 +149,8 @@ def _compile_route(route: Route, pool: EndpointPool, stats: StatsRegistry) -> Co
         ordered=tuple(tracks[name] for name in ordered),
         tracks=tracks,
         baseline=tracks[route.baseline_name()],
+        weights={t.name: t.weight for t in route.tracks},
+        assigned_at_build={name: t.stats.assigned for name, t in tracks.items()},
     )
 
 

@@ -257,3 +257,5 @@ async def test_two_replicas_windows_merge_into_fleet_totals_and_percentiles(flee
     assert counts["latency_ms"]["p50"] < 300
     assert counts["latency_ms"]["p95"] >= 300  # 10 of 55 waited 0.3 s at the upstream
     assert counts["version"] == "v1.0.0" and counts["weight"] == 100
+    ratio = (await fleet.admin("GET", "/v1/routes/chat/metrics?window=1m"))["sample_ratio"]
+    assert ratio["requests"] == 55 and ratio["mismatch"] is False

@@ -127,4 +127,6 @@ async def test_known_outcomes_give_exact_counters(
         value(got, "splitgate_request_errors_total", **canary_labels, **{"class": "connect"}) == 1
     )
     assert value(got, "splitgate_routing_generation") == 0
+    # The forced canary request is not part of the split: no sample-ratio alarm for it.
+    assert value(got, "splitgate_sample_ratio_mismatch", route="chat") == 0
     assert json.dumps(text).count("user") == 0  # no user ids in any label
