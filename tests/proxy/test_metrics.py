@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import Any
@@ -9,7 +10,14 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.keys import Keys
+from config.metrics import BUCKET_BOUNDS_MS
 from config.schema import SplitgateConfig
+from control.redis_client import connect
+from control.store import Change, DocumentStore
+from control.windows import WindowReader
+from proxy.app import Follow
+from splitgate.redis_server import RedisServer
 from tests.conftest import StartProxy, StartUpstream, refused_url
 
 SECRET = "metrics-secret"
@@ -32,7 +40,7 @@ def value(
 
 
 async def test_known_outcomes_give_exact_counters(
-    start_upstream: StartUpstream, start_proxy: StartProxy
+    start_upstream: StartUpstream, start_proxy: StartProxy, redis_server: RedisServer
 ) -> None:
     _, stable = await start_upstream("v1.0.0", chunks=8)
     config = SplitgateConfig.model_validate(
@@ -63,7 +71,11 @@ async def test_known_outcomes_give_exact_counters(
             ],
         }
     )
-    proxy = await start_proxy(config, secret=SECRET)
+    redis = connect(redis_server.url)
+    await DocumentStore(redis, Keys()).write(config.document(), 0, Change("t", "", "seed", "x"))
+    proxy = await start_proxy(
+        config, secret=SECRET, follow=Follow(redis_server.url, "metrics-test")
+    )
     url = f"{proxy}/v1/chat/completions"
 
     async def call(body: Any = None, fake: str = "", **headers: str) -> int:
@@ -126,7 +138,35 @@ async def test_known_outcomes_give_exact_counters(
     assert (
         value(got, "splitgate_request_errors_total", **canary_labels, **{"class": "connect"}) == 1
     )
-    assert value(got, "splitgate_routing_generation") == 0
+    assert value(got, "splitgate_routing_generation") == 1
     # The forced canary request is not part of the split: no sample-ratio alarm for it.
     assert value(got, "splitgate_sample_ratio_mismatch", route="chat") == 0
     assert json.dumps(text).count("user") == 0  # no user ids in any label
+
+    # The same counts reach the fleet windows in Redis, bucket for bucket.
+    reader = WindowReader(redis, Keys())
+
+    async def flushed() -> bool:
+        _, _, merged = await reader.read("chat", 60)
+        return ("stable", "v1.0.0") in merged and merged[("stable", "v1.0.0")].requests == 11
+
+    async with asyncio.timeout(10):
+        while not await flushed():  # noqa: ASYNC110 - the flusher runs once a second
+            await asyncio.sleep(0.1)
+    _, _, merged = await reader.read("chat", 60)
+    stable_window = merged[("stable", "v1.0.0")]
+    assert {c: n for c, n in stable_window.errors.items() if n} == {
+        c: int(n) for c, n in errors.items() if n
+    }
+    assert (stable_window.prompt_tokens, stable_window.completion_tokens) == (50, 34)
+    cumulative = 0
+    for index, count in enumerate(stable_window.latency[:-1]):
+        cumulative += count
+        if index % 2 == 0:  # the bounds /metrics exposes
+            le = repr(BUCKET_BOUNDS_MS[index] / 1000)
+            assert (
+                value(got, "splitgate_request_duration_seconds_bucket", **stable_labels, le=le)
+                == cumulative
+            )
+    assert merged[("canary", "v1.1.0")].errors["connect"] == 1
+    await redis.aclose()
