@@ -22,8 +22,8 @@ from config.durations import parse_duration
 from config.feedback import Feedback, feedback_fields, verify
 from config.keys import StoredDocument
 from config.loader import reason
-from config.metrics import WINDOW_S, WINDOW_TTL_S, field_name
-from config.schema import RoutingDocument
+from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, field_name
+from config.schema import Route, RoutingDocument
 from config.srm import sample_ratio
 from control import edits
 from control.edits import EditError, FieldError
@@ -166,13 +166,16 @@ async def list_routes(request: web.Request) -> web.Response:
 
 
 async def get_route(request: web.Request) -> web.Response:
+    """The route, the replicas' generations, and its sample-ratio status over the last 5 min."""
     document = await current(request)
     route = edits.find_route(document, request.match_info["route"])
+    first, _, merged = await request.app[WINDOWS].read(route.name, 300)
     return web.json_response(
         {
             "generation": document.generation,
             "route": route.model_dump(),
             **await replicas(request.app[STORE], document.generation),
+            "sample_ratio": _sample_ratio(document, route, first, merged),
         },
         headers={"ETag": f'"{document.generation}"'},
     )
@@ -270,13 +273,7 @@ async def route_metrics(request: web.Request) -> web.Response:
         {"track": track, "version": version, "weight": weights.get(track), **counts.summary()}
         for (track, version), counts in sorted(merged.items())
     ]
-    observed: dict[str, int] = {}
-    for (track, _), counts in merged.items():
-        observed[track] = observed.get(track, 0) + counts.assigned
-    ratio = sample_ratio(observed, weights).as_dict()
-    # Weights that changed inside the window make any split look wrong: report, don't judge.
-    ratio["judged"] = document.written_at <= first
-    ratio["mismatch"] = bool(ratio["mismatch"]) and ratio["judged"]
+    ratio = _sample_ratio(document, route, first, merged)
     return web.json_response(
         {
             "route": name,
@@ -288,6 +285,19 @@ async def route_metrics(request: web.Request) -> web.Response:
             "sample_ratio": ratio,
         }
     )
+
+
+def _sample_ratio(
+    document: StoredDocument, route: Route, first: int, merged: dict[tuple[str, str], TrackWindow]
+) -> dict[str, object]:
+    observed: dict[str, int] = {}
+    for (track, _), counts in merged.items():
+        observed[track] = observed.get(track, 0) + counts.assigned
+    ratio = sample_ratio(observed, {t.name: t.weight for t in route.tracks}).as_dict()
+    # Weights that changed inside the window make any split look wrong: report, don't judge.
+    ratio["judged"] = document.written_at <= first
+    ratio["mismatch"] = bool(ratio["mismatch"]) and ratio["judged"]
+    return ratio
 
 
 async def feedback(request: web.Request) -> web.Response:

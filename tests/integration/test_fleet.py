@@ -259,3 +259,5 @@ async def test_two_replicas_windows_merge_into_fleet_totals_and_percentiles(flee
     assert counts["version"] == "v1.0.0" and counts["weight"] == 100
     ratio = (await fleet.admin("GET", "/v1/routes/chat/metrics?window=1m"))["sample_ratio"]
     assert ratio["requests"] == 55 and ratio["mismatch"] is False
+    status = (await fleet.admin("GET", "/v1/routes/chat"))["sample_ratio"]
+    assert status["requests"] == 55 and status["mismatch"] is False
