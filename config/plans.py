@@ -1,0 +1,240 @@
+"""Rollout plans, in the vocabulary of the deployment-pattern notes.
+
+A plan file holds exactly one of ``canary_deployment``, ``blue_green_deployment``,
+``big_bang_deployment`` or ``ab_testing``; an environments file holds ``environments``.
+The seed's own blocks load as written once they say which route and which new version they
+move (``route`` and ``candidate``). Durations read ``2 hours``, ``30 minutes``, ``5m``;
+thresholds ``< 1%``, ``< 2000ms``, ``> 4.0/5.0``; conditions ``error_rate > 5%``.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from config.durations import Duration
+from config.loader import load_model
+from config.schema import Model, Name, UpstreamURL, Weight
+from config.thresholds import ConditionField, Metric, parse_threshold
+
+
+class Candidate(Model):
+    """The new version a rollout moves traffic to; its upstreams are registered on ``track``."""
+
+    track: Name = "canary"
+    version: str = Field(min_length=1, max_length=128)
+    upstreams: list[UpstreamURL] = Field(min_length=1)
+
+
+def _check_thresholds(criteria: dict[str, str]) -> dict[str, str]:
+    for metric, text in criteria.items():
+        parse_threshold(text, metric)
+    return criteria
+
+
+class Phase(Model):
+    name: str = Field(min_length=1, max_length=200)
+    traffic: Weight
+    duration: Duration | None = None
+    auto_promote: bool = True
+    requires_approval: bool = False
+    rollback_if: list[ConditionField] = Field(default_factory=list)
+
+
+class MetricCheck(Model):
+    name: Metric
+    threshold: str
+    window: Duration
+
+    @model_validator(mode="after")
+    def _threshold(self) -> MetricCheck:
+        parse_threshold(self.threshold, self.name)
+        return self
+
+
+class CanaryMetrics(Model):
+    primary: list[MetricCheck] = Field(
+        default_factory=lambda: [
+            MetricCheck(name="error_rate", threshold="< 1%", window=300),
+            MetricCheck(name="latency_p95", threshold="< 2000ms", window=300),
+        ]
+    )
+    secondary: list[MetricCheck] = Field(
+        default_factory=lambda: [
+            MetricCheck(name="hallucination_rate", threshold="< 5%", window=3600),
+            MetricCheck(name="user_satisfaction", threshold="> 4.0/5.0", window=3600),
+        ]
+    )
+
+
+class Comparison(Model):
+    method: Literal["statistical", "none"] = "statistical"
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    baseline: str = "current_production"
+
+
+class CanaryConfig(Model):
+    initial_percentage: Weight | None = None
+    increment: list[Weight] = Field(default_factory=list)
+    observation_period: Duration = 7200.0
+    success_criteria: dict[Metric, str] = Field(default_factory=dict)
+
+    _criteria = field_validator("success_criteria")(_check_thresholds)
+
+
+class CanaryPlan(Model):
+    route: Name
+    baseline: Name = "stable"
+    candidate: Candidate
+    environment: Literal["development", "staging", "production"] | None = None
+    config: CanaryConfig = CanaryConfig()
+    phases: list[Phase] = Field(min_length=1)
+    canary_metrics: CanaryMetrics = CanaryMetrics()
+    comparison: Comparison = Comparison()
+
+    @field_validator("phases")
+    @classmethod
+    def _ramp(cls, phases: list[Phase]) -> list[Phase]:
+        for before, after in pairwise(phases):
+            if after.traffic < before.traffic:
+                raise ValueError(
+                    f"phase {after.name!r} lowers traffic to {after.traffic:g}% after {before.traffic:g}%: "
+                    "a canary only ramps up (a rollback is not a phase)"
+                )
+        return phases
+
+    @model_validator(mode="after")
+    def _tracks(self) -> CanaryPlan:
+        if self.candidate.track == self.baseline:
+            raise ValueError(f"the candidate's track {self.candidate.track!r} is the baseline's")
+        return self
+
+
+class SmokeTest(Model):
+    """An HTTP probe sent to the idle colour alone, before any user traffic."""
+
+    name: str = Field(min_length=1, max_length=200)
+    method: Literal["GET", "POST"] = "POST"
+    path: str = "/v1/chat/completions"
+    body: dict[str, object] | None = None
+    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_regex: str | None = None
+    expect_json_keys: list[str] = Field(default_factory=list)
+
+
+class Prepare(Model):
+    smoke_tests: list[SmokeTest] = Field(default_factory=list)
+
+
+class Validate(Model):
+    traffic: Weight = 5.0
+    internal_only: bool = True
+    duration: Duration = 1800.0
+    compare_with_baseline: bool = True
+
+
+class Switch(Model):
+    keep_previous: bool = True
+
+
+class Cleanup(Model):
+    after: Duration = 86_400.0
+
+
+class BlueGreenPlan(Model):
+    route: Name
+    active: Name = "blue"
+    idle: Name = "green"
+    candidate: Candidate
+    environment: Literal["development", "staging", "production"] | None = None
+    phase_1_prepare: Prepare = Prepare()
+    phase_2_validate: Validate = Validate()
+    phase_3_switch: Switch = Switch()
+    phase_4_cleanup: Cleanup = Cleanup()
+
+    @model_validator(mode="after")
+    def _colours(self) -> BlueGreenPlan:
+        if self.active == self.idle:
+            raise ValueError("the active and the idle colour must differ")
+        if self.candidate.track != self.idle:
+            raise ValueError(
+                f"the candidate deploys to the idle colour {self.idle!r}, not {self.candidate.track!r}"
+            )
+        return self
+
+
+class BigBangPlan(Model):
+    route: Name
+    candidate: Candidate
+    environment: Literal["development", "staging", "production"] | None = None
+
+
+def _default_ab_metrics() -> list[Metric]:
+    return ["error_rate", "latency_p95", "hallucination_rate", "user_satisfaction"]
+
+
+class ABTestPlan(Model):
+    route: Name
+    split: dict[Name, Weight]
+    duration: Duration | None = None
+    sample_size: int | None = Field(default=None, ge=100)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    metrics: list[Metric] = Field(default_factory=_default_ab_metrics)
+
+    @model_validator(mode="after")
+    def _ends(self) -> ABTestPlan:
+        if self.duration is None and self.sample_size is None:
+            raise ValueError("an A/B test ends after a duration or a sample_size: give one")
+        if len(self.split) != 2:
+            raise ValueError("an A/B test compares exactly two tracks")
+        if round(sum(self.split.values()) * 100) != 10_000:
+            raise ValueError("the split must add up to 100")
+        return self
+
+
+Plan = CanaryPlan | BlueGreenPlan | BigBangPlan | ABTestPlan
+
+
+class PlanFile(Model):
+    canary_deployment: CanaryPlan | None = None
+    blue_green_deployment: BlueGreenPlan | None = None
+    big_bang_deployment: BigBangPlan | None = None
+    ab_testing: ABTestPlan | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PlanFile:
+        given = [name for name, value in self if value is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a plan holds exactly one of canary_deployment, blue_green_deployment, "
+                f"big_bang_deployment, ab_testing (found {', '.join(given) or 'none'})"
+            )
+        return self
+
+    def plan(self) -> Plan:
+        return next(value for _, value in self if value is not None)  # type: ignore[no-any-return]
+
+
+class Environment(Model):
+    deployment: Literal["big_bang", "blue_green", "canary"]
+    auto_deploy: bool = False
+    monitoring: Literal["basic", "detailed", "comprehensive"] = "detailed"
+    rollback: Literal["manual", "automatic"] = "automatic"
+    approval_required: bool = False
+    ab_testing: bool = False
+
+
+class EnvironmentsFile(Model):
+    environments: dict[Literal["development", "staging", "production"], Environment]
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read a plan file; ``ConfigError`` names the file, line, field and reason."""
+    return load_model(path, PlanFile).plan()
+
+
+def load_environments(path: str | Path) -> EnvironmentsFile:
+    return load_model(path, EnvironmentsFile)
