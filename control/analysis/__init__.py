@@ -1,0 +1,1 @@
+"""Rollout analysis: pure judgements over the fleet's counts (no I/O here)."""
