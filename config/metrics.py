@@ -14,6 +14,7 @@ weighted split, not forced), ``err:<class>``,
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +38,11 @@ WINDOW_S = 10
 """Length of one metric window in seconds."""
 
 WINDOW_TTL_S = 6 * 3600
+
+
+def bucket_index_ms(ms: float) -> int:
+    """The bucket a duration in milliseconds falls in (bounds are inclusive)."""
+    return bisect_left(BUCKET_BOUNDS_MS, ms)
 
 
 def window_start(unix_seconds: float) -> int:

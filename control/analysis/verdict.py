@@ -1,0 +1,110 @@
+"""Threshold checks of one track's window: pure, table-tested, with the figures kept.
+
+``assess(metric, threshold, window, minimum)`` reads the metric from the merged counts of a
+window and says ``pass`` or ``fail``, or ``inconclusive`` when the window holds too few
+requests (or ratings) to judge, or ``error`` when there is no window at all (the metrics
+store is unreachable): neither of the last two is ever a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from config.metrics import TrackWindow, percentile
+from config.thresholds import Threshold
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    metric: str
+    verdict: Verdict
+    value: float | None
+    threshold: str
+    sample: int
+    reason: str
+
+
+def measure(metric: str, window: TrackWindow) -> tuple[float | None, int]:
+    """The metric's value in a window and the sample it rests on."""
+    if metric == "error_rate":
+        errors = sum(window.errors.values())
+        return (errors / window.requests if window.requests else None), window.requests
+    if metric.startswith(("latency_", "ttfb_")):
+        kind, _, name = metric.partition("_")
+        counts = window.latency if kind == "latency" else window.ttfb
+        q = {"p50": 0.5, "p95": 0.95, "p99": 0.99}[name]
+        return percentile(counts, q), sum(counts)
+    if metric == "hallucination_rate":
+        yes = window.feedback.get("hallucination_yes", 0)
+        judged = yes + window.feedback.get("hallucination_no", 0)
+        return (yes / judged if judged else None), judged
+    if metric == "user_satisfaction":
+        rated = window.feedback.get("rating_n", 0)
+        return (window.feedback.get("rating_sum", 0) / rated if rated else None), rated
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def assess(
+    metric: str, threshold: Threshold, window: TrackWindow | None, minimum: int
+) -> Assessment:
+    """``threshold`` says what a good value is (e.g. ``< 1%`` for the error rate)."""
+    if window is None:
+        return Assessment(
+            metric, Verdict.ERROR, None, str(threshold), 0, "no metrics: the store did not answer"
+        )
+    value, sample = measure(metric, window)
+    if value is None or sample < minimum:
+        return Assessment(
+            metric,
+            Verdict.INCONCLUSIVE,
+            value,
+            str(threshold),
+            sample,
+            f"{sample} samples, {minimum} needed",
+        )
+    ok = threshold.holds(value)
+    return Assessment(
+        metric,
+        Verdict.PASS if ok else Verdict.FAIL,
+        value,
+        str(threshold),
+        sample,
+        f"{metric} = {value:g} {'meets' if ok else 'misses'} {threshold}",
+    )
+
+
+def breached(
+    metric: str, condition: Threshold, window: TrackWindow | None, minimum: int
+) -> Assessment:
+    """A ``rollback_if`` condition (e.g. ``> 5%``): FAIL when it holds, PASS when it does not."""
+    if window is None:
+        return Assessment(
+            metric, Verdict.ERROR, None, str(condition), 0, "no metrics: the store did not answer"
+        )
+    value, sample = measure(metric, window)
+    if value is None or sample < minimum:
+        return Assessment(
+            metric,
+            Verdict.INCONCLUSIVE,
+            value,
+            str(condition),
+            sample,
+            f"{sample} samples, {minimum} needed",
+        )
+    hit = condition.holds(value)
+    return Assessment(
+        metric,
+        Verdict.FAIL if hit else Verdict.PASS,
+        value,
+        str(condition),
+        sample,
+        f"{metric} = {value:g}{' ' if hit else ' not '}{condition}: {'roll back' if hit else 'fine'}",
+    )
