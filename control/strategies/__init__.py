@@ -1,0 +1,1 @@
+"""Deployment strategies as pure state machines, stepped by a runner or by hand in tests."""

@@ -1,0 +1,205 @@
+"""The canary strategy as pure transitions: state and observations in, new state and actions out.
+
+A runner (not here) measures, calls ``tick`` every analysis interval with what it saw, and
+carries out the actions (``SetWeights``); people and pipelines call ``command`` (approve,
+promote, pause, resume, abort). Nothing here reads a clock or Redis, so every path is stepped
+by hand in tests.
+
+Rules:
+- A phase starts by setting its weights; it is judged only once every live proxy replica has
+  acked the generation that carries them.
+- Any failed ``rollback_if`` condition or statistical test rolls back at once: the candidate's
+  share goes to 0 and the rollout ends in ``rolled_back`` (retry by starting a new one).
+- Metrics that cannot be read are errors, not failures; ``max_errors`` in a row roll back.
+- When a phase's duration has passed: all success criteria pass → the next phase (after an
+  approval when it ``requires_approval``, after ``promote`` when the phase is not
+  ``auto_promote``); any criterion failing → roll back; inconclusive → hold and look again.
+- After the last phase the rollout is ``promoted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from config.plans import CanaryPlan
+from control.analysis.verdict import Assessment, Verdict
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_PROMOTION = "awaiting_promotion"
+    PAUSED = "paused"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"
+
+
+FINAL = frozenset({Status.PROMOTED, Status.ROLLED_BACK, Status.ABORTED})
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Give the candidate ``candidate`` percent and the baseline the rest."""
+
+    candidate: float
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class State:
+    status: Status = Status.PENDING
+    phase: int = 0
+    phase_started_at: float = 0.0
+    generation: int | None = None
+    """The routing generation that carries the current phase's weights, once written."""
+    error_streak: int = 0
+    paused_from: Status | None = None
+    history: tuple[Event, ...] = ()
+
+    def note(self, at: float, kind: str, detail: str) -> State:
+        return replace(self, history=(*self.history, Event(at, kind, detail)))
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float
+    acked: bool
+    """Every live proxy replica routes by ``State.generation``."""
+    rollback: Sequence[Assessment] = ()
+    """Rollback conditions and the statistical comparison: any FAIL rolls back."""
+    success: Sequence[Assessment] = field(default_factory=tuple)
+    """Success criteria, judged when the phase's time is up."""
+
+
+class CommandRefused(Exception):
+    """The command does not apply in the rollout's current state (HTTP 409)."""
+
+    def __init__(self, command: str, status: Status) -> None:
+        super().__init__(f"cannot {command} a rollout that is {status.value}")
+        self.status = status
+
+
+MAX_ERRORS = 4
+
+
+def start(plan: CanaryPlan, state: State, now: float) -> tuple[State, list[SetWeights]]:
+    if state.status is not Status.PENDING:
+        raise CommandRefused("start", state.status)
+    first = plan.phases[0]
+    state = replace(state, status=Status.RUNNING, phase=0, phase_started_at=now)
+    return state.note(now, "phase", f"{first.name}: {first.traffic:g}%"), [
+        SetWeights(first.traffic)
+    ]
+
+
+def written(state: State, generation: int) -> State:
+    """The runner wrote the phase's weights; the phase is judged once this is acked."""
+    return replace(state, generation=generation)
+
+
+def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list[SetWeights]]:
+    if state.status is not Status.RUNNING or not seen.acked or state.generation is None:
+        return state, []
+    failed = [a for a in seen.rollback if a.verdict is Verdict.FAIL]
+    if failed:
+        return _roll_back(state, seen.now, "; ".join(a.reason for a in failed))
+    errors = [a for a in (*seen.rollback, *seen.success) if a.verdict is Verdict.ERROR]
+    if errors:
+        streak = state.error_streak + 1
+        state = replace(state, error_streak=streak)
+        if streak >= MAX_ERRORS:
+            return _roll_back(state, seen.now, f"metrics unavailable {streak} times in a row")
+        return state.note(seen.now, "error", errors[0].reason), []
+    state = replace(state, error_streak=0)
+    phase = plan.phases[state.phase]
+    if phase.duration is not None and seen.now - state.phase_started_at < phase.duration:
+        return state, []
+    if any(a.verdict is Verdict.FAIL for a in seen.success):
+        reason = "; ".join(a.reason for a in seen.success if a.verdict is Verdict.FAIL)
+        return _roll_back(state, seen.now, f"success criteria missed: {reason}")
+    if any(a.verdict is Verdict.INCONCLUSIVE for a in seen.success):
+        return state, []  # hold the phase and look again next interval
+    return _phase_done(plan, state, seen.now)
+
+
+def _phase_done(plan: CanaryPlan, state: State, now: float) -> tuple[State, list[SetWeights]]:
+    if state.phase + 1 == len(plan.phases):
+        return replace(state, status=Status.PROMOTED).note(
+            now, "promoted", "every phase passed"
+        ), []
+    if not plan.phases[state.phase].auto_promote:
+        return replace(state, status=Status.AWAITING_PROMOTION).note(
+            now, "waiting", "promote to continue"
+        ), []
+    return _enter(plan, state, state.phase + 1, now, approved=False)
+
+
+def _enter(
+    plan: CanaryPlan, state: State, index: int, now: float, *, approved: bool
+) -> tuple[State, list[SetWeights]]:
+    phase = plan.phases[index]
+    if phase.requires_approval and not approved:
+        return replace(state, status=Status.AWAITING_APPROVAL, phase=index).note(
+            now, "waiting", f"{phase.name} needs approval"
+        ), []
+    state = replace(
+        state, status=Status.RUNNING, phase=index, phase_started_at=now, generation=None
+    )
+    return state.note(now, "phase", f"{phase.name}: {phase.traffic:g}%"), [
+        SetWeights(phase.traffic)
+    ]
+
+
+def _roll_back(state: State, now: float, reason: str) -> tuple[State, list[SetWeights]]:
+    state = replace(state, status=Status.ROLLED_BACK, generation=None)
+    return state.note(now, "rolled_back", reason), [SetWeights(0.0)]
+
+
+def command(
+    plan: CanaryPlan, state: State, name: str, now: float
+) -> tuple[State, list[SetWeights]]:
+    """approve, promote, pause, resume or abort; ``CommandRefused`` when it does not apply."""
+    if name == "approve" and state.status is Status.AWAITING_APPROVAL:
+        return _enter(
+            plan,
+            state.note(now, "approved", plan.phases[state.phase].name),
+            state.phase,
+            now,
+            approved=True,
+        )
+    if name == "promote" and state.status is Status.AWAITING_PROMOTION:
+        return _enter(
+            plan,
+            state.note(now, "promoted_phase", plan.phases[state.phase].name),
+            state.phase + 1,
+            now,
+            approved=False,
+        )
+    if name == "pause" and state.status in (
+        Status.RUNNING,
+        Status.AWAITING_APPROVAL,
+        Status.AWAITING_PROMOTION,
+    ):
+        return replace(state, status=Status.PAUSED, paused_from=state.status).note(
+            now, "paused", ""
+        ), []
+    if name == "resume" and state.status is Status.PAUSED:
+        resumed = state.paused_from or Status.RUNNING
+        # The phase's clock restarts: time spent paused does not count as observation.
+        return replace(state, status=resumed, paused_from=None, phase_started_at=now).note(
+            now, "resumed", ""
+        ), []
+    if name == "abort" and state.status not in FINAL:
+        state = replace(state, status=Status.ABORTED, generation=None)
+        return state.note(now, "aborted", "by request"), [SetWeights(0.0)]
+    raise CommandRefused(name, state.status)

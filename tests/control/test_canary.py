@@ -1,0 +1,142 @@
+"""The canary strategy stepped by hand: phases, approvals, holds, rollbacks, commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.plans import CanaryPlan, load_plan
+from control.analysis.verdict import Assessment, Verdict
+from control.strategies.canary import (
+    MAX_ERRORS,
+    CommandRefused,
+    Observation,
+    SetWeights,
+    State,
+    Status,
+    command,
+    start,
+    tick,
+    written,
+)
+
+
+def shipped_canary_plan() -> CanaryPlan:
+    plan = load_plan(Path(__file__).parents[2] / "config" / "examples" / "plans" / "canary.yaml")
+    assert isinstance(plan, CanaryPlan)
+    return plan
+
+
+PLAN = shipped_canary_plan()
+HOUR = 3600.0
+
+
+def a(verdict: Verdict, metric: str = "error_rate") -> Assessment:
+    return Assessment(metric, verdict, 0.01, "< 1%", 1000, f"{metric} {verdict.value}")
+
+
+OK = (a(Verdict.PASS),)
+
+
+def running() -> State:
+    state, actions = start(PLAN, State(), 0.0)
+    assert actions == [SetWeights(5)]
+    return written(state, 2)
+
+
+def test_a_healthy_canary_goes_through_every_phase_with_approvals() -> None:
+    state = running()
+    state, actions = tick(PLAN, state, Observation(1 * HOUR, True, OK, OK))
+    assert (state.status, actions) == (Status.RUNNING, [])  # phase 1 lasts 2 hours
+    state, actions = tick(PLAN, state, Observation(2 * HOUR, True, OK, OK))
+    assert (state.phase, actions) == (1, [SetWeights(25)])
+    state = written(state, 3)
+    state, actions = tick(PLAN, state, Observation(6 * HOUR, True, OK, OK))
+    assert (state.status, state.phase, actions) == (Status.AWAITING_APPROVAL, 2, [])
+    state, actions = command(PLAN, state, "approve", 6.5 * HOUR)
+    assert (state.status, actions) == (Status.RUNNING, [SetWeights(50)])
+    state = written(state, 4)
+    state, actions = tick(PLAN, state, Observation(14.5 * HOUR, True, OK, OK))
+    assert state.status is Status.AWAITING_APPROVAL and state.phase == 3
+    state, actions = command(PLAN, state, "approve", 15 * HOUR)
+    assert actions == [SetWeights(100)]
+    state = written(state, 5)
+    state, _ = tick(PLAN, state, Observation(15.1 * HOUR, True, OK, OK))
+    assert state.status is Status.PROMOTED
+    assert [e.kind for e in state.history].count("phase") == 4
+
+
+def test_nothing_is_judged_before_every_replica_acked() -> None:
+    state = running()
+    failing = (a(Verdict.FAIL),)
+    assert tick(PLAN, state, Observation(3 * HOUR, False, failing, failing)) == (state, [])
+    pending, _ = start(PLAN, State(), 0.0)  # weights not written yet
+    assert tick(PLAN, pending, Observation(3 * HOUR, True, failing, failing)) == (pending, [])
+
+
+def test_a_rollback_condition_rolls_back_at_once() -> None:
+    state = running()
+    state, actions = tick(PLAN, state, Observation(0.1 * HOUR, True, (a(Verdict.FAIL),), OK))
+    assert (state.status, actions) == (Status.ROLLED_BACK, [SetWeights(0.0)])
+    assert "error_rate fail" in state.history[-1].detail
+    with pytest.raises(CommandRefused, match="rolled_back"):
+        command(PLAN, state, "resume", 0.2 * HOUR)
+
+
+def test_missed_success_criteria_at_the_end_of_a_phase_roll_back() -> None:
+    state, actions = tick(
+        PLAN, running(), Observation(2 * HOUR, True, OK, (a(Verdict.FAIL, "latency_p95"),))
+    )
+    assert (state.status, actions) == (Status.ROLLED_BACK, [SetWeights(0.0)])
+
+
+def test_inconclusive_holds_the_phase() -> None:
+    state = running()
+    held, actions = tick(PLAN, state, Observation(3 * HOUR, True, OK, (a(Verdict.INCONCLUSIVE),)))
+    assert (held, actions) == (state, [])
+
+
+def test_metrics_outages_are_errors_until_the_limit() -> None:
+    state = running()
+    down = (a(Verdict.ERROR),)
+    for i in range(MAX_ERRORS - 1):
+        state, actions = tick(PLAN, state, Observation(i * 60.0, True, down, ()))
+        assert (state.status, actions) == (Status.RUNNING, [])
+    state, actions = tick(PLAN, state, Observation(600.0, True, down, ()))
+    assert (state.status, actions) == (Status.ROLLED_BACK, [SetWeights(0.0)])
+
+
+def test_pause_resume_restarts_the_phase_clock_and_abort_sets_zero() -> None:
+    state = running()
+    state, _ = command(PLAN, state, "pause", 1 * HOUR)
+    assert tick(PLAN, state, Observation(5 * HOUR, True, OK, OK)) == (state, [])
+    state, _ = command(PLAN, state, "resume", 5 * HOUR)
+    state, actions = tick(PLAN, state, Observation(6 * HOUR, True, OK, OK))
+    assert (state.phase, actions) == (0, [])  # one hour observed since resuming, not two
+    state, actions = command(PLAN, state, "abort", 6 * HOUR)
+    assert (state.status, actions) == (Status.ABORTED, [SetWeights(0.0)])
+
+
+def test_commands_that_do_not_apply_name_the_state() -> None:
+    state = running()
+    for name in ("approve", "promote", "resume"):
+        with pytest.raises(CommandRefused, match="running"):
+            command(PLAN, state, name, 0.0)
+    with pytest.raises(CommandRefused):
+        start(PLAN, state, 0.0)
+
+
+def test_a_phase_without_auto_promote_waits_for_promote() -> None:
+    plan = PLAN.model_copy(
+        update={
+            "phases": [
+                p.model_copy(update={"auto_promote": False}) if i == 0 else p
+                for i, p in enumerate(PLAN.phases)
+            ]
+        }
+    )
+    state, actions = tick(plan, running(), Observation(2 * HOUR, True, OK, OK))
+    assert (state.status, actions) == (Status.AWAITING_PROMOTION, [])
+    state, actions = command(plan, state, "promote", 2.5 * HOUR)
+    assert (state.status, actions) == (Status.RUNNING, [SetWeights(25)])
