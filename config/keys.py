@@ -78,6 +78,16 @@ class Keys:
     def metrics_window(self, route: str, start: int) -> str:
         return f"{self._tag}:metrics:{route}:{start}"
 
+    @property
+    def rollouts(self) -> str:
+        return f"{self._tag}:rollouts"
+
+    def rollout(self, rollout_id: str) -> str:
+        return f"{self._tag}:rollout:{rollout_id}"
+
+    def active_rollout(self, route: str) -> str:
+        return f"{self._tag}:rollout:active:{route}"
+
     def ack(self, instance: str) -> str:
         return f"{self._tag}:ack:{instance}"
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from config.durations import Duration
-from config.loader import load_model
+from config.loader import load_model, parse_model
 from config.schema import Model, Name, UpstreamURL, Weight
 from config.thresholds import ConditionField, Metric, parse_threshold
 
@@ -229,6 +229,11 @@ class Environment(Model):
 
 class EnvironmentsFile(Model):
     environments: dict[Literal["development", "staging", "production"], Environment]
+
+
+def parse_plan(text: str, source: str = "plan") -> Plan:
+    """Validate plan YAML (or JSON) text; ``ConfigError`` lines read ``source:line: field: reason``."""
+    return parse_model(text, PlanFile, source=source).plan()
 
 
 def load_plan(path: str | Path) -> Plan:

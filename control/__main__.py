@@ -60,6 +60,7 @@ async def run(process: ControlProcess) -> None:
         process.seed,
         process.token,
         signing_key=process.signing_key,
+        rollout_interval_s=process.rollout_interval_s,
     )
     runner = await serve(control, process.host, process.port)
     stop = asyncio.Event()

@@ -21,14 +21,17 @@ from redis.exceptions import RedisError
 from config.durations import parse_duration
 from config.feedback import Feedback, feedback_fields, verify
 from config.keys import StoredDocument
-from config.loader import reason
+from config.loader import ConfigError, reason
 from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, field_name
+from config.plans import CanaryPlan, parse_plan
 from config.schema import Route, RoutingDocument
 from config.srm import sample_ratio
 from control import edits
 from control.edits import EditError, FieldError
 from control.openapi import OPENAPI
+from control.rollouts import RolloutConflict, Rollouts
 from control.store import Change, DocumentStore, Stale
+from control.strategies.canary import CommandRefused
 from control.windows import WindowReader
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,6 +40,7 @@ Edit = Callable[[RoutingDocument], RoutingDocument]
 STORE = web.AppKey("store", DocumentStore)
 WINDOWS = web.AppKey("windows", WindowReader)
 SIGNING_KEY = web.AppKey("signing_key", bytes)
+ROLLOUTS = web.AppKey("rollouts", Rollouts)
 TOKEN = web.AppKey("token", str)
 WRITE_ATTEMPTS = 3
 _CODES = {404: "not_found", 405: "method_not_allowed", 503: "not_seeded"}
@@ -341,6 +345,70 @@ def _feedback_errors(exc: ValidationError) -> list[FieldError]:
     ]
 
 
+async def start_rollout(request: web.Request) -> web.Response:
+    """Start a rollout from a plan: YAML text (``application/yaml``) or the same as JSON."""
+    rollouts = request.app[ROLLOUTS]
+    text = (await request.read()).decode("utf-8", "replace")
+    try:
+        plan = parse_plan(text)
+    except ConfigError as exc:
+        errors = [FieldError(*_split_problem(p)) for p in exc.problems]
+        raise EditError(errors) from None
+    if not isinstance(plan, CanaryPlan):
+        raise EditError([FieldError("plan", "only canary plans can be started for now")])
+    document = await current(request)
+    route = edits.find_route(document, plan.route)
+    if plan.baseline not in {t.name for t in route.tracks}:
+        raise EditError(
+            [
+                FieldError(
+                    "canary_deployment.baseline",
+                    f"route {plan.route!r} has no track {plan.baseline!r}",
+                )
+            ]
+        )
+    actor, _ = actor_and_reason(request, None)
+    try:
+        record = await rollouts.create(plan, plan.model_dump(mode="json"), actor)
+    except RolloutConflict as exc:
+        return error(409, "rollout_active", str(exc))
+    return web.json_response(record, status=201)
+
+
+def _split_problem(problem: str) -> tuple[str, str]:
+    # "plan:12: canary_deployment.phases[0].traffic: reason" → (field, "line 12: reason")
+    where, _, rest = problem.partition(": ")
+    field, _, reason = rest.partition(": ")
+    line = where.rpartition(":")[2]
+    return (field or "plan"), (f"line {line}: {reason}" if line.isdigit() else reason or rest)
+
+
+async def list_rollouts(request: web.Request) -> web.Response:
+    return web.json_response({"rollouts": await request.app[ROLLOUTS].all()})
+
+
+async def get_rollout(request: web.Request) -> web.Response:
+    record = await request.app[ROLLOUTS].get(request.match_info["id"])
+    if record is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    return web.json_response(record)
+
+
+async def rollout_command(request: web.Request) -> web.Response:
+    name = request.match_info["command"]
+    if name not in ("approve", "promote", "pause", "resume", "abort"):
+        raise EditError(
+            [FieldError("command", "one of approve, promote, pause, resume, abort")], status=404
+        )
+    try:
+        record = await request.app[ROLLOUTS].command(request.match_info["id"], name)
+    except CommandRefused as exc:
+        return error(409, "not_applicable", str(exc))
+    if record is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    return web.json_response(record)
+
+
 async def audit(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
@@ -357,10 +425,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_api(
-    store: DocumentStore, windows: WindowReader, token: str, signing_key: bytes = b""
+    store: DocumentStore,
+    windows: WindowReader,
+    token: str,
+    signing_key: bytes = b"",
+    rollouts: Rollouts | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
+    if rollouts is not None:
+        app[ROLLOUTS] = rollouts
     app[SIGNING_KEY] = signing_key
     app[WINDOWS] = windows
     app[TOKEN] = token
@@ -376,4 +450,8 @@ def create_api(
     app.router.add_get("/v1/routes/{route}/metrics", route_metrics)
     app.router.add_get("/v1/audit", audit)
     app.router.add_post("/v1/feedback", feedback)
+    app.router.add_post("/v1/rollouts", start_rollout)
+    app.router.add_get("/v1/rollouts", list_rollouts)
+    app.router.add_get("/v1/rollouts/{id}", get_rollout)
+    app.router.add_post("/v1/rollouts/{id}/{command}", rollout_command)
     return app

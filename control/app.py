@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from config.keys import Keys, StoredDocument
 from config.schema import RoutingDocument
 from control.api import create_api
+from control.rollouts import Rollouts
 from control.store import Change, DocumentStore, Stale
 from control.windows import WindowReader
 
@@ -37,13 +38,18 @@ class ControlApp:
         *,
         guard_s: float = 1.0,
         signing_key: bytes = b"",
+        rollout_interval_s: float = 10.0,
     ) -> None:
         self.redis = redis
         self.store = DocumentStore(redis, keys)
         self._seed = seed
         self._guard_s = guard_s
-        self.api = create_api(self.store, WindowReader(redis, keys), token, signing_key)
+        windows = WindowReader(redis, keys)
+        self.rollouts = Rollouts(redis, keys, self.store, windows)
+        self.api = create_api(self.store, windows, token, signing_key, self.rollouts)
         self._guarding: asyncio.Task[None] | None = None
+        self._rollout_interval_s = rollout_interval_s
+        self._stepping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         try:
@@ -51,6 +57,15 @@ class ControlApp:
         except (RedisError, OSError) as exc:
             log.warning("Redis not reachable at start (%s); will seed when it is", exc)
         self._guarding = asyncio.create_task(self._guard(), name="seed-guardian")
+        self._stepping = asyncio.create_task(self._step_rollouts(), name="rollout-runner")
+
+    async def _step_rollouts(self) -> None:
+        while True:
+            await asyncio.sleep(self._rollout_interval_s)
+            try:
+                await self.rollouts.step_all()
+            except (RedisError, OSError) as exc:
+                log.debug("rollout runner: Redis unavailable: %s", exc)
 
     async def ensure_seeded(self) -> StoredDocument:
         """Return the stored document, writing one first if Redis holds none."""
@@ -97,10 +112,11 @@ class ControlApp:
                 log.exception("seed guardian: unexpected failure; trying again")
 
     async def close(self) -> None:
-        if self._guarding is not None:
-            self._guarding.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._guarding
+        for task in (self._guarding, self._stepping):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.redis.aclose()
 
     def web_app(self) -> web.Application:

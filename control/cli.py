@@ -67,6 +67,32 @@ def call(
         raise ApiError(exc.code, payload) from None
 
 
+def request_text(base: str, token: str, path: str, text: str, source: str) -> Any:
+    """POST a YAML document; a 422 names the plan file in its field errors."""
+    request = urllib.request.Request(
+        base.rstrip("/") + path,
+        data=text.encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/yaml",
+            "X-Splitgate-Actor": f"{getpass.getuser()}@cli",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            payload = json.loads(exc.read() or b"null")
+        except ValueError:
+            payload = exc.reason
+        if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
+            for e in payload["errors"]:
+                e["field"] = f"{source}: {e.get('field')}"
+        raise ApiError(exc.code, payload) from None
+
+
 def parse_weights(pairs: Sequence[str]) -> dict[str, float]:
     weights = {}
     for pair in pairs:

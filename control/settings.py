@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.durations import parse_duration
 from config.keys import DEFAULT_NAMESPACE
 from config.listen import parse_listen
 from config.loader import ConfigError, load_config
@@ -26,6 +27,7 @@ class ControlProcess:
     namespace: str
     log_level: str
     signing_key: bytes
+    rollout_interval_s: float
 
 
 def parser() -> argparse.ArgumentParser:
@@ -81,4 +83,5 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
         log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
         signing_key=env.get("SPLITGATE_SIGNING_KEY", "").encode(),
+        rollout_interval_s=parse_duration(env.get("SPLITGATE_ROLLOUT_INTERVAL", "10s")),
     )

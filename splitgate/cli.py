@@ -15,6 +15,7 @@ commands:
   proxy     run the data plane (the sticky weighted reverse proxy)
   control   run the control plane (the admin API over the routing document in Redis)
   weights   read or set a route's weights through the admin API
+  rollout   start a rollout from a plan file, follow it, approve, promote, pause, resume, abort
   demo      run everything on this machine: Redis, control plane, proxy, two fake LLM backends
 
 'splitgate <command> --help' describes a command's options.
@@ -39,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from control.cli import main as weights_main
 
         return weights_main(rest)
+    if command == "rollout":
+        from control.rollout_cli import main as rollout_main
+
+        return rollout_main(rest)
     if command == "demo":
         from splitgate.demo import main as demo_main
 

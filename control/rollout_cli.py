@@ -1,0 +1,106 @@
+"""``splitgate rollout``: start a rollout from a plan file, follow it, act on it.
+
+``start PLAN.yaml [--wait]`` exits 0 when the rollout is promoted and 1 when it is rolled back
+or aborted (with ``--wait``), so a CI job can gate on it; ``status [ID]`` shows one or all;
+``approve|promote|pause|resume|abort ID`` act. Admin URL and token as for ``splitgate weights``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from control.cli import DEFAULT_ADMIN_URL, ApiError, call, request_text
+
+FINAL = {"promoted": 0, "rolled_back": 1, "aborted": 1}
+
+
+def line(record: dict[str, Any]) -> str:
+    state = record["state"]
+    last = state["history"][-1] if state["history"] else {"kind": "", "detail": ""}
+    return f"{record['id']}: {state['status']} (phase {state['phase'] + 1}) {last['kind']}: {last['detail']}"
+
+
+def follow(base: str, token: str, rollout_id: str, timeout: float) -> int:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = call(base, token, "GET", f"/v1/rollouts/{rollout_id}")
+        now = line(record)
+        if now != seen:
+            print(now, flush=True)
+            seen = now
+        status = record["state"]["status"]
+        if status in FINAL:
+            return FINAL[status]
+        time.sleep(1.0)
+    print(f"splitgate rollout: still {seen!r} after {timeout:g} s", file=sys.stderr)
+    return 3
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    p = argparse.ArgumentParser(prog="splitgate rollout", description="Run and follow rollouts.")
+    p.add_argument("--admin-url", default=env.get("SPLITGATE_ADMIN_URL", DEFAULT_ADMIN_URL))
+    p.add_argument("--token", default=env.get("SPLITGATE_ADMIN_TOKEN"))
+    sub = p.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start a rollout from a plan file")
+    start.add_argument("plan", type=Path)
+    start.add_argument(
+        "--wait", action="store_true", help="follow it to the end; exit 0 promoted, 1 rolled back"
+    )
+    start.add_argument("--timeout", type=float, default=7 * 86400)
+    status = sub.add_parser("status", help="one rollout, or all")
+    status.add_argument("id", nargs="?")
+    for name in ("approve", "promote", "pause", "resume", "abort"):
+        sub.add_parser(name, help=f"{name} a rollout").add_argument("id")
+    args = p.parse_args(argv)
+    if not args.token:
+        print(
+            "splitgate rollout: no token: pass --token or set SPLITGATE_ADMIN_TOKEN",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if args.command == "start":
+            try:
+                text = args.plan.read_text(encoding="utf-8")
+            except OSError as exc:
+                print(f"splitgate rollout: {args.plan}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            record = request_text(
+                args.admin_url, args.token, "/v1/rollouts", text, source=str(args.plan)
+            )
+            print(line(record))
+            return (
+                follow(args.admin_url, args.token, record["id"], args.timeout) if args.wait else 0
+            )
+        if args.command == "status":
+            if args.id:
+                print(line(call(args.admin_url, args.token, "GET", f"/v1/rollouts/{args.id}")))
+            else:
+                for record in call(args.admin_url, args.token, "GET", "/v1/rollouts")["rollouts"]:
+                    print(line(record))
+            return 0
+        print(
+            line(
+                call(
+                    args.admin_url, args.token, "POST", f"/v1/rollouts/{args.id}/{args.command}", {}
+                )
+            )
+        )
+        return 0
+    except ApiError as exc:
+        print(f"splitgate rollout: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"splitgate rollout: cannot reach the admin API at {args.admin_url}: {exc}",
+            file=sys.stderr,
+        )
+        return 2

@@ -1,0 +1,301 @@
+"""Canary rollouts, persisted in Redis and stepped by a runner: the I/O around the pure strategy.
+
+A rollout record (``{ns}:rollout:<id>``) holds the plan as written, the strategy's state, the
+rate test's state and the counts it has consumed, so a restarted control plane resumes the
+same phase with the same history. One rollout per route may be active
+(``{ns}:rollout:active:<route>``).
+
+Each ``step``: register the candidate's track (weight 0) if needed; carry out the strategy's
+weight changes through the document store (compare-and-set, audited); judge the phase from
+the fleet's metric windows once every live replica acked its weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from config.keys import Keys
+from config.metrics import TrackWindow
+from config.plans import CanaryPlan
+from config.thresholds import parse_threshold
+from control import edits
+from control.analysis.sequential import Interval, RateTest
+from control.analysis.verdict import Assessment, Verdict, assess, breached
+from control.store import Change, DocumentStore
+from control.strategies.canary import (
+    FINAL,
+    Event,
+    Observation,
+    SetWeights,
+    State,
+    Status,
+    command,
+    start,
+    tick,
+    written,
+)
+from control.windows import WindowReader
+
+log = logging.getLogger("splitgate.control.rollouts")
+
+ACTOR = "splitgate-rollout"
+MIN_REQUESTS = 100
+MIN_RATINGS = 30
+
+
+class RolloutConflict(Exception):
+    """Another rollout is active on the route (HTTP 409)."""
+
+
+def state_to_dict(state: State) -> dict[str, Any]:
+    return asdict(state)
+
+
+def state_from_dict(data: dict[str, Any]) -> State:
+    return State(
+        status=Status(data["status"]),
+        phase=data["phase"],
+        phase_started_at=data["phase_started_at"],
+        generation=data["generation"],
+        error_streak=data["error_streak"],
+        paused_from=Status(data["paused_from"]) if data["paused_from"] else None,
+        history=tuple(Event(**e) for e in data["history"]),
+    )
+
+
+class Rollouts:
+    def __init__(
+        self,
+        redis: Any,
+        keys: Keys,
+        store: DocumentStore,
+        windows: WindowReader,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._store = store
+        self._windows = windows
+        self._clock = clock
+
+    async def create(self, plan: CanaryPlan, raw: dict[str, Any], actor: str) -> dict[str, Any]:
+        rollout_id = f"{plan.route}-{secrets.token_hex(4)}"
+        if not await self._redis.set(self._keys.active_rollout(plan.route), rollout_id, nx=True):
+            active = await self._redis.get(self._keys.active_rollout(plan.route))
+            raise RolloutConflict(f"route {plan.route!r} already has an active rollout ({active})")
+        record = {
+            "id": rollout_id,
+            "route": plan.route,
+            "strategy": "canary",
+            "plan": raw,
+            "created_at": self._clock(),
+            "created_by": actor,
+            "state": state_to_dict(State()),
+            "test": asdict(RateTest()),
+            "consumed": [0, 0, 0, 0],
+        }
+        await self._save(record)
+        await self._redis.sadd(self._keys.rollouts, rollout_id)
+        return record
+
+    async def get(self, rollout_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._keys.rollout(rollout_id))
+        return None if raw is None else dict(json.loads(raw))
+
+    async def all(self) -> list[dict[str, Any]]:
+        ids = sorted(await self._redis.smembers(self._keys.rollouts))
+        records = [await self.get(i) for i in ids]
+        return [r for r in records if r is not None]
+
+    async def _save(self, record: dict[str, Any]) -> None:
+        await self._redis.set(self._keys.rollout(record["id"]), json.dumps(record))
+        if Status(record["state"]["status"]) in FINAL:
+            await self._redis.delete(self._keys.active_rollout(record["route"]))
+
+    async def command(self, rollout_id: str, name: str) -> dict[str, Any] | None:
+        record = await self.get(rollout_id)
+        if record is None:
+            return None
+        plan = CanaryPlan.model_validate(record["plan"])
+        state, actions = command(plan, state_from_dict(record["state"]), name, self._clock())
+        state = await self._apply(plan, state, actions, f"{name} by request")
+        record["state"] = state_to_dict(state)
+        await self._save(record)
+        return record
+
+    async def step_all(self) -> None:
+        for record in await self.all():
+            if Status(record["state"]["status"]) not in FINAL:
+                try:
+                    await self.step(record)
+                except Exception:  # one broken rollout must not stop the others
+                    log.exception("rollout %s: step failed", record["id"])
+
+    async def step(self, record: dict[str, Any]) -> None:
+        plan = CanaryPlan.model_validate(record["plan"])
+        state = state_from_dict(record["state"])
+        now = self._clock()
+        if state.status is Status.PENDING:
+            await self._register_candidate(plan)
+            state, actions = start(plan, state, now)
+            state = await self._apply(plan, state, actions, "rollout started")
+        elif state.status is Status.RUNNING and state.generation is not None:
+            seen = await self._observe(plan, record, state, now)
+            state, actions = tick(plan, state, seen)
+            state = await self._apply(
+                plan, state, actions, state.history[-1].detail if state.history else ""
+            )
+        record["state"] = state_to_dict(state)
+        await self._save(record)
+
+    async def _register_candidate(self, plan: CanaryPlan) -> None:
+        document = await self._store.read()
+        assert document is not None
+        route = edits.find_route(document, plan.route)
+        body = {
+            "version": plan.candidate.version,
+            "upstreams": plan.candidate.upstreams,
+            "weight": 0,
+        }
+        current = next((t for t in route.tracks if t.name == plan.candidate.track), None)
+        if current is not None and (current.version, current.upstreams) == (
+            plan.candidate.version,
+            plan.candidate.upstreams,
+        ):
+            return
+        body["weight"] = current.weight if current is not None else 0
+        new = edits.put_track(document, plan.route, plan.candidate.track, body)
+        await self._store.write(
+            new,
+            document.generation,
+            Change(
+                ACTOR,
+                f"register {plan.candidate.version}",
+                "put_track",
+                f"routes/{plan.route}/tracks/{plan.candidate.track}",
+            ),
+        )
+
+    async def _apply(
+        self, plan: CanaryPlan, state: State, actions: list[SetWeights], reason: str
+    ) -> State:
+        for action in actions:
+            document = await self._store.read()
+            assert document is not None
+            weights = {
+                plan.candidate.track: action.candidate,
+                plan.baseline: round(100 - action.candidate, 2),
+            }
+            new = edits.set_weights(document, plan.route, weights)
+            stored = await self._store.write(
+                new,
+                document.generation,
+                Change(ACTOR, reason, "set_weights", f"routes/{plan.route}/weights"),
+            )
+            if state.status not in FINAL:
+                state = written(state, stored.generation)
+        return state
+
+    async def _observe(
+        self, plan: CanaryPlan, record: dict[str, Any], state: State, now: float
+    ) -> Observation:
+        acks = await self._store.acks()
+        acked = bool(acks) and all(a.generation >= (state.generation or 0) for a in acks.values())
+        if not acked:
+            return Observation(now, False)
+        rollback: list[Assessment] = []
+        success: list[Assessment] = []
+        try:
+            spans = {
+                check.window
+                for check in (*plan.canary_metrics.primary, *plan.canary_metrics.secondary)
+            }
+            reads = {span: await self._windows.read(plan.route, span) for span in spans}
+            since_start = await self._windows.read(
+                plan.route, max(10.0, now - record["created_at"])
+            )
+        except (RedisError, OSError) as exc:  # the store is down: an error, never a failure
+            down = Assessment("metrics", Verdict.ERROR, None, "", 0, f"metrics unavailable: {exc}")
+            return Observation(now, True, (down,), ())
+        candidate = _arm(reads[min(spans)][2], plan.candidate.track)
+        phase = plan.phases[state.phase]
+        for condition in phase.rollback_if:
+            rollback.append(
+                breached(condition.metric, condition.threshold, candidate, MIN_REQUESTS)
+            )
+        if plan.comparison.method == "statistical":
+            rollback.append(self._compare(plan, record, since_start[2]))
+        for check in (*plan.canary_metrics.primary, *plan.canary_metrics.secondary):
+            window = _arm(reads[check.window][2], plan.candidate.track)
+            minimum = (
+                MIN_RATINGS
+                if check.name in ("hallucination_rate", "user_satisfaction")
+                else MIN_REQUESTS
+            )
+            result = assess(
+                check.name, parse_threshold(check.threshold, check.name), window, minimum
+            )
+            # Quality signals arrive slowly: without them a phase is not held forever.
+            if check in plan.canary_metrics.secondary and result.verdict is Verdict.INCONCLUSIVE:
+                continue
+            success.append(result)
+        for metric, text in plan.config.success_criteria.items():
+            success.append(assess(metric, parse_threshold(text, metric), candidate, MIN_REQUESTS))
+        return Observation(now, True, tuple(rollback), tuple(success))
+
+    def _compare(
+        self, plan: CanaryPlan, record: dict[str, Any], merged: dict[tuple[str, str], TrackWindow]
+    ) -> Assessment:
+        c = _arm(merged, plan.candidate.track) or TrackWindow()
+        b = _arm(merged, plan.baseline) or TrackWindow()
+        totals = [c.requests, sum(c.errors.values()), b.requests, sum(b.errors.values())]
+        before = record["consumed"]
+        delta = [max(0, total - was) for total, was in zip(totals, before, strict=True)]
+        test = RateTest(**{k: v for k, v in record["test"].items()})
+        test.add(Interval(delta[0], delta[1], delta[2], delta[3]))
+        record["test"] = asdict(test)
+        record["consumed"] = totals
+        verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
+            test.verdict(MIN_REQUESTS), Verdict.INCONCLUSIVE
+        )
+        return Assessment(
+            "error_rate_vs_baseline",
+            verdict,
+            test.fail_evidence(),
+            f"evidence >= {1 / test.alpha:g}",
+            test.candidate_requests,
+            f"error rate vs baseline: {test.candidate_events}/{test.candidate_requests} against "
+            f"{test.baseline_events}/{test.baseline_requests} (evidence {test.fail_evidence():.3g})",
+        )
+
+
+def _arm(merged: dict[tuple[str, str], TrackWindow], track: str) -> TrackWindow | None:
+    found = [w for (name, _), w in merged.items() if name == track]
+    if not found:
+        return TrackWindow()
+    total = TrackWindow()
+    for w in found:
+        total = _add(total, w)
+    return total
+
+
+def _add(a: TrackWindow, b: TrackWindow) -> TrackWindow:
+    return replace(
+        a,
+        requests=a.requests + b.requests,
+        assigned=a.assigned + b.assigned,
+        errors={k: a.errors[k] + b.errors[k] for k in a.errors},
+        latency=[x + y for x, y in zip(a.latency, b.latency, strict=True)],
+        ttfb=[x + y for x, y in zip(a.ttfb, b.ttfb, strict=True)],
+        feedback={
+            k: a.feedback.get(k, 0) + b.feedback.get(k, 0) for k in {*a.feedback, *b.feedback}
+        },
+    )

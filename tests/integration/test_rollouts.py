@@ -1,0 +1,185 @@
+"""Whole canary rollouts with real processes: a control plane, a proxy, Redis, fake backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from splitgate.redis_server import RedisServer
+from tests.conftest import StartUpstream
+from tests.integration.conftest import PlaneProcess, RunPlane
+
+TOKEN = "rollout-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@dataclass
+class Stack:
+    control: PlaneProcess
+    proxy: PlaneProcess
+    canary: Any
+    canary_url: str
+    tmp: Path
+
+
+def plan(canary_url: str) -> str:
+    return f"""canary_deployment:
+  route: chat
+  baseline: stable
+  candidate: {{track: canary, version: v1.1.0, upstreams: ["{canary_url}"]}}
+  phases:
+    - {{name: "5%", traffic: 5, duration: 1s, rollback_if: ["error_rate > 10%"]}}
+    - {{name: "25%", traffic: 25, duration: 1s}}
+    - {{name: "50%", traffic: 50, duration: 1s}}
+    - {{name: "100%", traffic: 100}}
+  canary_metrics:
+    primary: [{{name: error_rate, threshold: "< 5%", window: 30s}}]
+    secondary: []
+  comparison: {{method: statistical}}
+"""
+
+
+async def stack(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    **canary: Any,
+) -> Stack:
+    _, stable_url = await start_upstream("v1.0.0")
+    fake, canary_url = await start_upstream("v1.1.0", **canary)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        f"""routes:
+  - name: chat
+    match: {{path_prefix: /v1/}}
+    tracks:
+      - {{name: stable, version: v1.0.0, upstreams: ["{stable_url}"], weight: 100}}
+""",
+        encoding="utf-8",
+    )
+    env = {
+        "SPLITGATE_ADMIN_TOKEN": TOKEN,
+        "SPLITGATE_REDIS_URL": redis_server.url,
+        "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
+    }
+    control = await run_plane("control", "--config", str(routes), env=env)
+    proxy = await run_plane(
+        "proxy", "--config", str(routes), env={**env, "SPLITGATE_INSTANCE": "p1"}
+    )
+    return Stack(control, proxy, fake, canary_url, tmp_path)
+
+
+@pytest.fixture
+async def traffic() -> AsyncIterator[Any]:
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+
+    async def begin(proxy: PlaneProcess) -> None:
+        async def worker(seed: int) -> None:
+            rng = random.Random(seed)
+            async with aiohttp.ClientSession() as session:
+                for _ in range(50_000):
+                    if stop.is_set():
+                        return
+                    headers = {"x-user-id": f"u{rng.randrange(100_000)}"}
+                    async with session.get(f"{proxy.url}/v1/models", headers=headers) as r:
+                        await r.read()
+
+        tasks.extend(asyncio.create_task(worker(i)) for i in range(4))
+
+    yield begin
+    stop.set()
+    for task in tasks:
+        await task
+
+
+async def test_a_healthy_canary_is_promoted_by_the_cli(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    traffic: Any,
+) -> None:
+    s = await stack(tmp_path, start_upstream, run_plane, redis_server)
+    await traffic(s.proxy)
+    plan_file = tmp_path / "canary.yaml"
+    plan_file.write_text(plan(s.canary_url), encoding="utf-8")
+    env = {**os.environ, "SPLITGATE_ADMIN_URL": s.control.url, "SPLITGATE_ADMIN_TOKEN": TOKEN}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "splitgate",
+        "rollout",
+        "start",
+        str(plan_file),
+        "--wait",
+        "--timeout",
+        "90",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, (out.decode(), err.decode())
+    assert "promoted" in out.decode()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r,
+    ):
+        route = (await r.json())["route"]
+    assert {t["name"]: t["weight"] for t in route["tracks"]} == {"stable": 0, "canary": 100}
+
+
+async def test_a_failing_canary_is_rolled_back_and_then_reaches_nobody(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    traffic: Any,
+) -> None:
+    s = await stack(tmp_path, start_upstream, run_plane, redis_server, error_rate=0.3)
+    await traffic(s.proxy)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{s.control.url}/v1/rollouts",
+            data=plan(s.canary_url),
+            headers={**AUTH, "Content-Type": "application/yaml"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            rollout_id = (await r.json())["id"]
+        async with asyncio.timeout(60):
+            while True:
+                async with session.get(
+                    f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
+                ) as r:
+                    record = await r.json()
+                if record["state"]["status"] in ("rolled_back", "promoted"):
+                    break
+                await asyncio.sleep(0.2)
+        assert record["state"]["status"] == "rolled_back"
+        assert record["state"]["history"][-1]["kind"] == "rolled_back"
+        async with asyncio.timeout(10):
+            while True:  # the proxy applies the zero weight within a poll
+                async with session.get(f"{s.proxy.url}/readyz") as r:
+                    routed = (await r.json())["generation"]
+                async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
+                    if routed >= (await r.json())["generation"]:
+                        break
+                await asyncio.sleep(0.1)
+        served = len(s.canary.received)
+        await asyncio.sleep(1.0)
+        assert len(s.canary.received) == served  # after the rollback nobody reaches it
+        async with session.post(
+            f"{s.control.url}/v1/rollouts/{rollout_id}/resume", headers=AUTH
+        ) as r:
+            assert r.status == 409 and "rolled_back" in (await r.json())["error"]["message"]
