@@ -176,6 +176,18 @@ def _default_ab_metrics() -> list[Metric]:
     return ["error_rate", "latency_p95", "hallucination_rate", "user_satisfaction"]
 
 
+def as_canary(plan: BigBangPlan) -> CanaryPlan:
+    """A big bang is a canary of one phase at 100 %, promoted without analysis."""
+    return CanaryPlan(
+        route=plan.route,
+        candidate=plan.candidate,
+        environment=plan.environment,
+        phases=[Phase(name="big bang: 100%", traffic=100)],
+        canary_metrics=CanaryMetrics(primary=[], secondary=[]),
+        comparison=Comparison(method="none"),
+    )
+
+
 class ABTestPlan(Model):
     route: Name
     split: dict[Name, Weight]

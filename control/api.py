@@ -23,7 +23,7 @@ from config.feedback import Feedback, feedback_fields, verify
 from config.keys import StoredDocument
 from config.loader import ConfigError, reason
 from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, field_name
-from config.plans import CanaryPlan, parse_plan
+from config.plans import BigBangPlan, CanaryPlan, as_canary, parse_plan
 from config.schema import Route, RoutingDocument
 from config.srm import sample_ratio
 from control import edits
@@ -354,8 +354,17 @@ async def start_rollout(request: web.Request) -> web.Response:
     except ConfigError as exc:
         errors = [FieldError(*_split_problem(p)) for p in exc.problems]
         raise EditError(errors) from None
+    if isinstance(plan, BigBangPlan):
+        plan = as_canary(plan)
     if not isinstance(plan, CanaryPlan):
-        raise EditError([FieldError("plan", "only canary plans can be started for now")])
+        raise EditError(
+            [
+                FieldError(
+                    "plan",
+                    "blue-green and A/B test plans cannot be started yet: canary and big bang can",
+                )
+            ]
+        )
     document = await current(request)
     route = edits.find_route(document, plan.route)
     if plan.baseline not in {t.name for t in route.tracks}:

@@ -225,7 +225,9 @@ class Rollouts:
         except (RedisError, OSError) as exc:  # the store is down: an error, never a failure
             down = Assessment("metrics", Verdict.ERROR, None, "", 0, f"metrics unavailable: {exc}")
             return Observation(now, True, (down,), ())
-        candidate = _arm(reads[min(spans)][2], plan.candidate.track)
+        # Rollback conditions look at the shortest metric window (the whole rollout without one).
+        shortest = reads[min(spans)] if spans else since_start
+        candidate = _arm(shortest[2], plan.candidate.track)
         phase = plan.phases[state.phase]
         for condition in phase.rollback_if:
             rollback.append(

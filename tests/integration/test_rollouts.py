@@ -183,3 +183,69 @@ async def test_a_failing_canary_is_rolled_back_and_then_reaches_nobody(
             f"{s.control.url}/v1/rollouts/{rollout_id}/resume", headers=AUTH
         ) as r:
             assert r.status == 409 and "rolled_back" in (await r.json())["error"]["message"]
+
+
+async def test_big_bang_and_a_control_plane_killed_mid_rollout(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    traffic: Any,
+) -> None:
+    s = await stack(tmp_path, start_upstream, run_plane, redis_server)
+    await traffic(s.proxy)
+    slow = plan(s.canary_url).replace("duration: 1s", "duration: 3s")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{s.control.url}/v1/rollouts", data=slow, headers=AUTH) as r:
+            rollout_id = (await r.json())["id"]
+
+        async def status() -> dict[str, Any]:
+            async with session.get(f"{control_url}/v1/rollouts/{rollout_id}", headers=AUTH) as r:
+                record: dict[str, Any] = await r.json()
+                return record
+
+        control_url = s.control.url
+        async with asyncio.timeout(30):
+            while (await status())["state"]["phase"] < 1:  # noqa: ASYNC110 - polling another process
+                await asyncio.sleep(0.2)
+        before = await status()
+        s.control.process.kill()  # SIGKILL mid-phase
+        await s.control.process.wait()
+        env = {
+            "SPLITGATE_ADMIN_TOKEN": TOKEN,
+            "SPLITGATE_REDIS_URL": redis_server.url,
+            "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
+        }
+        restarted = await run_plane("control", "--config", str(tmp_path / "routes.yaml"), env=env)
+        control_url = restarted.url
+        resumed = await status()
+        assert (
+            resumed["state"]["history"][: len(before["state"]["history"])]
+            == before["state"]["history"]
+        )
+        async with asyncio.timeout(90):
+            while (await status())["state"]["status"] != "promoted":  # noqa: ASYNC110 - polling another process
+                await asyncio.sleep(0.3)
+        phases = [e["detail"] for e in (await status())["state"]["history"] if e["kind"] == "phase"]
+        assert phases == [
+            "5%: 5%",
+            "25%: 25%",
+            "50%: 50%",
+            "100%: 100%",
+        ]  # none skipped, none twice
+
+        bang = f"""big_bang_deployment:
+  route: chat
+  candidate: {{track: canary, version: v1.2.0, upstreams: ["{s.canary_url}"]}}
+"""
+        async with session.post(f"{control_url}/v1/rollouts", data=bang, headers=AUTH) as r:
+            assert r.status == 201, await r.text()
+            rollout_id = (await r.json())["id"]
+        async with asyncio.timeout(30):
+            while (await status())["state"]["status"] != "promoted":  # noqa: ASYNC110 - polling another process
+                await asyncio.sleep(0.2)
+        async with session.get(f"{control_url}/v1/routes/chat", headers=AUTH) as r:
+            tracks = {
+                t["name"]: (t["weight"], t["version"]) for t in (await r.json())["route"]["tracks"]
+            }
+        assert tracks["canary"] == (100, "v1.2.0")
