@@ -79,6 +79,16 @@ class Keys:
         return f"{self._tag}:metrics:{route}:{start}"
 
     @property
+    def epoch(self) -> str:
+        """The fencing epoch: grows by one each time a control plane becomes the leader."""
+        return f"{self._tag}:epoch"
+
+    @property
+    def leader(self) -> str:
+        """The lease: ``<instance> <epoch>``, with a TTL, renewed by the leader."""
+        return f"{self._tag}:leader"
+
+    @property
     def rollouts(self) -> str:
         return f"{self._tag}:rollouts"
 

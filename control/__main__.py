@@ -61,6 +61,8 @@ async def run(process: ControlProcess) -> None:
         process.token,
         signing_key=process.signing_key,
         rollout_interval_s=process.rollout_interval_s,
+        instance=process.instance,
+        lease_s=process.lease_s,
     )
     runner = await serve(control, process.host, process.port)
     stop = asyncio.Event()

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from config.keys import Keys, StoredDocument
 from config.schema import RoutingDocument
 from control.api import create_api
+from control.leadership import Leadership
 from control.rollouts import Rollouts
 from control.store import Change, DocumentStore, Stale
 from control.windows import WindowReader
@@ -39,17 +40,23 @@ class ControlApp:
         guard_s: float = 1.0,
         signing_key: bytes = b"",
         rollout_interval_s: float = 10.0,
+        instance: str = "control",
+        lease_s: float = 10.0,
     ) -> None:
         self.redis = redis
         self.store = DocumentStore(redis, keys)
         self._seed = seed
         self._guard_s = guard_s
         windows = WindowReader(redis, keys)
-        self.rollouts = Rollouts(redis, keys, self.store, windows)
+        self.leadership = Leadership(redis, keys, instance, lease_s=lease_s)
+        self.rollouts = Rollouts(
+            redis, keys, self.store, windows, epoch=lambda: self.leadership.epoch
+        )
         self.api = create_api(self.store, windows, token, signing_key, self.rollouts)
         self._guarding: asyncio.Task[None] | None = None
         self._rollout_interval_s = rollout_interval_s
         self._stepping: asyncio.Task[None] | None = None
+        self._leading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         try:
@@ -58,10 +65,14 @@ class ControlApp:
             log.warning("Redis not reachable at start (%s); will seed when it is", exc)
         self._guarding = asyncio.create_task(self._guard(), name="seed-guardian")
         self._stepping = asyncio.create_task(self._step_rollouts(), name="rollout-runner")
+        self._leading = asyncio.create_task(self.leadership.run(), name="leadership")
 
     async def _step_rollouts(self) -> None:
+        """Only the leader steps rollouts; its writes carry its fencing epoch."""
         while True:
             await asyncio.sleep(self._rollout_interval_s)
+            if not self.leadership.leading:
+                continue
             try:
                 await self.rollouts.step_all()
             except (RedisError, OSError) as exc:
@@ -112,7 +123,7 @@ class ControlApp:
                 log.exception("seed guardian: unexpected failure; trying again")
 
     async def close(self) -> None:
-        for task in (self._guarding, self._stepping):
+        for task in (self._guarding, self._stepping, self._leading):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

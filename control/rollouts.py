@@ -51,6 +51,16 @@ MIN_REQUESTS = 100
 MIN_RATINGS = 30
 
 
+_SAVE = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 class RolloutConflict(Exception):
     """Another rollout is active on the route (HTTP 409)."""
 
@@ -79,12 +89,15 @@ class Rollouts:
         store: DocumentStore,
         windows: WindowReader,
         clock: Callable[[], float] = time.time,
+        epoch: Callable[[], int | None] = lambda: None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._store = store
         self._windows = windows
         self._clock = clock
+        self._epoch = epoch
+        self._save_script = redis.register_script(_SAVE)
 
     async def create(self, plan: CanaryPlan, raw: dict[str, Any], actor: str) -> dict[str, Any]:
         rollout_id = f"{plan.route}-{secrets.token_hex(4)}"
@@ -101,6 +114,7 @@ class Rollouts:
             "state": state_to_dict(State()),
             "test": asdict(RateTest()),
             "consumed": [0, 0, 0, 0],
+            "version": 0,
         }
         await self._save(record)
         await self._redis.sadd(self._keys.rollouts, rollout_id)
@@ -116,11 +130,25 @@ class Rollouts:
         return [r for r in records if r is not None]
 
     async def _save(self, record: dict[str, Any]) -> None:
-        await self._redis.set(self._keys.rollout(record["id"]), json.dumps(record))
+        """Compare-and-set on the record's version: a concurrent change makes this one fail."""
+        expected = record["version"]
+        record["version"] = expected + 1
+        if not await self._save_script(
+            keys=[self._keys.rollout(record["id"])], args=[expected, json.dumps(record)]
+        ):
+            raise RolloutConflict(f"rollout {record['id']} changed meanwhile; try again")
         if Status(record["state"]["status"]) in FINAL:
             await self._redis.delete(self._keys.active_rollout(record["route"]))
 
     async def command(self, rollout_id: str, name: str) -> dict[str, Any] | None:
+        for _ in range(3):
+            try:
+                return await self._command_once(rollout_id, name)
+            except RolloutConflict:
+                continue  # the runner stepped it meanwhile: apply to the fresh state
+        raise RolloutConflict(f"rollout {rollout_id} keeps changing; try again")
+
+    async def _command_once(self, rollout_id: str, name: str) -> dict[str, Any] | None:
         record = await self.get(rollout_id)
         if record is None:
             return None
@@ -182,6 +210,7 @@ class Rollouts:
                 "put_track",
                 f"routes/{plan.route}/tracks/{plan.candidate.track}",
             ),
+            epoch=self._epoch(),
         )
 
     async def _apply(
@@ -199,6 +228,7 @@ class Rollouts:
                 new,
                 document.generation,
                 Change(ACTOR, reason, "set_weights", f"routes/{plan.route}/weights"),
+                epoch=self._epoch(),
             )
             if state.status not in FINAL:
                 state = written(state, stored.generation)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ class ControlProcess:
     log_level: str
     signing_key: bytes
     rollout_interval_s: float
+    instance: str
+    lease_s: float
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,4 +88,6 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
         signing_key=env.get("SPLITGATE_SIGNING_KEY", "").encode(),
         rollout_interval_s=parse_duration(env.get("SPLITGATE_ROLLOUT_INTERVAL", "10s")),
+        instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
+        lease_s=parse_duration(env.get("SPLITGATE_LEASE", "10s")),
     )

@@ -22,12 +22,23 @@ local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 if current ~= tonumber(ARGV[1]) then
   return {0, current}
 end
+if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[4]) or '0') ~= tonumber(ARGV[7]) then
+  return {2, tonumber(redis.call('GET', KEYS[4]) or '0')}
+end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'record', ARGV[4])
 redis.call('PUBLISH', ARGV[6], ARGV[3])
 return {1, tonumber(ARGV[3])}
 """
+
+
+class Fenced(Exception):
+    """The writer's leadership epoch is over: another control plane leads now."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"fenced: the leadership epoch is now {current}")
+        self.current = current
 
 
 class Stale(Exception):
@@ -79,11 +90,15 @@ class DocumentStore:
         before: Any = None,
         after: Any = None,
         generation: int | None = None,
+        epoch: int | None = None,
     ) -> StoredDocument:
         """Store ``document`` if the stored generation is still ``expected``; else ``Stale``.
 
         The new generation is ``expected + 1`` unless a higher one is given (a re-seed after
-        Redis lost its data continues above the last generation the fleet has seen).
+        Redis lost its data continues above the last generation the fleet has seen). With an
+        ``epoch`` (automatic decisions of the leader), the write also fails with ``Fenced``
+        unless that epoch is still the current one, so a paused former leader cannot
+        overwrite what the new one decided.
         """
         new_generation = max(expected + 1, generation or 0)
         stored = StoredDocument(
@@ -102,8 +117,9 @@ class DocumentStore:
             "before": before,
             "after": after,
         }
+        record["epoch"] = epoch
         ok, current = await self._cas(
-            keys=[self._keys.document, self._keys.generation, self._keys.audit],
+            keys=[self._keys.document, self._keys.generation, self._keys.audit, self._keys.epoch],
             args=[
                 expected,
                 stored.encode(),
@@ -111,8 +127,11 @@ class DocumentStore:
                 json.dumps(record),
                 AUDIT_MAX,
                 self._keys.changes,
+                "" if epoch is None else epoch,
             ],
         )
+        if ok == 2:
+            raise Fenced(int(current))
         if not ok:
             raise Stale(int(current))
         self._remember(stored)

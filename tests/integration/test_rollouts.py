@@ -71,6 +71,7 @@ async def stack(
         "SPLITGATE_ADMIN_TOKEN": TOKEN,
         "SPLITGATE_REDIS_URL": redis_server.url,
         "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
+        "SPLITGATE_LEASE": "1s",
     }
     control = await run_plane("control", "--config", str(routes), env=env)
     proxy = await run_plane(
@@ -215,6 +216,7 @@ async def test_big_bang_and_a_control_plane_killed_mid_rollout(
             "SPLITGATE_ADMIN_TOKEN": TOKEN,
             "SPLITGATE_REDIS_URL": redis_server.url,
             "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
+            "SPLITGATE_LEASE": "1s",
         }
         restarted = await run_plane("control", "--config", str(tmp_path / "routes.yaml"), env=env)
         control_url = restarted.url
