@@ -45,15 +45,33 @@ def call(
     headers: Mapping[str, str] | None = None,
 ) -> Any:
     data = None if body is None else json.dumps(body).encode()
+    return _send(
+        base, token, method, path, data, {"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def request_text(base: str, token: str, path: str, text: str, source: str) -> Any:
+    """POST a YAML document; a 422 names the plan file in its field errors."""
+    try:
+        return _send(base, token, "POST", path, text.encode(), {"Content-Type": "application/yaml"})
+    except ApiError as exc:
+        if isinstance(exc.body, dict) and isinstance(exc.body.get("errors"), list):
+            for e in exc.body["errors"]:
+                e["field"] = f"{source}: {e.get('field')}"
+        raise ApiError(exc.status, exc.body) from None
+
+
+def _send(
+    base: str, token: str, method: str, path: str, data: bytes | None, headers: Mapping[str, str]
+) -> Any:
     request = urllib.request.Request(
         base.rstrip("/") + path,
         data=data,
         method=method,
         headers={
             "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
             "X-Splitgate-Actor": f"{getpass.getuser()}@cli",
-            **(headers or {}),
+            **headers,
         },
     )
     try:
@@ -64,32 +82,6 @@ def call(
             payload = json.loads(exc.read() or b"null")
         except ValueError:
             payload = exc.reason
-        raise ApiError(exc.code, payload) from None
-
-
-def request_text(base: str, token: str, path: str, text: str, source: str) -> Any:
-    """POST a YAML document; a 422 names the plan file in its field errors."""
-    request = urllib.request.Request(
-        base.rstrip("/") + path,
-        data=text.encode(),
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/yaml",
-            "X-Splitgate-Actor": f"{getpass.getuser()}@cli",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read() or b"null")
-        except ValueError:
-            payload = exc.reason
-        if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
-            for e in payload["errors"]:
-                e["field"] = f"{source}: {e.get('field')}"
         raise ApiError(exc.code, payload) from None
 
 

@@ -52,13 +52,13 @@ def measure(metric: str, window: TrackWindow) -> tuple[float | None, int]:
     raise ValueError(f"unknown metric {metric!r}")
 
 
-def assess(
-    metric: str, threshold: Threshold, window: TrackWindow | None, minimum: int
-) -> Assessment:
-    """``threshold`` says what a good value is (e.g. ``< 1%`` for the error rate)."""
+def _measured(
+    metric: str, against: str, window: TrackWindow | None, minimum: int
+) -> Assessment | tuple[float, int]:
+    """The value and sample, or the ERROR / INCONCLUSIVE assessment that stops the judgement."""
     if window is None:
         return Assessment(
-            metric, Verdict.ERROR, None, str(threshold), 0, "no metrics: the store did not answer"
+            metric, Verdict.ERROR, None, against, 0, "no metrics: the store did not answer"
         )
     value, sample = measure(metric, window)
     if value is None or sample < minimum:
@@ -66,45 +66,36 @@ def assess(
             metric,
             Verdict.INCONCLUSIVE,
             value,
-            str(threshold),
+            against,
             sample,
             f"{sample} samples, {minimum} needed",
         )
+    return value, sample
+
+
+def assess(
+    metric: str, threshold: Threshold, window: TrackWindow | None, minimum: int
+) -> Assessment:
+    """``threshold`` says what a good value is (e.g. ``< 1%`` for the error rate)."""
+    measured = _measured(metric, str(threshold), window, minimum)
+    if isinstance(measured, Assessment):
+        return measured
+    value, sample = measured
     ok = threshold.holds(value)
-    return Assessment(
-        metric,
-        Verdict.PASS if ok else Verdict.FAIL,
-        value,
-        str(threshold),
-        sample,
-        f"{metric} = {value:g} {'meets' if ok else 'misses'} {threshold}",
-    )
+    verdict = Verdict.PASS if ok else Verdict.FAIL
+    reason = f"{metric} = {value:g} {'meets' if ok else 'misses'} {threshold}"
+    return Assessment(metric, verdict, value, str(threshold), sample, reason)
 
 
 def breached(
     metric: str, condition: Threshold, window: TrackWindow | None, minimum: int
 ) -> Assessment:
     """A ``rollback_if`` condition (e.g. ``> 5%``): FAIL when it holds, PASS when it does not."""
-    if window is None:
-        return Assessment(
-            metric, Verdict.ERROR, None, str(condition), 0, "no metrics: the store did not answer"
-        )
-    value, sample = measure(metric, window)
-    if value is None or sample < minimum:
-        return Assessment(
-            metric,
-            Verdict.INCONCLUSIVE,
-            value,
-            str(condition),
-            sample,
-            f"{sample} samples, {minimum} needed",
-        )
+    measured = _measured(metric, str(condition), window, minimum)
+    if isinstance(measured, Assessment):
+        return measured
+    value, sample = measured
     hit = condition.holds(value)
-    return Assessment(
-        metric,
-        Verdict.FAIL if hit else Verdict.PASS,
-        value,
-        str(condition),
-        sample,
-        f"{metric} = {value:g}{' ' if hit else ' not '}{condition}: {'roll back' if hit else 'fine'}",
-    )
+    verdict = Verdict.FAIL if hit else Verdict.PASS
+    reason = f"{metric} = {value:g}{' ' if hit else ' not '}{condition}: {'roll back' if hit else 'fine'}"
+    return Assessment(metric, verdict, value, str(condition), sample, reason)
