@@ -22,8 +22,11 @@ FINAL = {"promoted": 0, "rolled_back": 1, "aborted": 1}
 
 def line(record: dict[str, Any]) -> str:
     state = record["state"]
-    last = state["history"][-1] if state["history"] else {"kind": "", "detail": ""}
-    return f"{record['id']}: {state['status']} (phase {state['phase'] + 1}) {last['kind']}: {last['detail']}"
+    head = f"{record['id']}: {state['status']} (phase {state['phase'] + 1})"
+    if not state["history"]:
+        return head
+    last = state["history"][-1]
+    return f"{head} {last['kind']}: {last['detail']}"
 
 
 def follow(base: str, token: str, rollout_id: str, timeout: float) -> int:
