@@ -106,7 +106,12 @@ async def run(
     ]
     signing_key = os.urandom(32)
     control = ControlApp(
-        connect(redis_url), Keys(), config.document(), token, signing_key=signing_key
+        connect(redis_url),
+        Keys(),
+        config.document(),
+        token,
+        signing_key=signing_key,
+        rollout_interval_s=2.0,
     )
     proxy = ProxyApp(config, follow=Follow(redis_url, "demo-proxy"), signing_key=signing_key)
     try:
