@@ -188,6 +188,26 @@ def as_canary(plan: BigBangPlan) -> CanaryPlan:
     )
 
 
+def blue_green_as_canary(plan: BlueGreenPlan) -> CanaryPlan:
+    """Blue-green as two phases over the idle colour: validation on a small share, compared
+    with the active colour, then the switch to 100 %, held for the clean-up period (the old
+    colour stays registered at 0 %, so a rollback is one weight change). The smoke tests run
+    before either phase and are kept with the rollout."""
+    validate = plan.phase_2_validate
+    return CanaryPlan(
+        route=plan.route,
+        baseline=plan.active,
+        candidate=plan.candidate,
+        environment=plan.environment,
+        phases=[
+            Phase(name="validate", traffic=validate.traffic, duration=validate.duration),
+            Phase(name="switch", traffic=100, duration=plan.phase_4_cleanup.after),
+        ],
+        canary_metrics=CanaryMetrics(secondary=[]),
+        comparison=Comparison(method="statistical" if validate.compare_with_baseline else "none"),
+    )
+
+
 class ABTestPlan(Model):
     route: Name
     split: dict[Name, Weight]

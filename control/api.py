@@ -23,7 +23,14 @@ from config.feedback import Feedback, feedback_fields, verify
 from config.keys import StoredDocument
 from config.loader import ConfigError, reason
 from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, field_name
-from config.plans import BigBangPlan, CanaryPlan, as_canary, parse_plan
+from config.plans import (
+    BigBangPlan,
+    BlueGreenPlan,
+    CanaryPlan,
+    as_canary,
+    blue_green_as_canary,
+    parse_plan,
+)
 from config.schema import Route, RoutingDocument
 from config.srm import sample_ratio
 from control import edits
@@ -354,14 +361,18 @@ async def start_rollout(request: web.Request) -> web.Response:
     except ConfigError as exc:
         errors = [FieldError(*_split_problem(p)) for p in exc.problems]
         raise EditError(errors) from None
+    strategy, smoke = "canary", []
     if isinstance(plan, BigBangPlan):
-        plan = as_canary(plan)
+        strategy, plan = "big_bang", as_canary(plan)
+    elif isinstance(plan, BlueGreenPlan):
+        smoke = [t.model_dump(mode="json") for t in plan.phase_1_prepare.smoke_tests]
+        strategy, plan = "blue_green", blue_green_as_canary(plan)
     if not isinstance(plan, CanaryPlan):
         raise EditError(
             [
                 FieldError(
                     "plan",
-                    "blue-green and A/B test plans cannot be started yet: canary and big bang can",
+                    "A/B test plans cannot be started yet: canary, blue-green and big bang can",
                 )
             ]
         )
@@ -378,7 +389,7 @@ async def start_rollout(request: web.Request) -> web.Response:
         )
     actor, _ = actor_and_reason(request, None)
     try:
-        record = await rollouts.create(plan, plan.model_dump(mode="json"), actor)
+        record = await rollouts.create(plan, plan.model_dump(mode="json"), actor, strategy, smoke)
     except RolloutConflict as exc:
         return error(409, "rollout_active", str(exc))
     return web.json_response(record, status=201)

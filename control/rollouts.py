@@ -24,11 +24,12 @@ from redis.exceptions import RedisError
 
 from config.keys import Keys
 from config.metrics import TrackWindow
-from config.plans import CanaryPlan
+from config.plans import CanaryPlan, SmokeTest
 from config.thresholds import parse_threshold
 from control import edits
 from control.analysis.sequential import Interval, RateTest
 from control.analysis.verdict import Assessment, Verdict, assess, breached
+from control.smoke import run_smoke_tests
 from control.store import Change, DocumentStore
 from control.strategies.canary import (
     FINAL,
@@ -99,7 +100,14 @@ class Rollouts:
         self._epoch = epoch
         self._save_script = redis.register_script(_SAVE)
 
-    async def create(self, plan: CanaryPlan, raw: dict[str, Any], actor: str) -> dict[str, Any]:
+    async def create(
+        self,
+        plan: CanaryPlan,
+        raw: dict[str, Any],
+        actor: str,
+        strategy: str = "canary",
+        smoke_tests: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         rollout_id = f"{plan.route}-{secrets.token_hex(4)}"
         if not await self._redis.set(self._keys.active_rollout(plan.route), rollout_id, nx=True):
             active = await self._redis.get(self._keys.active_rollout(plan.route))
@@ -107,7 +115,8 @@ class Rollouts:
         record = {
             "id": rollout_id,
             "route": plan.route,
-            "strategy": "canary",
+            "strategy": strategy,
+            "smoke_tests": smoke_tests or [],
             "plan": raw,
             "created_at": self._clock(),
             "created_by": actor,
@@ -173,8 +182,12 @@ class Rollouts:
         now = self._clock()
         if state.status is Status.PENDING:
             await self._register_candidate(plan)
-            state, actions = start(plan, state, now)
-            state = await self._apply(plan, state, actions, "rollout started")
+            failed = await self._smoke(plan, record, now)
+            if failed is not None:
+                state = replace(state, status=Status.ROLLED_BACK).note(now, "rolled_back", failed)
+            else:
+                state, actions = start(plan, state, now)
+                state = await self._apply(plan, state, actions, "rollout started")
         elif state.status is Status.RUNNING and state.generation is not None:
             seen = await self._observe(plan, record, state, now)
             state, actions = tick(plan, state, seen)
@@ -183,6 +196,20 @@ class Rollouts:
             )
         record["state"] = state_to_dict(state)
         await self._save(record)
+
+    async def _smoke(self, plan: CanaryPlan, record: dict[str, Any], now: float) -> str | None:
+        """Run the plan's smoke tests on the candidate's upstreams; the reason if one failed."""
+        tests = [SmokeTest.model_validate(t) for t in record.get("smoke_tests", [])]
+        if not tests:
+            return None
+        results = await run_smoke_tests(tests, plan.candidate.upstreams)
+        record["smoke_results"] = [asdict(r) for r in results]
+        failed = [r for r in results if not r.ok]
+        if failed:
+            return "smoke tests failed before any user traffic: " + "; ".join(
+                f"{r.name}: {r.detail}" for r in failed
+            )
+        return None
 
     async def _register_candidate(self, plan: CanaryPlan) -> None:
         document = await self._store.read()

@@ -251,3 +251,66 @@ async def test_big_bang_and_a_control_plane_killed_mid_rollout(
                 t["name"]: (t["weight"], t["version"]) for t in (await r.json())["route"]["tracks"]
             }
         assert tracks["canary"] == (100, "v1.2.0")
+
+
+def blue_green(url: str, regex: str) -> str:
+    return f"""blue_green_deployment:
+  route: chat
+  active: stable
+  idle: canary
+  candidate: {{track: canary, version: v2.0.0, upstreams: ["{url}"]}}
+  phase_1_prepare:
+    smoke_tests:
+      - name: answers
+        body: {{model: demo, messages: [{{role: user, content: hi}}]}}
+        expect_json_keys: [choices, usage]
+      - name: format
+        body: {{model: demo, messages: [{{role: user, content: hi}}]}}
+        expect_regex: '{regex}'
+  phase_2_validate: {{traffic: 5, duration: 1s}}
+  phase_4_cleanup: {{after: 1s}}
+"""
+
+
+async def test_blue_green_smoke_tests_gate_the_switch(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    traffic: Any,
+) -> None:
+    s = await stack(tmp_path, start_upstream, run_plane, redis_server)
+    await traffic(s.proxy)
+    async with aiohttp.ClientSession() as session:
+
+        async def finish(rollout_id: str) -> dict[str, Any]:
+            async with asyncio.timeout(60):
+                while True:
+                    async with session.get(
+                        f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
+                    ) as r:
+                        record: dict[str, Any] = await r.json()
+                    if record["state"]["status"] in ("rolled_back", "promoted", "aborted"):
+                        return record
+                    await asyncio.sleep(0.2)
+
+        async with session.post(
+            f"{s.control.url}/v1/rollouts",
+            data=blue_green(s.canary_url, "NEVER-THERE"),
+            headers=AUTH,
+        ) as r:
+            assert r.status == 201, await r.text()
+            failed = await finish((await r.json())["id"])
+        assert failed["state"]["status"] == "rolled_back"
+        assert "smoke tests failed" in failed["state"]["history"][-1]["detail"]
+        assert len(s.canary.received) == 2  # the two probes, no user
+        async with session.post(
+            f"{s.control.url}/v1/rollouts", data=blue_green(s.canary_url, "token0"), headers=AUTH
+        ) as r:
+            assert r.status == 201, await r.text()
+            switched = await finish((await r.json())["id"])
+        assert switched["state"]["status"] == "promoted", switched["state"]["history"]
+        assert switched["strategy"] == "blue_green"
+        async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
+            tracks = {t["name"]: t["weight"] for t in (await r.json())["route"]["tracks"]}
+        assert tracks == {"stable": 0, "canary": 100}  # the old colour stays registered
