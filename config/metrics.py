@@ -161,5 +161,18 @@ def percentile(counts: Sequence[int], q: float) -> float | None:
     return float("inf")
 
 
+def percentile_index(counts: Sequence[int], q: float) -> int | None:
+    """The index of the bucket holding the q-quantile; None without samples."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen >= q * total and count:
+            return index
+    return len(counts) - 1
+
+
 def percentiles(counts: Sequence[int]) -> dict[str, float | None]:
     return {name: percentile(counts, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}

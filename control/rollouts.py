@@ -23,7 +23,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from config.keys import Keys
-from config.metrics import TrackWindow
+from config.metrics import TrackWindow, percentile_index
 from config.plans import CanaryPlan, SmokeTest
 from config.thresholds import parse_threshold
 from control import edits
@@ -50,6 +50,8 @@ log = logging.getLogger("splitgate.control.rollouts")
 ACTOR = "splitgate-rollout"
 MIN_REQUESTS = 100
 MIN_RATINGS = 30
+LATENCY_ALPHA = 0.004
+"""The slow-request test's share of the false-rollback budget (the error test has 0.01)."""
 
 
 _SAVE = """
@@ -121,8 +123,15 @@ class Rollouts:
             "created_at": self._clock(),
             "created_by": actor,
             "state": state_to_dict(State()),
-            "test": asdict(RateTest()),
-            "consumed": [0, 0, 0, 0],
+            "tests": {
+                "error_rate": {"test": asdict(RateTest()), "consumed": [0, 0, 0, 0]},
+                # Requests slower than the baseline's p95 edge, frozen when the rollout starts.
+                "slow_requests": {
+                    "test": asdict(RateTest(alpha=LATENCY_ALPHA)),
+                    "consumed": [0, 0, 0, 0],
+                },
+            },
+            "latency_edge": None,
             "version": 0,
         }
         await self._save(record)
@@ -186,6 +195,7 @@ class Rollouts:
             if failed is not None:
                 state = replace(state, status=Status.ROLLED_BACK).note(now, "rolled_back", failed)
             else:
+                record["latency_edge"] = await self._latency_edge(plan)
                 state, actions = start(plan, state, now)
                 state = await self._apply(plan, state, actions, "rollout started")
         elif state.status is Status.RUNNING and state.generation is not None:
@@ -291,7 +301,17 @@ class Rollouts:
                 breached(condition.metric, condition.threshold, candidate, MIN_REQUESTS)
             )
         if plan.comparison.method == "statistical":
-            rollback.append(self._compare(plan, record, since_start[2]))
+            merged = since_start[2]
+            rollback.append(
+                self._compare(plan, record, merged, "error_rate", lambda w: sum(w.errors.values()))
+            )
+            edge = record.get("latency_edge")
+            if edge is not None:
+                rollback.append(
+                    self._compare(
+                        plan, record, merged, "slow_requests", lambda w: sum(w.latency[edge + 1 :])
+                    )
+                )
         for check in (*plan.canary_metrics.primary, *plan.canary_metrics.secondary):
             window = _arm(reads[check.window][2], plan.candidate.track)
             minimum = (
@@ -310,29 +330,43 @@ class Rollouts:
             success.append(assess(metric, parse_threshold(text, metric), candidate, MIN_REQUESTS))
         return Observation(now, True, tuple(rollback), tuple(success))
 
+    async def _latency_edge(self, plan: CanaryPlan) -> int | None:
+        """The bucket holding the baseline's p95 over the last 5 minutes (None if too little)."""
+        _, _, merged = await self._windows.read(plan.route, 300)
+        baseline = _arm(merged, plan.baseline)
+        if baseline is None or baseline.requests < MIN_REQUESTS:
+            return None
+        return percentile_index(baseline.latency, 0.95)
+
     def _compare(
-        self, plan: CanaryPlan, record: dict[str, Any], merged: dict[tuple[str, str], TrackWindow]
+        self,
+        plan: CanaryPlan,
+        record: dict[str, Any],
+        merged: dict[tuple[str, str], TrackWindow],
+        name: str,
+        events: Callable[[TrackWindow], int],
     ) -> Assessment:
+        """Feed one sequential test the counts that arrived since its last look."""
         c = _arm(merged, plan.candidate.track) or TrackWindow()
         b = _arm(merged, plan.baseline) or TrackWindow()
-        totals = [c.requests, sum(c.errors.values()), b.requests, sum(b.errors.values())]
-        before = record["consumed"]
-        delta = [max(0, total - was) for total, was in zip(totals, before, strict=True)]
-        test = RateTest(**{k: v for k, v in record["test"].items()})
+        slot = record["tests"][name]
+        totals = [c.requests, events(c), b.requests, events(b)]
+        delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
+        test = RateTest(**slot["test"])
         test.add(Interval(delta[0], delta[1], delta[2], delta[3]))
-        record["test"] = asdict(test)
-        record["consumed"] = totals
+        slot["test"], slot["consumed"] = asdict(test), totals
         verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
             test.verdict(MIN_REQUESTS), Verdict.INCONCLUSIVE
         )
+        evidence = test.fail_evidence()
         return Assessment(
-            "error_rate_vs_baseline",
+            f"{name}_vs_baseline",
             verdict,
-            test.fail_evidence(),
+            evidence,
             f"evidence >= {1 / test.alpha:g}",
             test.candidate_requests,
-            f"error rate vs baseline: {test.candidate_events}/{test.candidate_requests} against "
-            f"{test.baseline_events}/{test.baseline_requests} (evidence {test.fail_evidence():.3g})",
+            f"{name.replace('_', ' ')} vs baseline: {test.candidate_events}/{test.candidate_requests} against "
+            f"{test.baseline_events}/{test.baseline_requests} (evidence {evidence:.3g})",
         )
 
 

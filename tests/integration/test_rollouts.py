@@ -314,3 +314,45 @@ async def test_blue_green_smoke_tests_gate_the_switch(
         async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
             tracks = {t["name"]: t["weight"] for t in (await r.json())["route"]["tracks"]}
         assert tracks == {"stable": 0, "canary": 100}  # the old colour stays registered
+
+
+async def test_a_slow_canary_is_rolled_back_by_the_latency_comparison(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    traffic: Any,
+) -> None:
+    s = await stack(tmp_path, start_upstream, run_plane, redis_server, ttfb=0.25)
+    await traffic(s.proxy)
+    async with aiohttp.ClientSession() as session:
+
+        async def baseline_requests() -> int:
+            async with session.get(
+                f"{s.control.url}/v1/routes/chat/metrics?window=1m", headers=AUTH
+            ) as r:
+                tracks = (await r.json())["tracks"]
+            return sum(t["requests"] for t in tracks if t["track"] == "stable")
+
+        async with asyncio.timeout(30):  # the baseline's latency edge needs data to freeze
+            while await baseline_requests() < 300:  # noqa: ASYNC110 - polling another process
+                await asyncio.sleep(0.2)
+        slow_plan = plan(s.canary_url).replace("duration: 1s", "duration: 30s")
+        async with session.post(f"{s.control.url}/v1/rollouts", data=slow_plan, headers=AUTH) as r:
+            assert r.status == 201, await r.text()
+            rollout_id = (await r.json())["id"]
+        async with asyncio.timeout(60):
+            while True:
+                async with session.get(
+                    f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
+                ) as r:
+                    record = await r.json()
+                if (
+                    record["state"]["status"] != "running"
+                    and record["state"]["status"] != "pending"
+                ):
+                    break
+                await asyncio.sleep(0.2)
+    assert record["latency_edge"] is not None
+    assert record["state"]["status"] == "rolled_back", record["state"]["history"]
+    assert "slow requests vs baseline" in record["state"]["history"][-1]["detail"]
