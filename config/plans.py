@@ -268,6 +268,18 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
     return parse_model(text, PlanFile, source=source).plan()
 
 
+def with_environment(plan: CanaryPlan, environment: Environment | None) -> CanaryPlan:
+    """Apply an environment's defaults: with ``approval_required`` the last phase (full
+    traffic) waits for an approval whatever the plan says."""
+    if environment is None or not environment.approval_required:
+        return plan
+    phases = [*plan.phases[:-1], plan.phases[-1].model_copy(update={"requires_approval": True})]
+    return plan.model_copy(update={"phases": phases})
+
+
+SHIPPED_ENVIRONMENTS = Path(__file__).parent / "examples" / "environments.yaml"
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read a plan file; ``ConfigError`` names the file, line, field and reason."""
     return load_model(path, PlanFile).plan()

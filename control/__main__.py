@@ -63,6 +63,7 @@ async def run(process: ControlProcess) -> None:
         rollout_interval_s=process.rollout_interval_s,
         instance=process.instance,
         lease_s=process.lease_s,
+        environments=process.environments,
     )
     runner = await serve(control, process.host, process.port)
     stop = asyncio.Event()

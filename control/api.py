@@ -27,9 +27,11 @@ from config.plans import (
     BigBangPlan,
     BlueGreenPlan,
     CanaryPlan,
+    EnvironmentsFile,
     as_canary,
     blue_green_as_canary,
     parse_plan,
+    with_environment,
 )
 from config.schema import Route, RoutingDocument
 from config.srm import sample_ratio
@@ -48,6 +50,7 @@ STORE = web.AppKey("store", DocumentStore)
 WINDOWS = web.AppKey("windows", WindowReader)
 SIGNING_KEY = web.AppKey("signing_key", bytes)
 ROLLOUTS = web.AppKey("rollouts", Rollouts)
+ENVIRONMENTS = web.AppKey("environments", EnvironmentsFile)
 TOKEN = web.AppKey("token", str)
 WRITE_ATTEMPTS = 3
 _CODES = {404: "not_found", 405: "method_not_allowed", 503: "not_seeded"}
@@ -376,6 +379,10 @@ async def start_rollout(request: web.Request) -> web.Response:
                 )
             ]
         )
+    environment = (
+        request.app[ENVIRONMENTS].environments.get(plan.environment) if plan.environment else None
+    )
+    plan = with_environment(plan, environment)
     document = await current(request)
     route = edits.find_route(document, plan.route)
     if plan.baseline not in {t.name for t in route.tracks}:
@@ -389,7 +396,14 @@ async def start_rollout(request: web.Request) -> web.Response:
         )
     actor, _ = actor_and_reason(request, None)
     try:
-        record = await rollouts.create(plan, plan.model_dump(mode="json"), actor, strategy, smoke)
+        record = await rollouts.create(
+            plan,
+            plan.model_dump(mode="json"),
+            actor,
+            strategy,
+            smoke,
+            rollback=environment.rollback if environment is not None else "automatic",
+        )
     except RolloutConflict as exc:
         return error(409, "rollout_active", str(exc))
     return web.json_response(record, status=201)
@@ -450,11 +464,13 @@ def create_api(
     token: str,
     signing_key: bytes = b"",
     rollouts: Rollouts | None = None,
+    environments: EnvironmentsFile | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
     if rollouts is not None:
         app[ROLLOUTS] = rollouts
+    app[ENVIRONMENTS] = environments or EnvironmentsFile(environments={})
     app[SIGNING_KEY] = signing_key
     app[WINDOWS] = windows
     app[TOKEN] = token

@@ -17,6 +17,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from config.keys import Keys, StoredDocument
+from config.plans import EnvironmentsFile
 from config.schema import RoutingDocument
 from control.api import create_api
 from control.leadership import Leadership
@@ -42,6 +43,7 @@ class ControlApp:
         rollout_interval_s: float = 10.0,
         instance: str = "control",
         lease_s: float = 10.0,
+        environments: EnvironmentsFile | None = None,
     ) -> None:
         self.redis = redis
         self.store = DocumentStore(redis, keys)
@@ -52,7 +54,14 @@ class ControlApp:
         self.rollouts = Rollouts(
             redis, keys, self.store, windows, epoch=lambda: self.leadership.epoch
         )
-        self.api = create_api(self.store, windows, token, signing_key, self.rollouts)
+        self.api = create_api(
+            self.store,
+            windows,
+            token,
+            signing_key,
+            self.rollouts,
+            environments,
+        )
         self._guarding: asyncio.Task[None] | None = None
         self._rollout_interval_s = rollout_interval_s
         self._stepping: asyncio.Task[None] | None = None

@@ -39,6 +39,7 @@ from control.strategies.canary import (
     State,
     Status,
     command,
+    hold_for_decision,
     start,
     tick,
     written,
@@ -109,6 +110,7 @@ class Rollouts:
         actor: str,
         strategy: str = "canary",
         smoke_tests: list[dict[str, Any]] | None = None,
+        rollback: str = "automatic",
     ) -> dict[str, Any]:
         rollout_id = f"{plan.route}-{secrets.token_hex(4)}"
         if not await self._redis.set(self._keys.active_rollout(plan.route), rollout_id, nx=True):
@@ -118,6 +120,7 @@ class Rollouts:
             "id": rollout_id,
             "route": plan.route,
             "strategy": strategy,
+            "rollback": rollback,
             "smoke_tests": smoke_tests or [],
             "plan": raw,
             "created_at": self._clock(),
@@ -200,7 +203,10 @@ class Rollouts:
                 state = await self._apply(plan, state, actions, "rollout started")
         elif state.status is Status.RUNNING and state.generation is not None:
             seen = await self._observe(plan, record, state, now)
+            before = state
             state, actions = tick(plan, state, seen)
+            if state.status is Status.ROLLED_BACK and record.get("rollback") == "manual":
+                state, actions = hold_for_decision(before, state, now)
             state = await self._apply(
                 plan, state, actions, state.history[-1].detail if state.history else ""
             )

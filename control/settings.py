@@ -13,6 +13,7 @@ from config.durations import parse_duration
 from config.keys import DEFAULT_NAMESPACE
 from config.listen import parse_listen
 from config.loader import ConfigError, load_config
+from config.plans import SHIPPED_ENVIRONMENTS, EnvironmentsFile, load_environments
 from config.redis_url import parse_redis_url
 from config.schema import RoutingDocument
 
@@ -32,6 +33,7 @@ class ControlProcess:
     rollout_interval_s: float
     instance: str
     lease_s: float
+    environments: EnvironmentsFile
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"HOST:PORT of the admin API (default {DEFAULT_LISTEN}); env SPLITGATE_CONTROL_LISTEN",
     )
     p.add_argument("--redis-url", help="where the routing document lives; env SPLITGATE_REDIS_URL")
+    p.add_argument(
+        "--environments",
+        help="environment defaults for rollouts (YAML; default: the shipped config/examples/environments.yaml); env SPLITGATE_ENVIRONMENTS",
+    )
     p.add_argument("--log-level", help="debug, info, warning or error; env SPLITGATE_LOG_LEVEL")
     return p
 
@@ -90,4 +96,7 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         rollout_interval_s=parse_duration(env.get("SPLITGATE_ROLLOUT_INTERVAL", "10s")),
         instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
         lease_s=parse_duration(env.get("SPLITGATE_LEASE", "10s")),
+        environments=load_environments(
+            args.environments or env.get("SPLITGATE_ENVIRONMENTS") or SHIPPED_ENVIRONMENTS
+        ),
     )

@@ -165,6 +165,20 @@ def _roll_back(state: State, now: float, reason: str) -> tuple[State, list[SetWe
     return state.note(now, "rolled_back", reason), [SetWeights(0.0)]
 
 
+def hold_for_decision(before: State, after: State, now: float) -> tuple[State, list[SetWeights]]:
+    """Manual rollback (an environment's choice): instead of rolling back, pause and say why.
+
+    ``after`` is what ``tick`` decided from ``before``; only a rollback is turned into a pause
+    (abort rolls back, resume carries on)."""
+    if after.status is not Status.ROLLED_BACK:
+        raise ValueError("only a rollback can be held for a decision")
+    reason = after.history[-1].detail if after.history else ""
+    held = replace(before, status=Status.PAUSED, paused_from=Status.RUNNING)
+    return held.note(
+        now, "rollback_advised", f"{reason} (manual rollback: abort to roll back, resume to go on)"
+    ), []
+
+
 def command(
     plan: CanaryPlan, state: State, name: str, now: float
 ) -> tuple[State, list[SetWeights]]:

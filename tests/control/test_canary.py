@@ -140,3 +140,34 @@ def test_a_phase_without_auto_promote_waits_for_promote() -> None:
     assert (state.status, actions) == (Status.AWAITING_PROMOTION, [])
     state, actions = command(plan, state, "promote", 2.5 * HOUR)
     assert (state.status, actions) == (Status.RUNNING, [SetWeights(25)])
+
+
+def test_production_requires_approval_for_full_traffic() -> None:
+    from config.plans import Environment, with_environment
+
+    plan = PLAN.model_copy(
+        update={"phases": [p.model_copy(update={"requires_approval": False}) for p in PLAN.phases]}
+    )
+    production = Environment(deployment="canary", approval_required=True)
+    assert [p.requires_approval for p in with_environment(plan, production).phases] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert with_environment(plan, None) is plan
+
+
+def test_manual_rollback_pauses_and_says_why() -> None:
+    from control.strategies.canary import hold_for_decision
+
+    before = running()
+    after, _ = tick(PLAN, before, Observation(0.1 * HOUR, True, (a(Verdict.FAIL),), OK))
+    held, actions = hold_for_decision(before, after, 0.1 * HOUR)
+    assert (held.status, actions) == (Status.PAUSED, [])
+    assert (
+        held.history[-1].kind == "rollback_advised"
+        and "abort to roll back" in held.history[-1].detail
+    )
+    aborted, actions = command(PLAN, held, "abort", 0.2 * HOUR)
+    assert (aborted.status, actions) == (Status.ABORTED, [SetWeights(0.0)])

@@ -356,3 +356,45 @@ async def test_a_slow_canary_is_rolled_back_by_the_latency_comparison(
     assert record["latency_edge"] is not None
     assert record["state"]["status"] == "rolled_back", record["state"]["history"]
     assert "slow requests vs baseline" in record["state"]["history"][-1]["detail"]
+
+
+async def test_manual_rollback_environment_pauses_instead(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    traffic: Any,
+) -> None:
+    s = await stack(tmp_path, start_upstream, run_plane, redis_server, error_rate=0.3)
+    await traffic(s.proxy)
+    development = plan(s.canary_url).replace(
+        "  baseline: stable\n", "  baseline: stable\n  environment: development\n"
+    )
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{s.control.url}/v1/rollouts", data=development, headers=AUTH
+        ) as r:
+            assert r.status == 201, await r.text()
+            rollout_id = (await r.json())["id"]
+        async with asyncio.timeout(60):
+            while True:
+                async with session.get(
+                    f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
+                ) as r:
+                    record = await r.json()
+                if record["state"]["status"] not in ("pending", "running"):
+                    break
+                await asyncio.sleep(0.2)
+        assert record["rollback"] == "manual"
+        assert record["state"]["status"] == "paused", record["state"]["history"]
+        assert record["state"]["history"][-1]["kind"] == "rollback_advised"
+        async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
+            weights = {t["name"]: t["weight"] for t in (await r.json())["route"]["tracks"]}
+        assert weights["canary"] > 0  # a person decides
+        async with session.post(
+            f"{s.control.url}/v1/rollouts/{rollout_id}/abort", headers=AUTH
+        ) as r:
+            assert r.status == 200 and (await r.json())["state"]["status"] == "aborted"
+        async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
+            weights = {t["name"]: t["weight"] for t in (await r.json())["route"]["tracks"]}
+        assert weights["canary"] == 0
