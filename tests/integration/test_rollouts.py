@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +15,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
+from config.keys import Keys
 from splitgate.redis_server import RedisServer
 from tests.conftest import StartUpstream
 from tests.integration.conftest import PlaneProcess, RunPlane
@@ -398,3 +402,55 @@ async def test_manual_rollback_environment_pauses_instead(
         async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
             weights = {t["name"]: t["weight"] for t in (await r.json())["route"]["tracks"]}
         assert weights["canary"] == 0
+
+
+async def test_two_control_planes_and_a_paused_leader_writes_nothing_stale(
+    tmp_path: Path,
+    start_upstream: StartUpstream,
+    run_plane: RunPlane,
+    redis_server: RedisServer,
+    traffic: Any,
+) -> None:
+    s = await stack(tmp_path, start_upstream, run_plane, redis_server)
+    env = {
+        "SPLITGATE_ADMIN_TOKEN": TOKEN,
+        "SPLITGATE_REDIS_URL": redis_server.url,
+        "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
+        "SPLITGATE_LEASE": "1s",
+        "SPLITGATE_INSTANCE": "second",
+    }
+    second = await run_plane("control", "--config", str(tmp_path / "routes.yaml"), env=env)
+    await traffic(s.proxy)
+    redis: Any = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        leader_value = await redis.get(Keys().leader)
+        assert leader_value is not None
+        leader, follower = (
+            (s.control, second) if not leader_value.startswith("second ") else (second, s.control)
+        )
+        slow = plan(s.canary_url).replace("duration: 1s", "duration: 2s")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{follower.url}/v1/rollouts", data=slow, headers=AUTH) as r:
+                assert r.status == 201, await r.text()
+                rollout_id = (await r.json())["id"]
+            await asyncio.sleep(1.0)
+            leader.process.send_signal(signal.SIGSTOP)  # paused past its lease
+            await asyncio.sleep(2.5)
+            leader.process.send_signal(signal.SIGCONT)
+            async with asyncio.timeout(90):
+                while True:
+                    async with session.get(
+                        f"{follower.url}/v1/rollouts/{rollout_id}", headers=AUTH
+                    ) as r:
+                        status = (await r.json())["state"]["status"]
+                    if status in ("promoted", "rolled_back"):
+                        break
+                    await asyncio.sleep(0.3)
+            assert status == "promoted"
+        records = [json.loads(fields["record"]) for _, fields in await redis.xrange(Keys().audit)]
+        epochs = [r["epoch"] for r in records if r["actor"] == "splitgate-rollout"]
+        assert (
+            epochs == sorted(epochs) and epochs[-1] >= 2
+        )  # the old epoch never wrote after the new one
+    finally:
+        await redis.aclose()
