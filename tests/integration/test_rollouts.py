@@ -71,12 +71,7 @@ async def stack(
 """,
         encoding="utf-8",
     )
-    env = {
-        "SPLITGATE_ADMIN_TOKEN": TOKEN,
-        "SPLITGATE_REDIS_URL": redis_server.url,
-        "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
-        "SPLITGATE_LEASE": "1s",
-    }
+    env = control_env(redis_server)
     control = await run_plane("control", "--config", str(routes), env=env)
     proxy = await run_plane(
         "proxy", "--config", str(routes), env={**env, "SPLITGATE_INSTANCE": "p1"}
@@ -106,6 +101,43 @@ async def traffic() -> AsyncIterator[Any]:
     stop.set()
     for task in tasks:
         await task
+
+
+def control_env(redis_server: RedisServer, **extra: str) -> dict[str, str]:
+    return {
+        "SPLITGATE_ADMIN_TOKEN": TOKEN,
+        "SPLITGATE_REDIS_URL": redis_server.url,
+        "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
+        "SPLITGATE_LEASE": "1s",
+        **extra,
+    }
+
+
+async def start_rollout(session: aiohttp.ClientSession, control_url: str, text: str) -> str:
+    async with session.post(f"{control_url}/v1/rollouts", data=text, headers=AUTH) as r:
+        assert r.status == 201, await r.text()
+        rollout_id: str = (await r.json())["id"]
+        return rollout_id
+
+
+async def rollout(
+    session: aiohttp.ClientSession, control_url: str, rollout_id: str
+) -> dict[str, Any]:
+    async with session.get(f"{control_url}/v1/rollouts/{rollout_id}", headers=AUTH) as r:
+        record: dict[str, Any] = await r.json()
+        return record
+
+
+async def settled(
+    session: aiohttp.ClientSession, control_url: str, rollout_id: str, within: float = 60.0
+) -> dict[str, Any]:
+    """The rollout's record once it is neither pending nor running."""
+    async with asyncio.timeout(within):
+        while True:
+            record = await rollout(session, control_url, rollout_id)
+            if record["state"]["status"] not in ("pending", "running"):
+                return record
+            await asyncio.sleep(0.2)
 
 
 async def test_a_healthy_canary_is_promoted_by_the_cli(
@@ -155,22 +187,8 @@ async def test_a_failing_canary_is_rolled_back_and_then_reaches_nobody(
     s = await stack(tmp_path, start_upstream, run_plane, redis_server, error_rate=0.3)
     await traffic(s.proxy)
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{s.control.url}/v1/rollouts",
-            data=plan(s.canary_url),
-            headers={**AUTH, "Content-Type": "application/yaml"},
-        ) as r:
-            assert r.status == 201, await r.text()
-            rollout_id = (await r.json())["id"]
-        async with asyncio.timeout(60):
-            while True:
-                async with session.get(
-                    f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
-                ) as r:
-                    record = await r.json()
-                if record["state"]["status"] in ("rolled_back", "promoted"):
-                    break
-                await asyncio.sleep(0.2)
+        rollout_id = await start_rollout(session, s.control.url, plan(s.canary_url))
+        record = await settled(session, s.control.url, rollout_id)
         assert record["state"]["status"] == "rolled_back"
         assert record["state"]["history"][-1]["kind"] == "rolled_back"
         async with asyncio.timeout(10):
@@ -201,38 +219,25 @@ async def test_big_bang_and_a_control_plane_killed_mid_rollout(
     await traffic(s.proxy)
     slow = plan(s.canary_url).replace("duration: 1s", "duration: 3s")
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{s.control.url}/v1/rollouts", data=slow, headers=AUTH) as r:
-            rollout_id = (await r.json())["id"]
-
-        async def status() -> dict[str, Any]:
-            async with session.get(f"{control_url}/v1/rollouts/{rollout_id}", headers=AUTH) as r:
-                record: dict[str, Any] = await r.json()
-                return record
-
-        control_url = s.control.url
+        rollout_id = await start_rollout(session, s.control.url, slow)
         async with asyncio.timeout(30):
-            while (await status())["state"]["phase"] < 1:  # noqa: ASYNC110 - polling another process
+            while (await rollout(session, s.control.url, rollout_id))["state"]["phase"] < 1:  # noqa: ASYNC110 - polling another process
                 await asyncio.sleep(0.2)
-        before = await status()
+        before = await rollout(session, s.control.url, rollout_id)
         s.control.process.kill()  # SIGKILL mid-phase
         await s.control.process.wait()
-        env = {
-            "SPLITGATE_ADMIN_TOKEN": TOKEN,
-            "SPLITGATE_REDIS_URL": redis_server.url,
-            "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
-            "SPLITGATE_LEASE": "1s",
-        }
-        restarted = await run_plane("control", "--config", str(tmp_path / "routes.yaml"), env=env)
+        restarted = await run_plane(
+            "control", "--config", str(tmp_path / "routes.yaml"), env=control_env(redis_server)
+        )
         control_url = restarted.url
-        resumed = await status()
+        resumed = await rollout(session, control_url, rollout_id)
         assert (
             resumed["state"]["history"][: len(before["state"]["history"])]
             == before["state"]["history"]
         )
-        async with asyncio.timeout(90):
-            while (await status())["state"]["status"] != "promoted":  # noqa: ASYNC110 - polling another process
-                await asyncio.sleep(0.3)
-        phases = [e["detail"] for e in (await status())["state"]["history"] if e["kind"] == "phase"]
+        done = await settled(session, control_url, rollout_id, within=90)
+        assert done["state"]["status"] == "promoted", done["state"]["history"]
+        phases = [e["detail"] for e in done["state"]["history"] if e["kind"] == "phase"]
         assert phases == [
             "5%: 5%",
             "25%: 25%",
@@ -244,12 +249,10 @@ async def test_big_bang_and_a_control_plane_killed_mid_rollout(
   route: chat
   candidate: {{track: canary, version: v1.2.0, upstreams: ["{s.canary_url}"]}}
 """
-        async with session.post(f"{control_url}/v1/rollouts", data=bang, headers=AUTH) as r:
-            assert r.status == 201, await r.text()
-            rollout_id = (await r.json())["id"]
-        async with asyncio.timeout(30):
-            while (await status())["state"]["status"] != "promoted":  # noqa: ASYNC110 - polling another process
-                await asyncio.sleep(0.2)
+        bang_id = await start_rollout(session, control_url, bang)
+        assert (await settled(session, control_url, bang_id, within=30))["state"][
+            "status"
+        ] == "promoted"
         async with session.get(f"{control_url}/v1/routes/chat", headers=AUTH) as r:
             tracks = {
                 t["name"]: (t["weight"], t["version"]) for t in (await r.json())["route"]["tracks"]
@@ -286,33 +289,17 @@ async def test_blue_green_smoke_tests_gate_the_switch(
     s = await stack(tmp_path, start_upstream, run_plane, redis_server)
     await traffic(s.proxy)
     async with aiohttp.ClientSession() as session:
-
-        async def finish(rollout_id: str) -> dict[str, Any]:
-            async with asyncio.timeout(60):
-                while True:
-                    async with session.get(
-                        f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
-                    ) as r:
-                        record: dict[str, Any] = await r.json()
-                    if record["state"]["status"] in ("rolled_back", "promoted", "aborted"):
-                        return record
-                    await asyncio.sleep(0.2)
-
-        async with session.post(
-            f"{s.control.url}/v1/rollouts",
-            data=blue_green(s.canary_url, "NEVER-THERE"),
-            headers=AUTH,
-        ) as r:
-            assert r.status == 201, await r.text()
-            failed = await finish((await r.json())["id"])
+        failed_id = await start_rollout(
+            session, s.control.url, blue_green(s.canary_url, "NEVER-THERE")
+        )
+        failed = await settled(session, s.control.url, failed_id)
         assert failed["state"]["status"] == "rolled_back"
         assert "smoke tests failed" in failed["state"]["history"][-1]["detail"]
         assert len(s.canary.received) == 2  # the two probes, no user
-        async with session.post(
-            f"{s.control.url}/v1/rollouts", data=blue_green(s.canary_url, "token0"), headers=AUTH
-        ) as r:
-            assert r.status == 201, await r.text()
-            switched = await finish((await r.json())["id"])
+        switched_id = await start_rollout(
+            session, s.control.url, blue_green(s.canary_url, "token0")
+        )
+        switched = await settled(session, s.control.url, switched_id)
         assert switched["state"]["status"] == "promoted", switched["state"]["history"]
         assert switched["strategy"] == "blue_green"
         async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
@@ -342,21 +329,8 @@ async def test_a_slow_canary_is_rolled_back_by_the_latency_comparison(
             while await baseline_requests() < 300:  # noqa: ASYNC110 - polling another process
                 await asyncio.sleep(0.2)
         slow_plan = plan(s.canary_url).replace("duration: 1s", "duration: 30s")
-        async with session.post(f"{s.control.url}/v1/rollouts", data=slow_plan, headers=AUTH) as r:
-            assert r.status == 201, await r.text()
-            rollout_id = (await r.json())["id"]
-        async with asyncio.timeout(60):
-            while True:
-                async with session.get(
-                    f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
-                ) as r:
-                    record = await r.json()
-                if (
-                    record["state"]["status"] != "running"
-                    and record["state"]["status"] != "pending"
-                ):
-                    break
-                await asyncio.sleep(0.2)
+        rollout_id = await start_rollout(session, s.control.url, slow_plan)
+        record = await settled(session, s.control.url, rollout_id)
     assert record["latency_edge"] is not None
     assert record["state"]["status"] == "rolled_back", record["state"]["history"]
     assert "slow requests vs baseline" in record["state"]["history"][-1]["detail"]
@@ -375,20 +349,8 @@ async def test_manual_rollback_environment_pauses_instead(
         "  baseline: stable\n", "  baseline: stable\n  environment: development\n"
     )
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{s.control.url}/v1/rollouts", data=development, headers=AUTH
-        ) as r:
-            assert r.status == 201, await r.text()
-            rollout_id = (await r.json())["id"]
-        async with asyncio.timeout(60):
-            while True:
-                async with session.get(
-                    f"{s.control.url}/v1/rollouts/{rollout_id}", headers=AUTH
-                ) as r:
-                    record = await r.json()
-                if record["state"]["status"] not in ("pending", "running"):
-                    break
-                await asyncio.sleep(0.2)
+        rollout_id = await start_rollout(session, s.control.url, development)
+        record = await settled(session, s.control.url, rollout_id)
         assert record["rollback"] == "manual"
         assert record["state"]["status"] == "paused", record["state"]["history"]
         assert record["state"]["history"][-1]["kind"] == "rollback_advised"
@@ -412,13 +374,7 @@ async def test_two_control_planes_and_a_paused_leader_writes_nothing_stale(
     traffic: Any,
 ) -> None:
     s = await stack(tmp_path, start_upstream, run_plane, redis_server)
-    env = {
-        "SPLITGATE_ADMIN_TOKEN": TOKEN,
-        "SPLITGATE_REDIS_URL": redis_server.url,
-        "SPLITGATE_ROLLOUT_INTERVAL": "0.3s",
-        "SPLITGATE_LEASE": "1s",
-        "SPLITGATE_INSTANCE": "second",
-    }
+    env = control_env(redis_server, SPLITGATE_INSTANCE="second")
     second = await run_plane("control", "--config", str(tmp_path / "routes.yaml"), env=env)
     await traffic(s.proxy)
     redis: Any = Redis.from_url(redis_server.url, decode_responses=True)
@@ -430,23 +386,13 @@ async def test_two_control_planes_and_a_paused_leader_writes_nothing_stale(
         )
         slow = plan(s.canary_url).replace("duration: 1s", "duration: 2s")
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{follower.url}/v1/rollouts", data=slow, headers=AUTH) as r:
-                assert r.status == 201, await r.text()
-                rollout_id = (await r.json())["id"]
+            rollout_id = await start_rollout(session, follower.url, slow)
             await asyncio.sleep(1.0)
             leader.process.send_signal(signal.SIGSTOP)  # paused past its lease
             await asyncio.sleep(2.5)
             leader.process.send_signal(signal.SIGCONT)
-            async with asyncio.timeout(90):
-                while True:
-                    async with session.get(
-                        f"{follower.url}/v1/rollouts/{rollout_id}", headers=AUTH
-                    ) as r:
-                        status = (await r.json())["state"]["status"]
-                    if status in ("promoted", "rolled_back"):
-                        break
-                    await asyncio.sleep(0.3)
-            assert status == "promoted"
+            done = await settled(session, follower.url, rollout_id, within=90)
+            assert done["state"]["status"] == "promoted", done["state"]["history"]
         records = [json.loads(fields["record"]) for _, fields in await redis.xrange(Keys().audit)]
         epochs = [r["epoch"] for r in records if r["actor"] == "splitgate-rollout"]
         assert (
