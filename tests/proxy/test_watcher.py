@@ -57,14 +57,24 @@ async def setup(
     redis_server: RedisServer,
     raw_redis: Redis,
     weight: float = 5,
+    instance: str = "proxy-test",
+    **follow: Any,
 ) -> tuple[str, SplitgateConfig, DocumentStore]:
     _, stable = await start_upstream("v1")
     _, canary = await start_upstream("v2")
     config = two_track_config(stable, canary, canary_weight=weight)
     store = DocumentStore(raw_redis, Keys())
     await store.write(config.document(), 0, CHANGE)
-    proxy = await start_proxy(config, follow=Follow(redis_server.url, "proxy-test", poll_s=0.2))
+    options = {"poll_s": 0.2, **follow}
+    proxy = await start_proxy(config, follow=Follow(redis_server.url, instance, **options))
     return proxy, config, store
+
+
+async def until_generation(proxy: str, generation: int) -> None:
+    async def applied() -> bool:
+        return bool((await readyz(proxy))["generation"] == generation)
+
+    await eventually(applied)
 
 
 async def change_weights(store: DocumentStore, canary: float) -> int:
@@ -85,10 +95,7 @@ async def test_weight_change_reaches_the_proxy_and_only_adds_canary_users(
     at_5 = await canary_users(proxy)
     generation = await change_weights(store, 25)
 
-    async def applied() -> bool:
-        return bool((await readyz(proxy))["generation"] == generation)
-
-    await eventually(applied)
+    await until_generation(proxy, generation)
     at_25 = await canary_users(proxy)
     assert at_5 < at_25
     assert 40 < len(at_25) < 110  # about 25 % of 300
@@ -127,10 +134,7 @@ async def test_redis_killed_and_restarted_empty_keeps_the_routing(
     proxy, _, store = await setup(start_upstream, start_proxy, redis_server, raw_redis)
     generation = await change_weights(store, 25)
 
-    async def applied() -> bool:
-        return bool((await readyz(proxy))["generation"] == generation)
-
-    await eventually(applied)
+    await until_generation(proxy, generation)
     before = await canary_users(proxy)
     redis_server.kill()
 
@@ -160,10 +164,7 @@ async def test_poll_applies_a_change_when_pubsub_is_gone(
     await raw_redis.client_kill_filter(_type="pubsub")
     generation = await change_weights(store, 50)
 
-    async def applied() -> bool:
-        return bool((await readyz(proxy))["generation"] == generation)
-
-    await eventually(applied)
+    await until_generation(proxy, generation)
 
 
 async def test_proxy_started_while_redis_is_down_serves_the_file_then_joins(
@@ -201,21 +202,19 @@ async def test_poll_alone_follows_changes_without_pubsub(
     redis_server: RedisServer,
     raw_redis: Redis,
 ) -> None:
-    _, stable = await start_upstream("v1")
-    _, canary = await start_upstream("v2")
-    config = two_track_config(stable, canary, canary_weight=5)
-    store = DocumentStore(raw_redis, Keys())
-    await store.write(config.document(), 0, CHANGE)
-    proxy = await start_proxy(
-        config, follow=Follow(redis_server.url, "poller", poll_s=0.1, pubsub=False)
+    proxy, _, store = await setup(
+        start_upstream,
+        start_proxy,
+        redis_server,
+        raw_redis,
+        instance="poller",
+        poll_s=0.1,
+        pubsub=False,
     )
     assert await raw_redis.pubsub_numsub(Keys().changes) == [(Keys().changes, 0)]
     generation = await change_weights(store, 30)
 
-    async def applied() -> bool:
-        return bool((await readyz(proxy))["generation"] == generation)
-
-    await eventually(applied)
+    await until_generation(proxy, generation)
 
 
 async def test_garbage_generation_is_refused(
