@@ -11,9 +11,11 @@ traffic: share rolled back before the candidate served 1,000 requests, and the m
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 
-from control.analysis.simulate import rollback_rate
+from control.analysis.simulate import Signal, rollback_rate, run_family
+from control.rollouts import MIN_RATINGS, MIN_REQUESTS, TESTS
 
 
 def main() -> None:
@@ -37,6 +39,20 @@ def main() -> None:
         f"| 3 % vs 1 % at 5 % traffic | ≥ 95 % before 1,000 requests | {early:.1%} | {served:.0f} |"
     )
     print(f"| 20 % failing | first judged look | {first:.1%} | {outage_served:.0f} |")
+    # Every comparison of the rollback family at once, on a healthy candidate: 1 % errors,
+    # 5 % of requests slower than the frozen p95 edge, 10 % of answers labelled (5 %
+    # hallucinated), 5 % rated (10 % of ratings bad).
+    signals = {
+        "error_rate": Signal(1.0, 0.01, TESTS["error_rate"], MIN_REQUESTS),
+        "slow_requests": Signal(1.0, 0.05, TESTS["slow_requests"], MIN_REQUESTS),
+        "hallucinations": Signal(0.10, 0.05, TESTS["hallucinations"], MIN_RATINGS),
+        "bad_ratings": Signal(0.05, 0.10, TESTS["bad_ratings"], MIN_RATINGS),
+    }
+    rng = random.Random(20261129)
+    failed = [run_family(rng, signals) for _ in range(runs)]
+    family = sum(f is not None for f in failed) / runs
+    by = ", ".join(f"{name} {failed.count(name) / runs:.2%}" for name in signals)
+    print(f"| A/A, all four comparisons, whole rollout | < 1 % rolled back | {family:.2%} ({by}) | — |")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,10 @@ class Feedback(Model):
         return self
 
 
+BAD_RATING = 2
+"""Ratings at or below this count as bad: the event the bad-ratings comparison counts."""
+
+
 def feedback_fields(feedback: Feedback) -> dict[str, int]:
     """The window counts one piece of feedback adds (see ``config.metrics``)."""
     out: dict[str, int] = {}
@@ -72,7 +76,10 @@ def feedback_fields(feedback: Feedback) -> dict[str, int]:
         out["fb:hallucination_yes" if feedback.hallucination else "fb:hallucination_no"] = 1
     if feedback.rating is not None:
         out["fb:rating_sum"] = feedback.rating
+        out["fb:rating_sq"] = feedback.rating * feedback.rating
         out["fb:rating_n"] = 1
+        if feedback.rating <= BAD_RATING:
+            out["fb:rating_bad"] = 1
     if feedback.comment:
         out["fb:comments"] = 1
     return out

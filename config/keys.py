@@ -8,6 +8,9 @@ default), so the layout works on Redis Cluster as well as on a single server or 
 - ``{ns}:routing:changes``     pub/sub channel; each message is a new generation
 - ``{ns}:audit``               stream of audit records (actor, before, after, reason, time)
 - ``{ns}:ack:<instance>``      the generation a proxy replica has applied, with a TTL
+- ``{ns}:events``              stream of rollout events (phase changes, approvals needed,
+                               promotions, rollbacks): the outbox webhooks are delivered from
+- ``{ns}:events:delivered``    the id of the last event delivered to the webhooks
 """
 
 from __future__ import annotations
@@ -36,8 +39,18 @@ class StoredDocument(RoutingDocument):
         """Parse a stored value; raises ``pydantic.ValidationError`` if it is not valid."""
         return cls.model_validate_json(raw)
 
+    @classmethod
+    def stamp(
+        cls, document: RoutingDocument, generation: int, written_at: float, written_by: str
+    ) -> StoredDocument:
+        """``document`` as stored at ``generation`` (every field of the document kept)."""
+        fields = {name: getattr(document, name) for name in RoutingDocument.model_fields}
+        return cls(**fields, generation=generation, written_at=written_at, written_by=written_by)
+
     def routing(self) -> RoutingDocument:
-        return RoutingDocument(routes=self.routes)
+        return RoutingDocument(
+            **{name: getattr(self, name) for name in RoutingDocument.model_fields}
+        )
 
 
 class Ack(Model):
@@ -95,8 +108,22 @@ class Keys:
     def rollout(self, rollout_id: str) -> str:
         return f"{self._tag}:rollout:{rollout_id}"
 
+    def rollout_verdicts(self, rollout_id: str) -> str:
+        """Stream of every look's verdicts with the figures they rest on."""
+        return f"{self._tag}:rollout:{rollout_id}:verdicts"
+
     def active_rollout(self, route: str) -> str:
         return f"{self._tag}:rollout:active:{route}"
+
+    @property
+    def events(self) -> str:
+        """Stream of rollout events, written with the record that caused them."""
+        return f"{self._tag}:events"
+
+    @property
+    def events_delivered(self) -> str:
+        """The stream id of the last event every webhook was offered."""
+        return f"{self._tag}:events:delivered"
 
     def ack(self, instance: str) -> str:
         return f"{self._tag}:ack:{instance}"

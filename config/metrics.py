@@ -9,7 +9,8 @@ Window hash ``{ns}:metrics:<route>:<window start, unix seconds>``, one field per
 weighted split, not forced), ``err:<class>``,
 ``client_gone``, ``lat:<bucket>``, ``ttfb:<bucket>``, ``lat_sum_ms``, ``ttfb_sum_ms``,
 ``tok:prompt``, ``tok:completion``, ``usage``, or feedback: ``fb:hallucination_yes``,
-``fb:hallucination_no``, ``fb:rating_sum``, ``fb:rating_n``, ``fb:comments``.
+``fb:hallucination_no``, ``fb:rating_sum``, ``fb:rating_sq`` (squares, for a variance),
+``fb:rating_n``, ``fb:rating_bad`` (ratings of 1 or 2), ``fb:comments``.
 """
 
 from __future__ import annotations

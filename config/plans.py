@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from config.durations import Duration
 from config.loader import load_model, parse_model
@@ -85,6 +86,70 @@ class CanaryConfig(Model):
     _criteria = field_validator("success_criteria")(_check_thresholds)
 
 
+def _check_probe_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r}: a probe URL is http:// or https:// with a host")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise ValueError(f"{value!r}: a probe URL cannot hold spaces or control characters")
+    return value
+
+
+class Probe(Model):
+    """An HTTP check that satisfies a checklist item by itself (e.g. a CI status endpoint)."""
+
+    url: Annotated[str, AfterValidator(_check_probe_url)]
+    method: Literal["GET", "POST"] = "GET"
+    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_regex: str | None = None
+
+
+def _item_from_text(value: object) -> object:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class ChecklistItem(Model):
+    """One item of the pre-deploy checklist: attested by a person or a pipeline
+    (``splitgate rollout check ID ITEM``), or satisfied by its ``probe``."""
+
+    name: Name
+    description: str | None = Field(default=None, max_length=500)
+    probe: Probe | None = None
+
+
+Item = Annotated[ChecklistItem, BeforeValidator(_item_from_text)]
+
+
+class Checklist(Model):
+    """The notes' pre-deploy checklist: ``required`` items hold the rollout before any user
+    traffic until each is attested or probed; ``recommended`` items are shown as warnings."""
+
+    required: list[Item] = Field(default_factory=list)
+    recommended: list[Item] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Checklist:
+        seen: set[str] = set()
+        for item in (*self.required, *self.recommended):
+            if item.name in seen:
+                raise ValueError(f"checklist item {item.name!r} is listed twice")
+            seen.add(item.name)
+        return self
+
+
+class PostDeploy(Model):
+    """Checks run by themselves once a rollout is promoted, over the ``after`` that follows:
+    the new version's upstreams answer, and its metrics meet ``criteria`` (by default the
+    plan's primary canary metrics)."""
+
+    after: Duration = 600.0
+    health: bool = True
+    health_path: str = Field(default="/v1/models", pattern=r"^/")
+    criteria: dict[Metric, str] | None = None
+
+    _criteria = field_validator("criteria")(lambda v: None if v is None else _check_thresholds(v))
+
+
 class CanaryPlan(Model):
     route: Name
     baseline: Name = "stable"
@@ -94,6 +159,8 @@ class CanaryPlan(Model):
     phases: list[Phase] = Field(min_length=1)
     canary_metrics: CanaryMetrics = CanaryMetrics()
     comparison: Comparison = Comparison()
+    checklist: Checklist = Checklist()
+    post_deploy: PostDeploy = PostDeploy()
 
     @field_validator("phases")
     @classmethod
@@ -130,6 +197,11 @@ class Prepare(Model):
 
 
 class Validate(Model):
+    """The validation phase: with ``internal_only`` no user is sent to the idle colour; only
+    requests that ask for it with the trusted override header (testers, synthetic checks)
+    reach it, and its metrics are compared with the active colour's. Without
+    ``internal_only``, ``traffic`` percent of users are sent to it."""
+
     traffic: Weight = 5.0
     internal_only: bool = True
     duration: Duration = 1800.0
@@ -154,6 +226,8 @@ class BlueGreenPlan(Model):
     phase_2_validate: Validate = Validate()
     phase_3_switch: Switch = Switch()
     phase_4_cleanup: Cleanup = Cleanup()
+    checklist: Checklist = Checklist()
+    post_deploy: PostDeploy = PostDeploy()
 
     @model_validator(mode="after")
     def _colours(self) -> BlueGreenPlan:
@@ -170,6 +244,8 @@ class BigBangPlan(Model):
     route: Name
     candidate: Candidate
     environment: Literal["development", "staging", "production"] | None = None
+    checklist: Checklist = Checklist()
+    post_deploy: PostDeploy = PostDeploy()
 
 
 def _default_ab_metrics() -> list[Metric]:
@@ -185,14 +261,17 @@ def as_canary(plan: BigBangPlan) -> CanaryPlan:
         phases=[Phase(name="big bang: 100%", traffic=100)],
         canary_metrics=CanaryMetrics(primary=[], secondary=[]),
         comparison=Comparison(method="none"),
+        checklist=plan.checklist,
+        post_deploy=plan.post_deploy,
     )
 
 
 def blue_green_as_canary(plan: BlueGreenPlan) -> CanaryPlan:
-    """Blue-green as two phases over the idle colour: validation on a small share, compared
-    with the active colour, then the switch to 100 %, held for the clean-up period (the old
-    colour stays registered at 0 %, so a rollback is one weight change). The smoke tests run
-    before either phase and are kept with the rollout."""
+    """Blue-green as two phases over the idle colour: validation (internal traffic only, or a
+    small share of users), compared with the active colour, then the switch to 100 %, held
+    for the clean-up period (the old colour stays registered at 0 %, so an abort rolls back
+    with one weight change). The smoke tests run before either phase and are kept with the
+    rollout."""
     validate = plan.phase_2_validate
     return CanaryPlan(
         route=plan.route,
@@ -200,11 +279,17 @@ def blue_green_as_canary(plan: BlueGreenPlan) -> CanaryPlan:
         candidate=plan.candidate,
         environment=plan.environment,
         phases=[
-            Phase(name="validate", traffic=validate.traffic, duration=validate.duration),
+            Phase(
+                name="validate (internal traffic only)" if validate.internal_only else "validate",
+                traffic=0 if validate.internal_only else validate.traffic,
+                duration=validate.duration,
+            ),
             Phase(name="switch", traffic=100, duration=plan.phase_4_cleanup.after),
         ],
         canary_metrics=CanaryMetrics(secondary=[]),
         comparison=Comparison(method="statistical" if validate.compare_with_baseline else "none"),
+        checklist=plan.checklist,
+        post_deploy=plan.post_deploy,
     )
 
 
@@ -215,6 +300,12 @@ class ABTestPlan(Model):
     sample_size: int | None = Field(default=None, ge=100)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     metrics: list[Metric] = Field(default_factory=_default_ab_metrics)
+    holm: bool = False
+    """Adjust the p-values for comparing several metrics at once (Holm-Bonferroni)."""
+    afterwards: Literal["restore", "keep"] = "restore"
+    """At the end, put back the weights the route had before the test, or keep the split."""
+    environment: Literal["development", "staging", "production"] | None = None
+    checklist: Checklist = Checklist()
 
     @model_validator(mode="after")
     def _ends(self) -> ABTestPlan:
@@ -260,7 +351,11 @@ class Environment(Model):
 
 
 class EnvironmentsFile(Model):
+    """The control plane's rollout settings: environment defaults, and the webhooks told of
+    phase changes, approvals needed, promotions and rollbacks."""
+
     environments: dict[Literal["development", "staging", "production"], Environment]
+    webhooks: list[Annotated[str, AfterValidator(_check_probe_url)]] = Field(default_factory=list)
 
 
 def parse_plan(text: str, source: str = "plan") -> Plan:

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from config.durations import Duration
+
+if TYPE_CHECKING:
+    from config.flags import AttributeName, Flag, Segment
 
 BUCKETS = 10_000
 """Hash buckets per route: one bucket is 0.01 % of the users."""
@@ -197,6 +209,22 @@ class Route(Model):
     def hash_salt(self) -> str:
         return self.salt if self.salt is not None else self.name
 
+    def bucket_layout(self) -> list[tuple[str, int]]:
+        """(track, exclusive upper bucket) in bucket order: the candidate (first listed
+        non-baseline track) from 0, other non-baseline tracks next, the baseline at the top.
+        Zero-weight tracks own no buckets."""
+        baseline = self.baseline_name()
+        order = [t for t in self.tracks if t.name != baseline]
+        order += [t for t in self.tracks if t.name == baseline]
+        layout: list[tuple[str, int]] = []
+        upper = 0
+        for track in order:
+            share = weight_to_basis_points(track.weight)
+            if share:
+                upper += share
+                layout.append((track.name, upper))
+        return layout
+
 
 class Timeouts(Model):
     """Upstream and client deadlines, in seconds (or '5s', '2m' ...).
@@ -274,14 +302,41 @@ class ProxySettings(Model):
     )
 
 
+FLAG_FIELDS = ("attributes", "segments", "feature_flags")
+"""Document fields added with feature flags: left out of the serialized form when empty, so
+a document without flags reads exactly as before (and older proxies accept it)."""
+
+
 class RoutingDocument(Model):
-    """The routes, tracks, upstreams, weights and salts: the part that changes at run time.
+    """The routes, tracks, upstreams, weights and salts, and the feature flags with the
+    segments and request attributes they use: the part that changes at run time.
 
     In Redis it is one versioned value (``config.keys.StoredDocument``); in a file it is the
-    ``routes`` list of a ``SplitgateConfig``.
+    top level of a ``SplitgateConfig``. Flags are described in ``config.flags``.
     """
 
     routes: list[Route] = Field(min_length=1)
+    attributes: dict[AttributeName, HeaderName] = Field(default_factory=dict)
+    """Attribute name → the request header it is read from (default: ``x-`` + name)."""
+    segments: dict[Name, Segment] = Field(default_factory=dict)
+    feature_flags: dict[Name, Flag] = Field(default_factory=dict)
+    """Evaluated in this order: the first flag that releases a request decides."""
+
+    @model_validator(mode="after")
+    def _flag_references(self) -> RoutingDocument:
+        from config.flags import check_references
+
+        check_references(self.routes, self.segments, self.feature_flags, self.attributes)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_flag_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in FLAG_FIELDS:
+                if name in data and not data[name]:
+                    del data[name]
+        return data
 
     @field_validator("routes")
     @classmethod
@@ -310,4 +365,12 @@ class SplitgateConfig(RoutingDocument):
     proxy: ProxySettings = ProxySettings()
 
     def document(self) -> RoutingDocument:
-        return RoutingDocument(routes=self.routes)
+        return RoutingDocument(
+            **{name: getattr(self, name) for name in RoutingDocument.model_fields}
+        )
+
+
+# The flag fields' types live in config.flags, which builds on Model and Name above and, once
+# its models exist, completes RoutingDocument and SplitgateConfig (whichever module was
+# imported first). Importing it here means that loading the schema always loads it too.
+import config.flags  # noqa: E402, F401

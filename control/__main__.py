@@ -64,6 +64,8 @@ async def run(process: ControlProcess) -> None:
         instance=process.instance,
         lease_s=process.lease_s,
         environments=process.environments,
+        webhooks=process.webhooks,
+        webhook_secret=process.webhook_secret,
     )
     runner = await serve(control, process.host, process.port)
     stop = asyncio.Event()

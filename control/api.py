@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from config.keys import StoredDocument
 from config.loader import ConfigError, reason
 from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, field_name
 from config.plans import (
+    ABTestPlan,
     BigBangPlan,
     BlueGreenPlan,
     CanaryPlan,
@@ -38,7 +40,7 @@ from config.srm import sample_ratio
 from control import edits
 from control.edits import EditError, FieldError
 from control.openapi import OPENAPI
-from control.rollouts import RolloutConflict, Rollouts
+from control.rollouts import RolloutConflict, Rollouts, UnknownItem
 from control.store import Change, DocumentStore, Stale
 from control.strategies.canary import CommandRefused
 from control.windows import WindowReader
@@ -360,50 +362,51 @@ async def start_rollout(request: web.Request) -> web.Response:
     rollouts = request.app[ROLLOUTS]
     text = (await request.read()).decode("utf-8", "replace")
     try:
-        plan = parse_plan(text)
+        parsed = parse_plan(text)
     except ConfigError as exc:
         errors = [FieldError(*_split_problem(p)) for p in exc.problems]
         raise EditError(errors) from None
-    strategy, smoke = "canary", []
-    if isinstance(plan, BigBangPlan):
-        strategy, plan = "big_bang", as_canary(plan)
-    elif isinstance(plan, BlueGreenPlan):
-        smoke = [t.model_dump(mode="json") for t in plan.phase_1_prepare.smoke_tests]
-        strategy, plan = "blue_green", blue_green_as_canary(plan)
-    if not isinstance(plan, CanaryPlan):
-        raise EditError(
-            [
-                FieldError(
-                    "plan",
-                    "A/B test plans cannot be started yet: canary, blue-green and big bang can",
-                )
-            ]
-        )
-    environment = (
-        request.app[ENVIRONMENTS].environments.get(plan.environment) if plan.environment else None
-    )
-    plan = with_environment(plan, environment)
     document = await current(request)
-    route = edits.find_route(document, plan.route)
-    if plan.baseline not in {t.name for t in route.tracks}:
-        raise EditError(
-            [
-                FieldError(
-                    "canary_deployment.baseline",
-                    f"route {plan.route!r} has no track {plan.baseline!r}",
-                )
-            ]
-        )
+    route = edits.find_route(document, parsed.route)
+    tracks = {t.name for t in route.tracks}
+    environments = request.app[ENVIRONMENTS].environments
+    environment = environments.get(parsed.environment) if parsed.environment else None
+    rollback = environment.rollback if environment is not None else "automatic"
     actor, _ = actor_and_reason(request, None)
+    plan: CanaryPlan | ABTestPlan
+    strategy, smoke = "canary", []
+    if isinstance(parsed, ABTestPlan):
+        missing = [name for name in parsed.split if name not in tracks]
+        if missing:
+            raise EditError(
+                [
+                    FieldError(
+                        f"ab_testing.split.{name}", f"route {parsed.route!r} has no track {name!r}"
+                    )
+                    for name in missing
+                ]
+            )
+        strategy, plan = "ab_test", parsed
+    else:
+        if isinstance(parsed, BigBangPlan):
+            strategy, canary_plan = "big_bang", as_canary(parsed)
+        elif isinstance(parsed, BlueGreenPlan):
+            smoke = [t.model_dump(mode="json") for t in parsed.phase_1_prepare.smoke_tests]
+            strategy, canary_plan = "blue_green", blue_green_as_canary(parsed)
+        else:
+            canary_plan = parsed
+        plan = with_environment(canary_plan, environment)
+        if plan.baseline not in tracks:
+            where = (
+                "blue_green_deployment.active"
+                if strategy == "blue_green"
+                else "canary_deployment.baseline"
+            )
+            raise EditError(
+                [FieldError(where, f"route {plan.route!r} has no track {plan.baseline!r}")]
+            )
     try:
-        record = await rollouts.create(
-            plan,
-            plan.model_dump(mode="json"),
-            actor,
-            strategy,
-            smoke,
-            rollback=environment.rollback if environment is not None else "automatic",
-        )
+        record = await rollouts.create(plan, actor, strategy, smoke, rollback=rollback)
     except RolloutConflict as exc:
         return error(409, "rollout_active", str(exc))
     return web.json_response(record, status=201)
@@ -425,6 +428,18 @@ async def get_rollout(request: web.Request) -> web.Response:
     record = await request.app[ROLLOUTS].get(request.match_info["id"])
     if record is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    state = record["state"]
+    # What a person asks first: where is it, for how long, with which weights.
+    record["time_in_phase_s"] = (
+        round(time.time() - state["phase_started_at"], 1)
+        if state["status"] not in ("pending", "promoted", "rolled_back", "aborted", "completed")
+        else None
+    )
+    document = await request.app[STORE].read()
+    route = (
+        next((r for r in document.routes if r.name == record["route"]), None) if document else None
+    )
+    record["weights"] = {t.name: t.weight for t in route.tracks} if route is not None else None
     return web.json_response(record)
 
 
@@ -441,6 +456,46 @@ async def rollout_command(request: web.Request) -> web.Response:
     if record is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
     return web.json_response(record)
+
+
+async def check_item(request: web.Request) -> web.Response:
+    """Attest a checklist item: ``POST /v1/rollouts/{id}/checks/{item}`` with an optional
+    ``{"note": "..."}``; recorded with the actor (``X-Splitgate-Actor``) and the time."""
+    body = await request.read()
+    note = ""
+    if body.strip():
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise EditError([FieldError("body", "not valid JSON")], status=400) from None
+        if not isinstance(data, dict) or not isinstance(data.get("note", ""), str):
+            raise EditError([FieldError("note", "a string")])
+        note = data.get("note", "")[:1000]
+    actor, _ = actor_and_reason(request, None)
+    try:
+        record = await request.app[ROLLOUTS].attest(
+            request.match_info["id"], request.match_info["item"], actor, note
+        )
+    except UnknownItem as exc:
+        raise EditError([FieldError("item", str(exc))], status=404) from None
+    except CommandRefused as exc:
+        return error(409, "not_applicable", str(exc))
+    except RolloutConflict as exc:
+        return error(409, "conflict", str(exc))
+    if record is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    return web.json_response(record)
+
+
+async def rollout_verdicts(request: web.Request) -> web.Response:
+    """Every look's verdicts with their figures, newest first (``?limit=``, default 20)."""
+    raw = request.query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise EditError([FieldError("limit", "a number from 1 to 1000")], status=400)
+    rollouts = request.app[ROLLOUTS]
+    if await rollouts.get(request.match_info["id"]) is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    return web.json_response({"looks": await rollouts.verdicts(request.match_info["id"], int(raw))})
 
 
 async def audit(request: web.Request) -> web.Response:
@@ -489,5 +544,7 @@ def create_api(
     app.router.add_post("/v1/rollouts", start_rollout)
     app.router.add_get("/v1/rollouts", list_rollouts)
     app.router.add_get("/v1/rollouts/{id}", get_rollout)
+    app.router.add_get("/v1/rollouts/{id}/verdicts", rollout_verdicts)
+    app.router.add_post("/v1/rollouts/{id}/checks/{item}", check_item)
     app.router.add_post("/v1/rollouts/{id}/{command}", rollout_command)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from config.plans import EnvironmentsFile
 from config.schema import RoutingDocument
 from control.api import create_api
 from control.leadership import Leadership
+from control.notify import Notifier
 from control.rollouts import Rollouts
 from control.store import Change, DocumentStore, Stale
 from control.windows import WindowReader
@@ -44,6 +46,8 @@ class ControlApp:
         instance: str = "control",
         lease_s: float = 10.0,
         environments: EnvironmentsFile | None = None,
+        webhooks: Sequence[str] = (),
+        webhook_secret: bytes = b"",
     ) -> None:
         self.redis = redis
         self.store = DocumentStore(redis, keys)
@@ -66,6 +70,8 @@ class ControlApp:
         self._rollout_interval_s = rollout_interval_s
         self._stepping: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
+        self.notifier = Notifier(redis, keys, webhooks, webhook_secret) if webhooks else None
+        self._notifying: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         try:
@@ -75,6 +81,11 @@ class ControlApp:
         self._guarding = asyncio.create_task(self._guard(), name="seed-guardian")
         self._stepping = asyncio.create_task(self._step_rollouts(), name="rollout-runner")
         self._leading = asyncio.create_task(self.leadership.run(), name="leadership")
+        if self.notifier is not None:
+            # Only the leader delivers, so several control planes do not send duplicates.
+            self._notifying = asyncio.create_task(
+                self.notifier.run(lambda: self.leadership.leading), name="webhooks"
+            )
 
     async def _step_rollouts(self) -> None:
         """Only the leader steps rollouts; its writes carry its fencing epoch."""
@@ -132,11 +143,13 @@ class ControlApp:
                 log.exception("seed guardian: unexpected failure; trying again")
 
     async def close(self) -> None:
-        for task in (self._guarding, self._stepping, self._leading):
+        for task in (self._guarding, self._stepping, self._leading, self._notifying):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.notifier is not None:
+            await self.notifier.close()
         await self.redis.aclose()
 
     def web_app(self) -> web.Application:

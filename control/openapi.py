@@ -9,6 +9,7 @@ from config.schema import Route, Track
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ROUTE_PARAM = {"name": "route", "in": "path", "required": True, "schema": {"type": "string"}}
 _TRACK_PARAM = {"name": "track", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _IF_MATCH = {
     "name": "If-Match",
     "in": "header",
@@ -216,6 +217,80 @@ OPENAPI: dict[str, Any] = {
                     }
                 ],
                 "responses": _responses("The records", 400),
+            }
+        },
+        "/v1/rollouts": {
+            "post": {
+                "summary": "Start a rollout from a plan (canary, blue-green, big bang or A/B test)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/yaml": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"type": "object"}},
+                    },
+                },
+                "responses": {
+                    **_responses("Started", 404, 409, 422),
+                    "201": {"description": "The rollout's record"},
+                },
+            },
+            "get": {"summary": "Every rollout", "responses": _responses("The records")},
+        },
+        "/v1/rollouts/{id}": {
+            "get": {
+                "summary": "Phase, weights, time in phase, what it waits for, last verdicts, history",
+                "parameters": [_ID_PARAM],
+                "responses": _responses("The record", 404),
+            }
+        },
+        "/v1/rollouts/{id}/verdicts": {
+            "get": {
+                "summary": "Every look's verdicts with the figures they rest on, newest first",
+                "parameters": [
+                    _ID_PARAM,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": _responses("The looks", 400, 404),
+            }
+        },
+        "/v1/rollouts/{id}/checks/{item}": {
+            "post": {
+                "summary": "Attest a checklist item (recorded with X-Splitgate-Actor and the time)",
+                "parameters": [
+                    _ID_PARAM,
+                    {"name": "item", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"note": {"type": "string"}}}
+                        }
+                    },
+                },
+                "responses": _responses("The record", 400, 404, 409, 422),
+            }
+        },
+        "/v1/rollouts/{id}/{command}": {
+            "post": {
+                "summary": "approve, promote, pause, resume or abort; 409 names the state when it does not apply",
+                "parameters": [
+                    _ID_PARAM,
+                    {
+                        "name": "command",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["approve", "promote", "pause", "resume", "abort"],
+                        },
+                    },
+                ],
+                "responses": _responses("The record", 404, 409),
             }
         },
     },

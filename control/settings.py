@@ -16,6 +16,7 @@ from config.loader import ConfigError, load_config
 from config.plans import SHIPPED_ENVIRONMENTS, EnvironmentsFile, load_environments
 from config.redis_url import parse_redis_url
 from config.schema import RoutingDocument
+from control.notify import parse_webhook_urls
 
 DEFAULT_LISTEN = "127.0.0.1:8081"
 
@@ -34,6 +35,9 @@ class ControlProcess:
     instance: str
     lease_s: float
     environments: EnvironmentsFile
+    webhooks: tuple[str, ...] = ()
+    """The environments file's ``webhooks`` and ``SPLITGATE_WEBHOOKS``, together."""
+    webhook_secret: bytes = b""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -81,9 +85,17 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
             parse_redis_url(redis_url)
         except ValueError as exc:
             problems.append(f"--redis-url: {exc}")
+    try:
+        extra_hooks = parse_webhook_urls(env.get("SPLITGATE_WEBHOOKS", ""))
+    except ValueError as exc:
+        problems.append(f"SPLITGATE_WEBHOOKS: {exc}")
+        extra_hooks = []
     if problems:
         raise ConfigError(problems)
     assert config_path is not None and redis_url is not None
+    environments = load_environments(
+        args.environments or env.get("SPLITGATE_ENVIRONMENTS") or SHIPPED_ENVIRONMENTS
+    )
     return ControlProcess(
         seed=load_config(Path(config_path)).document(),
         host=host,
@@ -96,7 +108,7 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         rollout_interval_s=parse_duration(env.get("SPLITGATE_ROLLOUT_INTERVAL", "10s")),
         instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
         lease_s=parse_duration(env.get("SPLITGATE_LEASE", "10s")),
-        environments=load_environments(
-            args.environments or env.get("SPLITGATE_ENVIRONMENTS") or SHIPPED_ENVIRONMENTS
-        ),
+        environments=environments,
+        webhooks=tuple(dict.fromkeys([*environments.webhooks, *extra_hooks])),
+        webhook_secret=env.get("SPLITGATE_WEBHOOK_SECRET", "").encode(),
     )

@@ -63,3 +63,48 @@ async def _probe(session: aiohttp.ClientSession, test: SmokeTest, upstream: str)
         if missing:
             return SmokeResult(test.name, upstream, False, f"missing keys: {', '.join(missing)}")
     return SmokeResult(test.name, upstream, True, "ok")
+
+
+async def reachable(upstreams: list[str], path: str, timeout_s: float = 10.0) -> list[SmokeResult]:
+    """Is each upstream up? Any HTTP answer below 500 on ``path`` counts."""
+    results = []
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(
+        timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+        for upstream in upstreams:
+            try:
+                async with session.get(upstream.rstrip("/") + path, allow_redirects=False) as r:
+                    await r.read()
+                    status = r.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                results.append(SmokeResult("up", upstream, False, f"no answer: {exc!r}"))
+                continue
+            ok = status < 500
+            results.append(SmokeResult("up", upstream, ok, f"status {status}"))
+    return results
+
+
+async def probe(
+    url: str,
+    method: str,
+    expect_status: int,
+    expect_regex: str | None,
+    timeout_s: float = 10.0,
+) -> tuple[bool, str]:
+    """A checklist item's probe: (satisfied, what was seen)."""
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session,
+            session.request(method, url, allow_redirects=False) as r,
+        ):
+            text = await r.text(errors="replace")
+            status = r.status
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return False, f"no answer: {exc!r}"
+    if status != expect_status:
+        return False, f"status {status}, expected {expect_status}"
+    if expect_regex is not None and re.search(expect_regex, text) is None:
+        return False, f"the body does not match {expect_regex!r}"
+    return True, f"status {status}"

@@ -25,6 +25,12 @@ end
 if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[4]) or '0') ~= tonumber(ARGV[7]) then
   return {2, tonumber(redis.call('GET', KEYS[4]) or '0')}
 end
+if ARGV[8] ~= '' then
+  local owner = redis.call('GET', KEYS[5])
+  if not owner or cjson.decode(owner)['version'] ~= tonumber(ARGV[8]) then
+    return {3, 0}
+  end
+end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'record', ARGV[4])
@@ -39,6 +45,10 @@ class Fenced(Exception):
     def __init__(self, current: int) -> None:
         super().__init__(f"fenced: the leadership epoch is now {current}")
         self.current = current
+
+
+class Superseded(Exception):
+    """The record that asked for this write has changed since: its newer version decides."""
 
 
 class Stale(Exception):
@@ -91,6 +101,7 @@ class DocumentStore:
         after: Any = None,
         generation: int | None = None,
         epoch: int | None = None,
+        guard: tuple[str, int] | None = None,
     ) -> StoredDocument:
         """Store ``document`` if the stored generation is still ``expected``; else ``Stale``.
 
@@ -98,15 +109,13 @@ class DocumentStore:
         Redis lost its data continues above the last generation the fleet has seen). With an
         ``epoch`` (automatic decisions of the leader), the write also fails with ``Fenced``
         unless that epoch is still the current one, so a paused former leader cannot
-        overwrite what the new one decided.
+        overwrite what the new one decided. With a ``guard`` (the key of a JSON record with a
+        ``version``, and that version), the write also fails with ``Superseded`` unless the
+        record still has that version: a rollout's weights are written only while the record
+        that decided them is current.
         """
         new_generation = max(expected + 1, generation or 0)
-        stored = StoredDocument(
-            routes=document.routes,
-            generation=new_generation,
-            written_at=time.time(),
-            written_by=change.actor,
-        )
+        stored = StoredDocument.stamp(document, new_generation, time.time(), change.actor)
         record = {
             "time": stored.written_at,
             "actor": change.actor,
@@ -119,7 +128,13 @@ class DocumentStore:
         }
         record["epoch"] = epoch
         ok, current = await self._cas(
-            keys=[self._keys.document, self._keys.generation, self._keys.audit, self._keys.epoch],
+            keys=[
+                self._keys.document,
+                self._keys.generation,
+                self._keys.audit,
+                self._keys.epoch,
+                self._keys.document if guard is None else guard[0],
+            ],
             args=[
                 expected,
                 stored.encode(),
@@ -128,8 +143,11 @@ class DocumentStore:
                 AUDIT_MAX,
                 self._keys.changes,
                 "" if epoch is None else epoch,
+                "" if guard is None else guard[1],
             ],
         )
+        if ok == 3:
+            raise Superseded(f"{guard[0] if guard else ''} changed since it decided this write")
         if ok == 2:
             raise Fenced(int(current))
         if not ok:

@@ -38,3 +38,14 @@ class WindowReader:
             pipe.hgetall(self._keys.metrics_window(route, start))
         hashes = await pipe.execute()
         return first, last + WINDOW_S, merge_windows(hashes)
+
+    async def read_each(
+        self, route: str, first: int, last: int
+    ) -> list[tuple[int, dict[tuple[str, str], TrackWindow]]]:
+        """Each window from start ``first`` to start ``last`` (inclusive), merged per track."""
+        starts = range(first, last + WINDOW_S, WINDOW_S)
+        pipe = self._redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self._keys.metrics_window(route, start))
+        hashes = await pipe.execute()
+        return [(start, merge_windows([h])) for start, h in zip(starts, hashes, strict=True)]

@@ -67,3 +67,36 @@ def rollback_rate(
     rng = random.Random(seed)
     outcomes = [run_rollout(rng, baseline_rate, candidate_rate, **options) for _ in range(runs)]  # type: ignore[arg-type]
     return sum(o.rolled_back for o in outcomes) / runs, outcomes
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One comparison of the rollback family: how often a request is judged, how often it is an
+    event, and the test's alpha (``control.rollouts.TESTS``)."""
+
+    judged: float
+    rate: float
+    alpha: float
+    minimum: int
+
+
+def run_family(
+    rng: random.Random,
+    signals: dict[str, Signal],
+    *,
+    requests_per_look: int = 1500,
+    schedule: tuple[tuple[float, int], ...] = CANARY_SCHEDULE,
+) -> str | None:
+    """An A/A rollout judged by every comparison at once: the first one to fail, or None."""
+    tests = {name: RateTest(alpha=s.alpha) for name, s in signals.items()}
+    for share, looks in schedule:
+        for _ in range(looks):
+            n_c = round(requests_per_look * share)
+            n_b = requests_per_look - n_c
+            for name, s in signals.items():
+                j_c, j_b = poisson(rng, n_c * s.judged), poisson(rng, n_b * s.judged)
+                test = tests[name]
+                test.add(Interval(j_c, poisson(rng, j_c * s.rate), j_b, poisson(rng, j_b * s.rate)))
+                if test.verdict(s.minimum) == "fail":
+                    return name
+    return None

@@ -36,9 +36,11 @@ class Status(StrEnum):
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
     ABORTED = "aborted"
+    COMPLETED = "completed"
+    """An A/B test that ran its course; its report is kept with it."""
 
 
-FINAL = frozenset({Status.PROMOTED, Status.ROLLED_BACK, Status.ABORTED})
+FINAL = frozenset({Status.PROMOTED, Status.ROLLED_BACK, Status.ABORTED, Status.COMPLETED})
 
 
 @dataclass(frozen=True)

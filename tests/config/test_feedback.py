@@ -37,9 +37,13 @@ def test_feedback_fields() -> None:
     assert feedback_fields(fb) == {
         "fb:hallucination_yes": 1,
         "fb:rating_sum": 4,
+        "fb:rating_sq": 16,
         "fb:rating_n": 1,
         "fb:comments": 1,
     }
+    # A rating of 1 or 2 is also counted as a bad rating (the bad-ratings comparison's event).
+    bad = feedback_fields(Feedback(request_id="x", rating=2))
+    assert bad == {"fb:rating_sum": 2, "fb:rating_sq": 4, "fb:rating_n": 1, "fb:rating_bad": 1}
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,7 @@ async def test_authentication(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/openapi.json")).status == 401
     spec = await (await client.get("/openapi.json", headers=AUTH)).json()
     assert spec["openapi"].startswith("3.") and "/v1/routes/{route}/weights" in spec["paths"]
+    assert "/v1/rollouts/{id}/checks/{item}" in spec["paths"]
 
 
 async def test_tracks_and_upstreams(client: TestClient[Any, Any], raw_redis: Redis) -> None:
@@ -388,3 +389,64 @@ async def test_feedback_through_the_admin_api(redis_server: RedisServer, raw_red
 async def test_feedback_needs_a_signing_key(client: TestClient[Any, Any]) -> None:
     r = await client.post("/v1/feedback", json={"request_id": "a.b.c", "rating": 3}, headers=AUTH)
     assert r.status == 503 and (await r.json())["error"]["code"] == "feedback_not_configured"
+
+
+CANARY = """canary_deployment:
+  route: chat
+  candidate: {track: canary, version: v9, upstreams: ["http://127.0.0.1:9"]}
+  phases: [{name: all, traffic: 100}]
+  checklist: {required: [tests_passed], recommended: [load_test]}
+"""
+
+
+async def test_rollout_plans_and_commands_refused_with_the_field_and_the_state(
+    client: TestClient[Any, Any],
+) -> None:
+    bad = CANARY.replace("traffic: 100", "traffic: 140")
+    r = await client.post("/v1/rollouts", data=bad, headers=AUTH)
+    assert r.status == 422
+    [problem] = (await r.json())["errors"]
+    assert problem["field"] == "canary_deployment.phases[0].traffic"
+    assert problem["reason"].startswith("line 4: ")
+    ab = "ab_testing: {route: chat, split: {stable: 50, nope: 50}, duration: 1h}\n"
+    r = await client.post("/v1/rollouts", data=ab, headers=AUTH)
+    assert r.status == 422
+    assert (await r.json())["errors"] == [
+        {"field": "ab_testing.split.nope", "reason": "route 'chat' has no track 'nope'"}
+    ]
+    assert (await client.get("/v1/rollouts", headers=AUTH)).status == 200
+    assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []
+
+    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
+    assert r.status == 201, await r.text()
+    rid = (await r.json())["id"]
+    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
+    assert r.status == 409 and rid in (await r.json())["error"]["message"]
+    r = await client.post(f"/v1/rollouts/{rid}/approve", headers=AUTH)
+    assert r.status == 409 and "pending" in (await r.json())["error"]["message"]
+    r = await client.post(f"/v1/rollouts/{rid}/launch", headers=AUTH)
+    assert r.status == 404
+    r = await client.post(f"/v1/rollouts/{rid}/checks/changelog", headers=AUTH)
+    assert r.status == 404
+    assert "tests_passed, load_test" in (await r.json())["errors"][0]["reason"]
+    r = await client.post(f"/v1/rollouts/{rid}/checks/tests_passed", data="{", headers=AUTH)
+    assert r.status == 400
+    r = await client.post(
+        f"/v1/rollouts/{rid}/checks/tests_passed",
+        json={"note": "CI run 7"},
+        headers={**AUTH, "X-Splitgate-Actor": "ci-bot"},
+    )
+    assert r.status == 200
+    done = (await r.json())["checklist"]["required"]["tests_passed"]
+    assert (done["by"], done["note"]) == ("ci-bot", "CI run 7")
+    r = await client.get(f"/v1/rollouts/{rid}/verdicts?limit=0", headers=AUTH)
+    assert r.status == 400
+    r = await client.get(f"/v1/rollouts/{rid}/verdicts", headers=AUTH)
+    assert r.status == 200 and (await r.json())["looks"] == []
+    r = await client.get(f"/v1/rollouts/{rid}", headers=AUTH)
+    shown = await r.json()
+    assert shown["weights"] == {"stable": 95, "canary": 5}
+    assert shown["warnings"] == ["recommended checklist item 'load_test' is not confirmed"]
+    assert (await client.post(f"/v1/rollouts/{rid}/abort", headers=AUTH)).status == 200
+    r = await client.post(f"/v1/rollouts/{rid}/checks/tests_passed", headers=AUTH)
+    assert r.status == 409 and "aborted" in (await r.json())["error"]["message"]

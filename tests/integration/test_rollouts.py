@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -15,14 +17,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from redis.asyncio import Redis
 
 from config.keys import Keys
 from splitgate.redis_server import RedisServer
-from tests.conftest import StartUpstream
+from tests.conftest import StartApp, StartUpstream
 from tests.integration.conftest import PlaneProcess, RunPlane
 
 TOKEN = "rollout-admin-token-0123456789"
+INTERNAL = "internal-testers-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -57,6 +61,7 @@ async def stack(
     start_upstream: StartUpstream,
     run_plane: RunPlane,
     redis_server: RedisServer,
+    control_extra: dict[str, str] | None = None,
     **canary: Any,
 ) -> Stack:
     _, stable_url = await start_upstream("v1.0.0")
@@ -72,9 +77,14 @@ async def stack(
         encoding="utf-8",
     )
     env = control_env(redis_server)
-    control = await run_plane("control", "--config", str(routes), env=env)
+    control = await run_plane(
+        "control", "--config", str(routes), env={**env, **(control_extra or {})}
+    )
     proxy = await run_plane(
-        "proxy", "--config", str(routes), env={**env, "SPLITGATE_INSTANCE": "p1"}
+        "proxy",
+        "--config",
+        str(routes),
+        env={**env, "SPLITGATE_INSTANCE": "p1", "SPLITGATE_INTERNAL_SECRET": INTERNAL},
     )
     return Stack(control, proxy, fake, canary_url, tmp_path)
 
@@ -84,18 +94,24 @@ async def traffic() -> AsyncIterator[Any]:
     tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
 
-    async def begin(proxy: PlaneProcess) -> None:
-        async def worker(seed: int) -> None:
+    async def begin(proxy: PlaneProcess, internal_to: str | None = None) -> None:
+        """Four users' workers; with ``internal_to``, a fifth sends testers' requests that ask
+        for that track with the trusted override."""
+
+        async def worker(seed: int, headers: dict[str, str] | None = None) -> None:
             rng = random.Random(seed)
             async with aiohttp.ClientSession() as session:
                 for _ in range(50_000):
                     if stop.is_set():
                         return
-                    headers = {"x-user-id": f"u{rng.randrange(100_000)}"}
-                    async with session.get(f"{proxy.url}/v1/models", headers=headers) as r:
+                    sent = headers or {"x-user-id": f"u{rng.randrange(100_000)}"}
+                    async with session.get(f"{proxy.url}/v1/models", headers=sent) as r:
                         await r.read()
 
         tasks.extend(asyncio.create_task(worker(i)) for i in range(4))
+        if internal_to is not None:
+            tester = {"x-splitgate-track": internal_to, "x-splitgate-internal": INTERNAL}
+            tasks.append(asyncio.create_task(worker(99, tester)))
 
     yield begin
     stop.set()
@@ -180,17 +196,42 @@ async def test_a_healthy_canary_is_promoted_by_the_cli(
 async def test_a_failing_canary_is_rolled_back_and_then_reaches_nobody(
     tmp_path: Path,
     start_upstream: StartUpstream,
+    start_app: StartApp,
     run_plane: RunPlane,
     redis_server: RedisServer,
     traffic: Any,
 ) -> None:
-    s = await stack(tmp_path, start_upstream, run_plane, redis_server, error_rate=0.3)
+    told: list[tuple[dict[str, Any], bool]] = []
+    rolled_back = asyncio.Event()
+
+    async def webhook(request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
+        told.append((json.loads(body), request.headers["X-Splitgate-Signature"] == expected))
+        if told[-1][0]["kind"] == "rolled_back":
+            rolled_back.set()
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", webhook)
+    hook_url = await start_app(receiver) + "/hook"
+    hooks = {"SPLITGATE_WEBHOOKS": hook_url, "SPLITGATE_WEBHOOK_SECRET": "hook-secret"}
+    s = await stack(
+        tmp_path, start_upstream, run_plane, redis_server, control_extra=hooks, error_rate=0.3
+    )
     await traffic(s.proxy)
     async with aiohttp.ClientSession() as session:
         rollout_id = await start_rollout(session, s.control.url, plan(s.canary_url))
         record = await settled(session, s.control.url, rollout_id)
         assert record["state"]["status"] == "rolled_back"
         assert record["state"]["history"][-1]["kind"] == "rolled_back"
+        # The webhook was told, with a signature it can check.
+        await asyncio.wait_for(rolled_back.wait(), 30)
+        assert [e["kind"] for e, _ in told] == ["phase", "rolled_back"]
+        assert all(signed for _, signed in told)
+        event, _ = told[-1]
+        assert (event["rollout"], event["route"]) == (rollout_id, "chat")
+        assert event["detail"] in event["text"]
         async with asyncio.timeout(10):
             while True:  # the proxy applies the zero weight within a poll
                 async with session.get(f"{s.proxy.url}/readyz") as r:
@@ -260,7 +301,7 @@ async def test_big_bang_and_a_control_plane_killed_mid_rollout(
         assert tracks["canary"] == (100, "v1.2.0")
 
 
-def blue_green(url: str, regex: str) -> str:
+def blue_green(url: str, regex: str, cleanup: str = "1s") -> str:
     return f"""blue_green_deployment:
   route: chat
   active: stable
@@ -274,8 +315,8 @@ def blue_green(url: str, regex: str) -> str:
       - name: format
         body: {{model: demo, messages: [{{role: user, content: hi}}]}}
         expect_regex: '{regex}'
-  phase_2_validate: {{traffic: 5, duration: 1s}}
-  phase_4_cleanup: {{after: 1s}}
+  phase_2_validate: {{internal_only: true, duration: 1s}}
+  phase_4_cleanup: {{after: {cleanup}}}
 """
 
 
@@ -295,16 +336,40 @@ async def test_blue_green_smoke_tests_gate_the_switch(
         failed = await settled(session, s.control.url, failed_id)
         assert failed["state"]["status"] == "rolled_back"
         assert "smoke tests failed" in failed["state"]["history"][-1]["detail"]
-        assert len(s.canary.received) == 2  # the two probes, no user
+        # Only the checks reached the new colour: the up check and the two probes; no user.
+        assert [r.method for r in s.canary.received if "x-user-id" not in r.headers] == [
+            "GET",
+            "POST",
+            "POST",
+        ]
+        assert not [r for r in s.canary.received if "x-user-id" in r.headers]
+
+        await traffic(s.proxy, internal_to="canary")  # testers, with the trusted override
         switched_id = await start_rollout(
-            session, s.control.url, blue_green(s.canary_url, "token0")
+            session, s.control.url, blue_green(s.canary_url, "token0", cleanup="1h")
         )
-        switched = await settled(session, s.control.url, switched_id)
-        assert switched["state"]["status"] == "promoted", switched["state"]["history"]
-        assert switched["strategy"] == "blue_green"
-        async with session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r:
-            tracks = {t["name"]: t["weight"] for t in (await r.json())["route"]["tracks"]}
-        assert tracks == {"stable": 0, "canary": 100}  # the old colour stays registered
+        # Validation: the testers' requests reach the idle colour, no user does.
+        async with asyncio.timeout(60):
+            while True:
+                now = await rollout(session, s.control.url, switched_id)
+                if now["state"]["phase"] >= 1 and now["desired"] is None:
+                    break
+                await asyncio.sleep(0.2)
+        validated = await rollout(session, s.control.url, switched_id)
+        assert validated["state"]["status"] == "running", validated["state"]["history"]
+        phases = [e["detail"] for e in validated["state"]["history"] if e["kind"] == "phase"]
+        assert phases == ["validate (internal traffic only): 0%", "switch: 100%"]
+        testers = [r for r in s.canary.received if "x-user-id" not in r.headers]
+        assert len(testers) > 100  # the validation judged the testers' requests
+        assert validated["weights"] == {"stable": 0, "canary": 100}
+        # The old colour stays registered: an abort switches back at once.
+        async with session.post(
+            f"{s.control.url}/v1/rollouts/{switched_id}/abort", headers=AUTH
+        ) as r:
+            assert r.status == 200, await r.text()
+        back = await rollout(session, s.control.url, switched_id)
+        assert back["state"]["status"] == "aborted"
+        assert back["weights"] == {"stable": 100, "canary": 0}
 
 
 async def test_a_slow_canary_is_rolled_back_by_the_latency_comparison(
