@@ -1,0 +1,1 @@
+"""Load tests for splitgate: the locustfile, its pure logic, and a fake LLM backend."""
