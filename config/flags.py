@@ -33,12 +33,19 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from datetime import date as date_type
+from functools import lru_cache
 from http.cookies import CookieError, SimpleCookie
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AliasChoices, Field, ValidationError, field_validator
-from pydantic import model_validator as _model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from xxhash import xxh64_intdigest
 
@@ -103,8 +110,12 @@ def parse_number(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+@lru_cache(maxsize=4096)
 def parse_semver(text: str) -> SemVer | None:
-    """A sort key with semver 2.0 precedence (``v`` prefix allowed, build ignored), or None."""
+    """A sort key with semver 2.0 precedence (``v`` prefix allowed, build ignored), or None.
+
+    Cached: a fleet sends few distinct versions, and the regex costs more than the lookup.
+    """
     found = _SEMVER.match(text)
     if found is None:
         return None
@@ -167,7 +178,7 @@ class Condition(Model):
             raise ValueError("a number or a string, not true/false")
         return value
 
-    @_model_validator(mode="after")
+    @model_validator(mode="after")
     def _operand_fits(self) -> Condition:
         op = self.operator
         if op in SET_OPERATORS:
@@ -273,7 +284,7 @@ class ScheduleStep(Model):
     def _date(cls, value: object) -> object:
         return _check_date(value)
 
-    @_model_validator(mode="after")
+    @model_validator(mode="after")
     def _removal_is_complete(self) -> ScheduleStep:
         if self.action == "remove_flag" and (self.percentage != 100 or self.target != ALL_USERS):
             raise invalid(
@@ -299,7 +310,7 @@ class Schedule(Model):
         zone_of(value)
         return value
 
-    @_model_validator(mode="after")
+    @model_validator(mode="after")
     def _in_order(self) -> Schedule:
         steps = self.schedule
         for i in range(1, len(steps)):
@@ -333,7 +344,7 @@ class Flag(Model):
     description: str = ""
     gradual_rollout: Schedule | None = None
 
-    @_model_validator(mode="after")
+    @model_validator(mode="after")
     def _has_audience(self) -> Flag:
         if not self.target_groups and not self.conditions and not self.override.enabled_for:
             raise invalid(
@@ -515,47 +526,44 @@ def explain(
         raise ValueError(f"no route named {route_name!r}")
     values = {**attributes, USER_ID: user_id} if user_id else dict(attributes)
     steps: list[FlagStep] = []
-    decided: tuple[str | None, str | None, Rule, str, int | None] | None = None
     for name, flag in flags_of(document, route_name):
-        step = _evaluate(name, flag, document.segments, user_id, values)
-        steps.append(step)
-        if step.outcome == "allowed":
-            decided = (flag.track, name, "enabled_for", step.reason, None)
-        elif step.outcome == "released" and step.bucket is None and threshold(flag) < BUCKETS:
-            decided = (None, None, "random", step.reason, None)
-        elif step.outcome == "released":
-            decided = (flag.track, name, "rollout", step.reason, step.bucket)
-        if decided is not None:
+        steps.append(_evaluate(name, flag, document.segments, user_id, values))
+        if steps[-1].outcome in ("allowed", "released"):
             break
-    else:
-        decided = _split(route, user_id)
-        decided = (*decided[:3], "; ".join([*(s.reason for s in steps), decided[3]]), decided[4])
-    track, flag_name, rule, reason, bucket = decided
-    return Explanation(
-        route=route_name,
-        user_id=user_id,
-        attributes=dict(attributes),
-        track=track,
-        flag=flag_name,
-        rule=rule,
-        reason=reason,
-        flags=steps,
-        bucket=bucket,
-    )
 
+    def answer(track: str | None, flag: str | None, rule: Rule, reason: str) -> Explanation:
+        bucket = steps[-1].bucket if rule == "rollout" else None
+        if rule == "weights" and user_id is not None:
+            bucket = bucket_of(route.hash_salt(), user_id)
+        return Explanation(
+            route=route_name,
+            user_id=user_id,
+            attributes=dict(attributes),
+            track=track,
+            flag=flag,
+            rule=rule,
+            reason=reason,
+            flags=steps,
+            bucket=bucket,
+        )
 
-def _split(route: Route, user_id: str | None) -> tuple[str | None, None, Rule, str, int | None]:
+    last = steps[-1] if steps else None
+    if last is not None and last.outcome == "allowed":
+        return answer(
+            document.feature_flags[last.flag].track, last.flag, "enabled_for", last.reason
+        )
+    if last is not None and last.outcome == "released":
+        flag = document.feature_flags[last.flag]
+        if user_id is None and threshold(flag) < BUCKETS:
+            return answer(None, None, "random", last.reason)
+        return answer(flag.track, last.flag, "rollout", last.reason)
+    passed = "; ".join(s.reason for s in steps) + ("; " if steps else "")
     if user_id is None:
-        reason = "no flag released it and it has no sticky key: the weighted split draws at random"
-        return None, None, "random", reason, None
+        return answer(None, None, "random", passed + "no sticky key: the split draws at random")
     bucket = bucket_of(route.hash_salt(), user_id)
     track = next(name for name, upper in route.bucket_layout() if bucket < upper)
-    return (
-        track,
-        None,
-        "weights",
-        f"no flag released it: bucket {bucket} of the weighted split is {track!r}",
-        bucket,
+    return answer(
+        track, None, "weights", f"{passed}bucket {bucket} of the weighted split: {track!r}"
     )
 
 

@@ -11,6 +11,11 @@ weighted split, not forced), ``err:<class>``,
 ``tok:prompt``, ``tok:completion``, ``usage``, or feedback: ``fb:hallucination_yes``,
 ``fb:hallucination_no``, ``fb:rating_sum``, ``fb:rating_sq`` (squares, for a variance),
 ``fb:rating_n``, ``fb:rating_bad`` (ratings of 1 or 2), ``fb:comments``.
+
+Requests a feature flag released count in those fields like any other: they are the track's
+totals. Per-flag counts take a fourth part, ``<track>\t<version>\t<metric>\t<flag>``, which
+``merge_windows`` skips (readers that predate flags see the totals unchanged) and
+``merge_flag_windows`` reads. The proxy's flusher does not write them yet (docs/FLAGS.md).
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ def window_start(unix_seconds: float) -> int:
 
 def field_name(track: str, version: str, metric: str) -> str:
     return f"{track}\t{version}\t{metric}"
+
+
+def flag_field_name(track: str, version: str, metric: str, flag: str) -> str:
+    """The field counting ``metric`` of the requests ``flag`` released (besides the total)."""
+    return f"{track}\t{version}\t{metric}\t{flag}"
 
 
 @dataclass
@@ -142,6 +152,25 @@ def merge_windows(hashes: Sequence[Mapping[str, str]]) -> dict[tuple[str, str], 
             except ValueError:
                 continue
             merged.setdefault((parts[0], parts[1]), TrackWindow()).add_field(parts[2], number)
+    return merged
+
+
+def merge_flag_windows(
+    hashes: Sequence[Mapping[str, str]],
+) -> dict[tuple[str, str, str], TrackWindow]:
+    """Sum the per-flag fields of window hashes per (flag, track, version)."""
+    merged: dict[tuple[str, str, str], TrackWindow] = {}
+    for fields in hashes:
+        for name, raw in fields.items():
+            parts = name.split("\t")
+            if len(parts) != 4 or not parts[3]:
+                continue
+            try:
+                number = float(raw)
+            except ValueError:
+                continue
+            key = (parts[3], parts[0], parts[1])
+            merged.setdefault(key, TrackWindow()).add_field(parts[2], number)
     return merged
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.flags import Flag, ScheduleStep, Segment
 from config.loader import reason
 from config.schema import Route, RoutingDocument, Track, weight_to_basis_points
 
@@ -163,10 +164,159 @@ def _with_route(document: RoutingDocument, route: Route, update: dict[str, Any])
         {**r.model_dump(), **update} if r is route else r.model_dump() for r in document.routes
     ]
     try:
-        return RoutingDocument.model_validate({"routes": routes})
+        return RoutingDocument.model_validate({**_fields(document), "routes": routes})
     except ValidationError as exc:
         index = document.routes.index(route)
         raise EditError(_field_errors(exc, "", strip=("routes", index))) from None
+
+
+def _fields(document: RoutingDocument) -> dict[str, Any]:
+    """The routing document's own fields (a stored document has more), as plain data."""
+    return document.model_dump(include=set(RoutingDocument.model_fields))
+
+
+def find_flag(document: RoutingDocument, name: str) -> Flag:
+    flag = document.feature_flags.get(name)
+    if flag is None:
+        raise EditError([FieldError("flag", f"no feature flag named {name!r}")], status=404)
+    return flag
+
+
+def put_flag(document: RoutingDocument, name: str, body: Any) -> RoutingDocument:
+    """Add a flag (evaluated after the existing ones), or replace the one of that name in
+    place. Its route, track and segments must exist."""
+    if not isinstance(body, Mapping):
+        raise EditError([FieldError("flag", "a JSON object with route, track and an audience")])
+    try:
+        flag = Flag.model_validate(body)
+    except ValidationError as exc:
+        raise EditError(_field_errors(exc, "flag")) from None
+    flags = {n: f.model_dump() for n, f in document.feature_flags.items()}
+    flags[name] = flag.model_dump()
+    return _with_flags(document, flags, name)
+
+
+def patch_flag(document: RoutingDocument, name: str, changes: Any) -> RoutingDocument:
+    """Change some top-level fields of a flag (``enabled``, ``rollout_percentage`` …)."""
+    flag = find_flag(document, name)
+    if not isinstance(changes, Mapping) or not changes:
+        raise EditError(
+            [FieldError("flag", 'an object of the fields to change, e.g. {"enabled": false}')]
+        )
+    return put_flag(document, name, {**flag.model_dump(), **changes})
+
+
+def delete_flag(document: RoutingDocument, name: str) -> RoutingDocument:
+    """Remove a flag: the users it released go back to the route's weighted split."""
+    find_flag(document, name)
+    flags = {n: f.model_dump() for n, f in document.feature_flags.items() if n != name}
+    return _with_flags(document, flags, name)
+
+
+def put_segment(document: RoutingDocument, name: str, body: Any) -> RoutingDocument:
+    if not isinstance(body, Mapping):
+        raise EditError([FieldError("segment", 'a JSON object: {"conditions": [...]}')])
+    try:
+        segment = Segment.model_validate(body)
+    except ValidationError as exc:
+        raise EditError(_field_errors(exc, "segment")) from None
+    data = _fields(document)
+    data["segments"] = {**data.get("segments", {}), name: segment.model_dump()}
+    return _validated(data, ("segments", name), "segment")
+
+
+def delete_segment(document: RoutingDocument, name: str) -> RoutingDocument:
+    if name not in document.segments:
+        raise EditError([FieldError("segment", f"no segment named {name!r}")], status=404)
+    users = [
+        flag_name
+        for flag_name, flag in document.feature_flags.items()
+        if name in flag.target_groups
+        or any(
+            s.target == name
+            for s in (flag.gradual_rollout.schedule if flag.gradual_rollout else [])
+        )
+    ]
+    if users:
+        raise EditError(
+            [
+                FieldError(
+                    "segment", f"segment {name!r} is used by flag {', '.join(map(repr, users))}"
+                )
+            ],
+            status=409,
+        )
+    data = _fields(document)
+    del data["segments"][name]
+    return _validated(data, ("segments", name), "segment")
+
+
+def set_attributes(document: RoutingDocument, attributes: Any) -> RoutingDocument:
+    """Replace the map of attribute name → request header."""
+    if not isinstance(attributes, Mapping):
+        raise EditError(
+            [
+                FieldError(
+                    "attributes", 'an object of attribute → header, e.g. {"region": "x-region"}'
+                )
+            ]
+        )
+    return _validated(
+        {**_fields(document), "attributes": dict(attributes)}, ("attributes",), "attributes"
+    )
+
+
+def apply_schedule_step(
+    document: RoutingDocument, name: str, step: ScheduleStep
+) -> RoutingDocument:
+    """The document after one step of the flag's schedule.
+
+    A step sets ``rollout_percentage``; with a ``target`` the audience becomes that segment
+    alone (``all_users``: everyone), the flag's own conditions dropped. ``remove_flag`` (at
+    100 % of all_users, by validation) gives the released track 100 % of the route's weights
+    and deletes the flag in the same document, so nobody the flag released moves. It is
+    refused while the flag is off or excludes users (``disabled_for``): those users are not
+    on the released track and would be moved onto it.
+    """
+    flag = find_flag(document, name)
+    if step.action != "remove_flag":
+        changes: dict[str, Any] = {"rollout_percentage": step.percentage}
+        if step.target is not None:
+            changes |= {"target_groups": [step.target], "conditions": []}
+        return put_flag(document, name, {**flag.model_dump(), **changes})
+    if not flag.enabled or flag.override.disabled_for:
+        why = "is disabled" if not flag.enabled else "excludes users in override.disabled_for"
+        raise EditError(
+            [
+                FieldError(
+                    "flag", f"flag {name!r} {why}: removing it would move them to {flag.track!r}"
+                )
+            ],
+            status=409,
+        )
+    route = find_route(document, flag.route)
+    weights = {t.name: 100.0 if t.name == flag.track else 0.0 for t in route.tracks}
+    return delete_flag(set_weights(document, route.name, weights), name)
+
+
+def _with_flags(document: RoutingDocument, flags: dict[str, Any], name: str) -> RoutingDocument:
+    return _validated(
+        {**_fields(document), "feature_flags": flags}, ("feature_flags", name), "flag"
+    )
+
+
+def _validated(data: dict[str, Any], strip: tuple[Any, ...], prefix: str) -> RoutingDocument:
+    """Validate a whole document; errors under ``strip`` are named from ``prefix``."""
+    try:
+        return RoutingDocument.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for error in _field_errors(exc, ""):
+            dotted = ".".join(str(p) for p in strip)
+            if error.field == dotted or error.field.startswith((dotted + ".", dotted + "[")):
+                error = FieldError(prefix + error.field[len(dotted) :], error.reason)
+            errors.append(error)
+        raise EditError(errors) from None
 
 
 def _field_errors(

@@ -1,18 +1,20 @@
-"""``python -m proxy`` / ``splitgate proxy``: run the data plane."""
+"""``python -m proxy`` / ``splitgate proxy``: run the data plane, alone or as N workers."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 import uvloop
 
-from config.keys import Keys
 from config.loader import ConfigError
-from proxy.app import Follow, ProxyApp
-from proxy.server import serve
+from proxy.server import Supervisor, WorkerRole, check_free, run, run_worker
 from proxy.settings import ProxyProcess, from_args
 
 
@@ -25,42 +27,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=process.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if process.workers > 1:
+        return supervise(process)
     try:
         uvloop.run(run(process))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(
-            f"splitgate proxy: cannot listen on {process.host}:{process.port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return 1
+        return cannot_listen(process, exc)
     return 0
 
 
-async def run(process: ProxyProcess) -> None:
-    logging.getLogger("splitgate.proxy").info(
-        "routing from %s: %s",
-        process.config_source,
-        ", ".join(r.name for r in process.config.routes),
-    )
-    follow = None
-    if process.redis_url is not None:
-        follow = Follow(
-            process.redis_url,
-            process.instance,
-            Keys(process.namespace),
-            poll_s=process.poll_s,
-            pubsub=process.pubsub,
+def supervise(process: ProxyProcess) -> int:
+    """Serve with ``process.workers`` spawned worker processes sharing the port."""
+    try:
+        check_free(process.host, process.port)
+    except OSError as exc:
+        return cannot_listen(process, exc)
+    if sys.platform != "linux":
+        logging.getLogger("splitgate.proxy").warning(
+            "outside Linux the kernel may not spread connections evenly over SO_REUSEPORT workers"
         )
-    proxy = ProxyApp(
-        process.config,
-        internal_secret=process.internal_secret,
-        follow=follow,
-        signing_key=process.signing_key,
+    # One key for all workers: feedback may reach another worker than the one that signed the id.
+    shared = replace(process, signing_key=process.signing_key or os.urandom(32))
+    # Spawned, not forked: each worker starts a fresh interpreter and builds its own loop.
+    context = multiprocessing.get_context("spawn")
+
+    def start_worker(index: int) -> tuple[BaseProcess, Connection]:
+        link, worker_end = context.Pipe()
+        worker = context.Process(
+            target=run_worker,
+            args=(
+                # Each worker acks in Redis under its own name: the control plane waits for all.
+                replace(shared, instance=f"{process.instance}-w{index}"),
+                WorkerRole(index, process.workers),
+                worker_end,
+            ),
+            name=f"splitgate-proxy-w{index}",
+            daemon=True,
+        )
+        worker.start()
+        worker_end.close()
+        return worker, link
+
+    supervisor = Supervisor(
+        process.workers,
+        start_worker,
+        listen=f"{process.host}:{process.port}",
+        stop_grace_s=process.config.proxy.timeouts.drain + 10,
     )
-    await serve(proxy, process.host, process.port)
+    return supervisor.run()
+
+
+def cannot_listen(process: ProxyProcess, exc: OSError) -> int:
+    print(
+        f"splitgate proxy: cannot listen on {process.host}:{process.port}: {exc.strerror or exc}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

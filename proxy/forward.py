@@ -30,8 +30,8 @@ from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse
 from proxy.endpoints import Endpoint, EndpointPool
 from proxy.errors import error_response
 from proxy.headers import RequestHeaderFilter, response_headers
-from proxy.stats import read_tail
-from proxy.table import CompiledRoute, CompiledTrack, TableRef
+from proxy.stats import TrackStats, read_tail
+from proxy.table import CompiledFlag, CompiledRoute, CompiledTrack, TableRef
 from proxy.watchdog import Watchdog
 
 log = logging.getLogger("splitgate.proxy")
@@ -50,6 +50,7 @@ class _Exchange:
         "endpoint",
         "error",
         "first_byte",
+        "flag",
         "generation",
         "nonce",
         "request_id",
@@ -65,6 +66,7 @@ class _Exchange:
         nonce: str,
         client_id: bool,
         chosen: CompiledTrack,
+        flag: CompiledFlag | None,
         generation: int,
         started: float,
     ) -> None:
@@ -72,6 +74,8 @@ class _Exchange:
         self.nonce = nonce
         self.client_id = client_id
         self.chosen = chosen
+        self.flag = flag
+        """The feature flag that released this request to ``chosen``, if one did."""
         self.generation = generation
         self.started = started
         self.first_byte: float | None = None
@@ -81,6 +85,14 @@ class _Exchange:
         self.track: CompiledTrack | None = None
         self.upstream: UpstreamResponse | None = None
         self.response: web.StreamResponse | None = None
+
+    def stats(self) -> TrackStats | None:
+        """Where this request counts: its flag's counts if the flag's track answered."""
+        track = self.track
+        if track is None:
+            return None
+        flag = self.flag
+        return flag.stats if flag is not None and flag.track is track else track.stats
 
 
 class Forwarder:
@@ -127,9 +139,9 @@ class Forwarder:
         chosen = self._choose(route, request)
         if isinstance(chosen, web.Response):
             return _stamp(chosen, client_id or nonce, None, table.generation)
-        track, forced = chosen
-        if not forced:
-            track.stats.assigned += 1
+        track, forced, flag = chosen
+        if not forced and flag is None:
+            track.stats.assigned += 1  # the weighted split's decisions only (sample ratio)
         # Our own ids are signed for the track that serves them: feedback on an id needs no
         # lookup (config.feedback). A client's own id is kept, and a signed one added beside.
         request_id = client_id or sign(self._signing_key, nonce, track.feedback_payload)
@@ -140,7 +152,7 @@ class Forwarder:
         started = loop.time()
         dog = Watchdog(loop, task, started + self._timeouts.client_body, "client_body")
         exchange = _Exchange(
-            request_id, nonce, client_id is not None, track, table.generation, started
+            request_id, nonce, client_id is not None, track, flag, table.generation, started
         )
         try:
             response = await self._forward(request, route, track, forced, dog, exchange)
@@ -170,10 +182,14 @@ class Forwarder:
             else:
                 request_id = signed  # fell back to the baseline: sign for who answered
         _stamp(response, request_id, track, exchange.generation)
+        if exchange.flag is not None:
+            response.headers["X-Splitgate-Flag"] = exchange.flag.name
 
     def _choose(
         self, route: CompiledRoute, request: web.BaseRequest
-    ) -> tuple[CompiledTrack, bool] | web.Response:
+    ) -> tuple[CompiledTrack, bool, CompiledFlag | None] | web.Response:
+        """The trusted override, else the first feature flag that releases the request,
+        else the weighted split: (track, forced by the override, deciding flag)."""
         headers = request.headers
         wanted = headers.get(self._override_header)
         if wanted is not None and self._secret is not None:
@@ -187,9 +203,14 @@ class Forwarder:
                         f"route {route.name!r} has no track {wanted!r}",
                         param=self._override_header,
                     )
-                return track, True
+                return track, True, None
         key = sticky_key(route.stickiness, headers, request.remote, self._client_address)
-        return route.pick(key), False
+        flags = route.flags
+        if flags is not None:
+            flag = flags.decide(headers.get, key)
+            if flag is not None:
+                return flag.track, False, flag
+        return route.pick(key), False, None
 
     async def _forward(
         self,
@@ -356,9 +377,10 @@ class Forwarder:
     @staticmethod
     def _read_tail(tail: bytes, sse: bool, exchange: _Exchange) -> None:
         facts = read_tail(tail, sse)
-        assert exchange.track is not None
+        stats = exchange.stats()
+        assert stats is not None
         if facts.prompt_tokens is not None or facts.completion_tokens is not None:
-            exchange.track.stats.add_usage(facts.prompt_tokens or 0, facts.completion_tokens or 0)
+            stats.add_usage(facts.prompt_tokens or 0, facts.completion_tokens or 0)
         if not facts.finished:
             exchange.error = "truncated"
 
@@ -380,12 +402,12 @@ class Forwarder:
 
 
 def _record(exchange: _Exchange, now: float) -> None:
-    track = exchange.track
-    if track is None:
+    stats = exchange.stats()
+    if stats is None:
         return
     started = exchange.started
     first = exchange.first_byte
-    track.stats.record(
+    stats.record(
         (now - started) * 1000.0,
         None if first is None else (first - started) * 1000.0,
         exchange.error,

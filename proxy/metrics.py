@@ -3,7 +3,9 @@
 Per route, track and version: requests, errors by class, clients that went away, latency and
 time-to-first-byte histograms (seconds), and tokens from the responses' ``usage``. Labels are
 route, track, version and error class only: no user ids, paths or models, so the number of
-series stays bounded by the routing document. Plus the routing state: the generation in use,
+series stays bounded by the routing document. The same series under ``splitgate_flag_*``, with
+a ``flag`` label, count the requests each feature flag released (the ``splitgate_*`` totals
+include them): bounded by the flags the documents held. Plus the routing state: the generation in use,
 how stale it is, whether Redis is reachable, documents refused.
 
 Everything is read at scrape time from the objects that own it (``StatsRegistry``, the table,
@@ -31,62 +33,103 @@ from prometheus_client.registry import Collector
 
 from config.srm import sample_ratio
 from proxy.flusher import MetricsFlusher
-from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry
+from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry, TrackStats
 from proxy.table import TableRef
 from proxy.watcher import RoutingWatcher
 
 LABELS = ["route", "track", "version"]
+FLAG_LABELS = [*LABELS, "flag"]
 _EXPOSED = range(0, len(BUCKET_BOUNDS_MS), 2)
 """Every second bound (a factor of √2): precise enough for dashboards, half the series."""
 
 
 class TrackCollector(Collector):
+    """Per track (every request, flag-released ones included) and, under ``splitgate_flag_*``
+    with a ``flag`` label, the requests each feature flag released."""
+
     def __init__(self, stats: StatsRegistry) -> None:
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "splitgate_requests", "Requests answered, by track.", labels=LABELS
+        everything = list(self._stats)
+        totals: dict[tuple[str, str, str], list[TrackStats]] = {}
+        for s in everything:
+            totals.setdefault((s.route, s.track, s.version), []).append(s)
+        yield from _families(
+            "splitgate", LABELS, [(list(key), group) for key, group in totals.items()]
         )
-        errors = CounterMetricFamily(
-            "splitgate_request_errors", "Failed requests by error class.", labels=[*LABELS, "class"]
+        yield from _families(
+            "splitgate_flag",
+            FLAG_LABELS,
+            [([s.route, s.track, s.version, s.flag], [s]) for s in everything if s.flag],
+            " Requests a feature flag released.",
         )
-        gone = CounterMetricFamily(
-            "splitgate_client_disconnects", "Clients that went away before the end.", labels=LABELS
-        )
-        tokens = CounterMetricFamily(
-            "splitgate_tokens", "Tokens reported in the responses' usage.", labels=[*LABELS, "kind"]
-        )
-        latency = HistogramMetricFamily(
-            "splitgate_request_duration_seconds", "Whole-request latency.", labels=LABELS
-        )
-        ttfb = HistogramMetricFamily(
-            "splitgate_time_to_first_byte_seconds",
-            "From the request to the first body byte (the first token on streams).",
-            labels=LABELS,
-        )
-        for s in self._stats:
-            key = [s.route, s.track, s.version]
-            requests.add_metric(key, s.requests)
-            for name in ERROR_CLASSES:
-                errors.add_metric([*key, name], s.errors[name])
-            gone.add_metric(key, s.client_gone)
-            tokens.add_metric([*key, "prompt"], s.prompt_tokens)
-            tokens.add_metric([*key, "completion"], s.completion_tokens)
-            latency.add_metric(key, _buckets(s.latency), s.latency_sum_ms / 1000)
-            ttfb.add_metric(key, _buckets(s.ttfb), s.ttfb_sum_ms / 1000)
-        yield from (requests, errors, gone, tokens, latency, ttfb, self._feedback())
+        yield self._feedback(everything)
 
-    def _feedback(self) -> Metric:
+    @staticmethod
+    def _feedback(everything: list[TrackStats]) -> Metric:
         family = CounterMetricFamily(
             "splitgate_feedback",
             "Feedback received on this proxy, by kind.",
             labels=[*LABELS, "kind"],
         )
-        for s in self._stats:
+        for s in everything:
             for name, value in sorted(s.feedback.items()):
                 family.add_metric([s.route, s.track, s.version, name.removeprefix("fb:")], value)
         return family
+
+
+def _families(
+    prefix: str,
+    labels: list[str],
+    groups: list[tuple[list[str], list[TrackStats]]],
+    scope: str = "",
+) -> Iterator[Metric]:
+    """Counters and histograms of each group of stats (summed), labelled with its key."""
+    requests = CounterMetricFamily(
+        f"{prefix}_requests", "Requests answered, by track." + scope, labels=labels
+    )
+    errors = CounterMetricFamily(
+        f"{prefix}_request_errors",
+        "Failed requests by error class." + scope,
+        labels=[*labels, "class"],
+    )
+    gone = CounterMetricFamily(
+        f"{prefix}_client_disconnects",
+        "Clients that went away before the end." + scope,
+        labels=labels,
+    )
+    tokens = CounterMetricFamily(
+        f"{prefix}_tokens",
+        "Tokens reported in the responses' usage." + scope,
+        labels=[*labels, "kind"],
+    )
+    latency = HistogramMetricFamily(
+        f"{prefix}_request_duration_seconds", "Whole-request latency." + scope, labels=labels
+    )
+    ttfb = HistogramMetricFamily(
+        f"{prefix}_time_to_first_byte_seconds",
+        "From the request to the first body byte (the first token on streams)." + scope,
+        labels=labels,
+    )
+    for key, group in groups:
+        requests.add_metric(key, sum(s.requests for s in group))
+        for name in ERROR_CLASSES:
+            errors.add_metric([*key, name], sum(s.errors[name] for s in group))
+        gone.add_metric(key, sum(s.client_gone for s in group))
+        tokens.add_metric([*key, "prompt"], sum(s.prompt_tokens for s in group))
+        tokens.add_metric([*key, "completion"], sum(s.completion_tokens for s in group))
+        latency.add_metric(
+            key,
+            _buckets([sum(c) for c in zip(*(s.latency for s in group), strict=True)]),
+            sum(s.latency_sum_ms for s in group) / 1000,
+        )
+        ttfb.add_metric(
+            key,
+            _buckets([sum(c) for c in zip(*(s.ttfb for s in group), strict=True)]),
+            sum(s.ttfb_sum_ms for s in group) / 1000,
+        )
+    yield from (requests, errors, gone, tokens, latency, ttfb)
 
 
 def _buckets(counts: list[int]) -> list[tuple[str, float]]:

@@ -22,6 +22,7 @@ from config.redis_url import parse_redis_url
 from config.schema import SplitgateConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ProxyProcess:
     pubsub: bool
     poll_s: float
     signing_key: bytes | None
+    workers: int = 1
+    """Serving processes sharing the port with SO_REUSEPORT (1: this process serves alone)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +72,12 @@ def parser() -> argparse.ArgumentParser:
         "env SPLITGATE_REDIS_URL",
     )
     p.add_argument("--log-level", help="debug, info, warning or error; env SPLITGATE_LOG_LEVEL")
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        help=f"serving processes sharing the port, 1 to {MAX_WORKERS} (default 1: no extra "
+        "process); env SPLITGATE_WORKERS",
+    )
     return p
 
 
@@ -95,6 +104,10 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
             parse_redis_url(redis_url)
         except ValueError as exc:
             raise ConfigError([f"--redis-url: {exc}"]) from None
+    if args.workers is not None:
+        workers = parse_workers(args.workers, "--workers")
+    else:
+        workers = parse_workers(env.get("SPLITGATE_WORKERS") or "1", "SPLITGATE_WORKERS")
     return ProxyProcess(
         config=config,
         config_source=source,
@@ -110,7 +123,31 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
         signing_key=env["SPLITGATE_SIGNING_KEY"].encode()
         if env.get("SPLITGATE_SIGNING_KEY")
         else None,
+        workers=workers,
     )
+
+
+def parse_workers(value: str, source: str, *, reuse_port: bool | None = None) -> int:
+    """A worker count, 1..``MAX_WORKERS``; more than one needs SO_REUSEPORT from the platform.
+
+    ``reuse_port`` says whether the platform has it (default: ask the ``socket`` module).
+    """
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError([f"{source} {value!r}: expected a whole number of processes"])
+    workers = int(text)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError([f"{source} {value!r}: must be between 1 and {MAX_WORKERS}"])
+    if reuse_port is None:
+        reuse_port = hasattr(socket, "SO_REUSEPORT")
+    if workers > 1 and not reuse_port:
+        raise ConfigError(
+            [
+                f"{source} {value!r}: several workers share the port with SO_REUSEPORT, "
+                "which this platform lacks (Linux and the BSDs have it); use 1"
+            ]
+        )
+    return workers
 
 
 def _poll_seconds(value: str) -> float:

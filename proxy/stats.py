@@ -1,7 +1,10 @@
 """Per-track measurements, counted on the request path with no await, no lock and no I/O.
 
 Each (route, track, version) has one ``TrackStats``: plain integer counters and fixed-bucket
-histograms. Buckets are log-spaced (four per doubling, 1 ms to about 19 minutes) and the same
+histograms. Requests a feature flag released count apart, in a ``TrackStats`` of their own
+with ``flag`` set, so the released audience can be read alone; readers that want a track's
+total add them up (the flusher's window fields, keyed by track and version, do so by
+construction). Buckets are log-spaced (four per doubling, 1 ms to about 19 minutes) and the same
 in every process, so histograms from several replicas add up exactly and percentiles come
 from the merged counts, never from averaging percentiles. Readers (the Prometheus endpoint,
 the Redis flusher) take snapshots; the request path only adds.
@@ -45,6 +48,7 @@ class TrackStats:
         "completion_tokens",
         "errors",
         "feedback",
+        "flag",
         "latency",
         "latency_sum_ms",
         "prompt_tokens",
@@ -57,10 +61,12 @@ class TrackStats:
         "version",
     )
 
-    def __init__(self, route: str, track: str, version: str) -> None:
+    def __init__(self, route: str, track: str, version: str, flag: str = "") -> None:
         self.route = route
         self.track = track
         self.version = version
+        self.flag = flag
+        """The feature flag whose releases these are; empty for every other request."""
         self.requests = 0
         self.assigned = 0
         """Requests the weighted split sent here (not forced, counted before any fallback):
@@ -100,20 +106,20 @@ class TrackStats:
 
 
 class StatsRegistry:
-    """One ``TrackStats`` per route/track/version for the life of the process.
+    """One ``TrackStats`` per route/track/version (and flag) for the life of the process.
 
     A table swap keeps the counters of every track that still exists: the registry hands the
     same object to each table generation, so nothing counted is lost to a weight change.
     """
 
     def __init__(self) -> None:
-        self._stats: dict[tuple[str, str, str], TrackStats] = {}
+        self._stats: dict[tuple[str, str, str, str], TrackStats] = {}
 
-    def get(self, route: str, track: str, version: str) -> TrackStats:
-        key = (route, track, version)
+    def get(self, route: str, track: str, version: str, flag: str = "") -> TrackStats:
+        key = (route, track, version, flag)
         stats = self._stats.get(key)
         if stats is None:
-            stats = self._stats[key] = TrackStats(route, track, version)
+            stats = self._stats[key] = TrackStats(route, track, version, flag)
         return stats
 
     def __iter__(self) -> Iterator[TrackStats]:

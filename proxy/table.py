@@ -9,21 +9,46 @@ Bucket layout of a route: the candidate (first listed non-baseline track) owns `
 other non-baseline tracks follow in listed order, and the baseline owns the top of the range.
 Raising the candidate's weight while lowering the baseline's moves only baseline users onto
 the candidate, and lowering it moves the most recently added users back first.
+
+Feature flags (``config.flags``) compile into ``CompiledFlags``: every distinct condition of
+the route's enabled flags gets one bit; per attribute, a dict from each value named by an
+``in``/``equals`` test to the bits that value satisfies (prefix, number and version tests
+run on the value once it is read). A request reads each attribute header once, ORs its bits
+together, and a flag's audience holds when some condition set's bits are all present, one
+integer test per set. A gate of one bit per set lets most requests skip the flags after
+reading the headers, and override lists are one dict lookup; a route without flags pays one
+attribute check. ``explain`` in ``config.flags`` is the reference this must agree with.
 """
 
 from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from config.feedback import track_payload
-from config.schema import BUCKETS, Route, RoutingDocument, weight_to_basis_points
+from config.flags import (
+    NUMBER_OPERATORS,
+    SEMVER_OPERATORS,
+    USER_ID,
+    Compare,
+    Condition,
+    default_header,
+    flag_salt,
+    flags_of,
+    parse_number,
+    parse_semver,
+    threshold,
+)
+from config.schema import BUCKETS, Route, RoutingDocument
 from proxy.affinity import Source, compile_sources
 from proxy.endpoints import Balancer, EndpointPool
 from proxy.hashing import bucket, salt_prefix
 from proxy.stats import StatsRegistry, TrackStats
+
+Reader = tuple[str | None, Callable[[str], int]]
+"""An attribute's header (None: the sticky key) and the condition bits a value of it sets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +59,82 @@ class CompiledTrack:
     stats: TrackStats
     feedback_payload: str
     """The route/track/version part of the signed request ids (``config.feedback``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFlag:
+    name: str
+    track: CompiledTrack
+    stats: TrackStats
+    """Counts of the requests this flag released (``TrackStats.flag`` is the name)."""
+    sets: tuple[int, ...]
+    """The condition bits each condition set needs (0: everyone); empty: no audience."""
+    salt: bytes
+    threshold: int
+    """Buckets ``[0, threshold)`` of the flag's own hash are released."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFlags:
+    """The enabled flags of one route, in document order, ready for ``decide``."""
+
+    readers: tuple[Reader, ...]
+    flags: tuple[CompiledFlag, ...]
+    overrides: dict[str, tuple[bool | None, ...]]
+    """User id → per flag: True (``enabled_for``), False (``disabled_for``, which wins) or
+    None. Only users named in some override list are here."""
+    gate: int | None
+    """One bit of every condition set (None: some set is everyone): a request with none of
+    them matches no set, and skips the flags."""
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def decide(self, get: Callable[[str], str | None], key: str | None) -> CompiledFlag | None:
+        """The first flag that releases this request, if any (``get`` reads a header)."""
+        have = 0
+        for header, read in self.readers:
+            value = key if header is None else get(header)
+            if value:
+                have |= read(value)
+        if key is not None and self.overrides:
+            states = self.overrides.get(key)
+            if states is not None:
+                return self._decide_overridden(have, key, states)
+        gate = self.gate
+        if gate is not None and not have & gate:
+            return None  # the common case: no condition set can hold
+        for flag in self.flags:
+            for need in flag.sets:
+                if have & need == need:
+                    break
+            else:
+                continue
+            if self._in_rollout(flag, key):
+                return flag
+        return None
+
+    def _decide_overridden(
+        self, have: int, key: str, states: tuple[bool | None, ...]
+    ) -> CompiledFlag | None:
+        for flag, state in zip(self.flags, states, strict=True):
+            if state is not None:
+                if state:
+                    return flag
+                continue
+            for need in flag.sets:
+                if have & need == need:
+                    break
+            else:
+                continue
+            if self._in_rollout(flag, key):
+                return flag
+        return None
+
+    def _in_rollout(self, flag: CompiledFlag, key: str | None) -> bool:
+        share = flag.threshold
+        if share >= BUCKETS:
+            return True
+        value = self.rng.randrange(BUCKETS) if key is None else bucket(flag.salt, key)
+        return value < share
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +154,8 @@ class CompiledRoute:
     assigned_at_build: dict[str, int]
     """Each track's assigned count when this table was built: the sample-ratio check counts
     only what this table's weights decided."""
+    flags: CompiledFlags | None = None
+    """None when no enabled flag of the document names this route."""
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def bucket_of(self, key: str) -> int:
@@ -97,7 +200,7 @@ class RoutingTable:
     ) -> RoutingTable:
         """Compile a validated document; generation 0 means "from the config file"."""
         registry = stats if stats is not None else StatsRegistry()
-        compiled = [_compile_route(route, pool, registry) for route in document.routes]
+        compiled = [_compile_route(route, document, pool, registry) for route in document.routes]
         compiled.sort(key=lambda r: (r.host is None, -len(r.path_prefix)))
         return cls(generation=generation, routes=tuple(compiled))
 
@@ -126,7 +229,9 @@ def bucket_order(route: Route) -> list[str]:
     return [t.name for t in route.tracks if t.name != baseline] + [baseline]
 
 
-def _compile_route(route: Route, pool: EndpointPool, stats: StatsRegistry) -> CompiledRoute:
+def _compile_route(
+    route: Route, document: RoutingDocument, pool: EndpointPool, stats: StatsRegistry
+) -> CompiledRoute:
     tracks = {
         t.name: CompiledTrack(
             name=t.name,
@@ -137,32 +242,128 @@ def _compile_route(route: Route, pool: EndpointPool, stats: StatsRegistry) -> Co
         )
         for t in route.tracks
     }
-    weights = {t.name: weight_to_basis_points(t.weight) for t in route.tracks}
-    ordered, bounds = _layout(bucket_order(route), weights)
+    layout = route.bucket_layout()
     return CompiledRoute(
         name=route.name,
         path_prefix=route.match.path_prefix,
         host=route.match.host,
         stickiness=compile_sources(route.stickiness),
         salt=salt_prefix(route.hash_salt()),
-        bounds=tuple(bounds),
-        ordered=tuple(tracks[name] for name in ordered),
+        bounds=tuple(upper for _, upper in layout),
+        ordered=tuple(tracks[name] for name, _ in layout),
         tracks=tracks,
         baseline=tracks[route.baseline_name()],
         weights={t.name: t.weight for t in route.tracks},
         assigned_at_build={name: t.stats.assigned for name, t in tracks.items()},
+        flags=_compile_flags(route.name, document, tracks, stats),
     )
 
 
-def _layout(order: Sequence[str], weights: dict[str, int]) -> tuple[list[str], list[int]]:
-    names: list[str] = []
-    bounds: list[int] = []
-    upper = 0
-    for name in order:
-        if weights[name] == 0:
-            continue
-        upper += weights[name]
-        names.append(name)
-        bounds.append(upper)
-    # Weights add up to BUCKETS (validated), so every bucket value falls inside the bounds.
-    return names, bounds
+def _compile_flags(
+    route: str, document: RoutingDocument, tracks: dict[str, CompiledTrack], stats: StatsRegistry
+) -> CompiledFlags | None:
+    active = [
+        (name, flag)
+        for name, flag in flags_of(document, route)
+        if flag.enabled and (threshold(flag) > 0 or flag.override.enabled_for)
+    ]
+    if not active:
+        return None
+    bits: dict[object, int] = {}
+    tests: dict[str, list[tuple[int, Condition]]] = {}
+    compiled: list[CompiledFlag] = []
+    overrides: dict[str, list[bool | None]] = {}
+    gate: int | None = 0
+    for index, (name, flag) in enumerate(active):
+        sets: list[int] = []
+        # At 0 % only the override lists release anyone: no audience to test.
+        for _, conditions in flag.condition_sets(document.segments) if threshold(flag) else ():
+            need = 0
+            for condition in conditions:
+                key = condition.key()
+                if key not in bits:
+                    bits[key] = 1 << len(bits)
+                    tests.setdefault(condition.attribute, []).append((bits[key], condition))
+                need |= bits[key]
+            sets.append(need)
+            # The gate takes the set's most selective test: an `in` or `equals` if it has one.
+            chosen = min(conditions, key=lambda c: c.operator not in ("in", "equals"), default=None)
+            gate = None if gate is None or chosen is None else gate | bits[chosen.key()]
+        for user in flag.override.enabled_for:
+            overrides.setdefault(user, [None] * len(active))[index] = True
+        for user in flag.override.disabled_for:  # deny before allow
+            overrides.setdefault(user, [None] * len(active))[index] = False
+        track = tracks[flag.track]
+        compiled.append(
+            CompiledFlag(
+                name=name,
+                track=track,
+                stats=stats.get(route, track.name, track.version, name),
+                sets=tuple(sets),
+                salt=salt_prefix(flag_salt(name, flag)),
+                threshold=threshold(flag),
+            )
+        )
+    headers = {a: document.attributes.get(a, default_header(a)) for a in tests}
+    return CompiledFlags(
+        readers=tuple(
+            (None if a == USER_ID else headers[a], _reader(found)) for a, found in tests.items()
+        ),
+        flags=tuple(compiled),
+        overrides={user: tuple(states) for user, states in overrides.items()},
+        gate=gate,
+    )
+
+
+def _reader(tests: list[tuple[int, Condition]]) -> Callable[[str], int]:
+    """value → the bits of ``tests`` (all on one attribute) that the value satisfies."""
+    exact: dict[str, int] = {}
+    other = 0
+    prefixes: list[tuple[int, tuple[str, ...]]] = []
+    numbers: list[tuple[int, Compare, object]] = []
+    versions: list[tuple[int, Compare, object]] = []
+    discrete: list[tuple[int, frozenset[str], bool]] = []
+    for bit, c in tests:
+        op = c.operator
+        if op in ("in", "not_in"):
+            assert c.values is not None
+            discrete.append((bit, frozenset(c.values), op == "in"))
+        elif op in ("equals", "not_equals"):
+            assert isinstance(c.value, str)
+            discrete.append((bit, frozenset((c.value,)), op == "equals"))
+        elif op == "prefix":
+            assert c.values is not None
+            prefixes.append((bit, tuple(c.values)))
+        elif op in NUMBER_OPERATORS:
+            numbers.append((bit, NUMBER_OPERATORS[op], c.value))
+        else:
+            assert isinstance(c.value, str)
+            versions.append((bit, SEMVER_OPERATORS[op], parse_semver(c.value)))
+    for bit, _, positive in discrete:
+        if not positive:
+            other |= bit
+    for value in {v for _, values, _ in discrete for v in values}:
+        exact[value] = 0
+        for bit, values, positive in discrete:
+            if (value in values) == positive:
+                exact[value] |= bit
+    lookup = exact.get
+    if not (prefixes or numbers or versions):
+        return lambda value: lookup(value, other)
+
+    def read(value: str) -> int:
+        found = lookup(value, other)
+        for bit, starts in prefixes:
+            if value.startswith(starts):
+                found |= bit
+        if numbers and (number := parse_number(value)) is not None:
+            for bit, compare, operand in numbers:
+                if compare(number, operand):
+                    found |= bit
+        if versions and (version := parse_semver(value)) is not None:
+            for bit, compare, operand in versions:
+                if compare(version, operand):
+                    found |= bit
+        return found
+
+    return read

@@ -42,7 +42,7 @@ def test_minimal_form_from_the_issue_loads(tmp_path: Path) -> None:
     assert route.stickiness == ["header:x-user-id", "header:x-session-id", "client_ip"]
 
 
-@pytest.mark.parametrize("name", ["routes.yaml", "full.yaml"])
+@pytest.mark.parametrize("name", ["routes.yaml", "full.yaml", "flags.yaml"])
 def test_shipped_routing_examples_load(name: str) -> None:
     load_config(EXAMPLES / name)
 
@@ -54,6 +54,7 @@ def test_every_shipped_example_is_tested() -> None:
     assert shipped == {
         "routes.yaml",
         "full.yaml",
+        "flags.yaml",
         "environments.yaml",
         "plans/canary.yaml",
         "plans/blue-green.yaml",

@@ -1,0 +1,142 @@
+"""Cost of choosing a track with feature flags, per request, against the same route without.
+
+    python bench/flags.py [--requests 200000] [--repeat 5]
+
+Times what the forwarder does to choose a track (``Forwarder._choose`` without the override):
+the sticky key, the flags' decision, the weighted split, on real ``CIMultiDictProxy`` request
+headers. The route carries 20 flags of 10 conditions each (every operator kind, ten
+attributes) in four cases: a user no flag targets (the common case), a user who meets nine
+of the ten conditions of every flag, a user the last flag releases, and a user in an
+override list. Prints the microseconds per request, the best of ``--repeat`` runs, and the
+difference as a share of the CPU a proxied request costs (``--request-us``, from
+docs/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from config.schema import OutlierDetection, RoutingDocument
+from proxy.affinity import ClientAddress, sticky_key
+from proxy.endpoints import EndpointPool
+from proxy.table import CompiledRoute, RoutingTable
+
+FLAGS = 20
+
+COMMON = {
+    "host": "api.example",
+    "user-agent": "OpenAI/Python 1.40.0",
+    "content-type": "application/json",
+    "content-length": "182",
+    "accept": "application/json",
+    "authorization": "Bearer sk-xxxxxxxxxxxxxxxxxxxxxxxx",
+    "x-user-id": "user-4711",
+}
+NEAR = {
+    "x-region": "jp",
+    "x-tenant": "globex",
+    "x-plan": "team",
+    "x-app-version": "2.4.1",
+    "x-tier": "4",
+    "x-client": "ios-17",
+    "x-country": "JP",
+    "x-device": "phone",
+    "x-locale": "ja-JP",
+}
+
+
+def conditions(i: int) -> list[dict[str, Any]]:
+    """Ten conditions: ``NEAR`` meets the middle eight, segment ``premium`` or ``s<i>`` the
+    first, locale ``ja``/``en`` the last."""
+    return [
+        {"type": "user_segment", "values": [f"s{i}", "premium"]},
+        {"type": "region", "values": ["jp", "us"]},
+        {"type": "tenant", "operator": "not_in", "values": ["acme", f"banned-{i}"]},
+        {"type": "plan", "operator": "equals", "value": "team"},
+        {"type": "app_version", "operator": "semver_gte", "value": f"2.{i % 4}.0"},
+        {"type": "tier", "operator": "gt", "value": 2},
+        {"type": "client", "operator": "prefix", "values": ["ios-", "android-"]},
+        {"type": "country", "values": ["JP", "US", "DE"]},
+        {"type": "device", "operator": "not_equals", "value": f"tv-{i}"},
+        {"type": "locale", "operator": "prefix", "values": ["ja", "en"]},
+    ]
+
+
+def route(flags: int) -> CompiledRoute:
+    tracks = [
+        {"name": "stable", "version": "1", "upstreams": ["http://127.0.0.1:1"], "weight": 90},
+        {"name": "canary", "version": "2", "upstreams": ["http://127.0.0.1:2"], "weight": 10},
+        {"name": "v2", "version": "3", "upstreams": ["http://127.0.0.1:3"], "weight": 0},
+    ]
+    document = RoutingDocument.model_validate(
+        {
+            "routes": [{"name": "chat", "tracks": tracks}],
+            "feature_flags": {
+                f"flag-{i}": {
+                    "route": "chat",
+                    "track": "v2",
+                    "rollout_percentage": 100,
+                    "conditions": conditions(i),
+                    "override": {"enabled_for": [f"tester-{i}-{j}" for j in range(50)]},
+                }
+                for i in range(flags)
+            },
+        }
+    )
+    return RoutingTable.build(document, EndpointPool(OutlierDetection())).routes[0]
+
+
+def per_request(compiled: CompiledRoute, headers: dict[str, str], n: int, repeat: int) -> float:
+    request = CIMultiDictProxy(CIMultiDict(headers))
+    client = ClientAddress(())
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(n):
+            key = sticky_key(compiled.stickiness, request, "127.0.0.1", client)
+            flags = compiled.flags
+            if flags is not None and (flag := flags.decide(request.get, key)) is not None:
+                track = flag.track
+            else:
+                track = compiled.pick(key)
+        best = min(best, (time.perf_counter() - started) / n)
+        assert track is not None
+    return best * 1e6
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--requests", type=int, default=200_000)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--request-us", type=float, default=260.0)
+    args = p.parse_args()
+    plain, flagged = route(0), route(FLAGS)
+    cases = {
+        "no flag targets the user": {**COMMON, "x-user-segment": "free", "x-region": "br"},
+        "9 of 10 conditions of every flag": {
+            **COMMON,
+            **NEAR,
+            "x-user-segment": "premium",
+            "x-locale": "fr-FR",
+        },
+        "released by the last flag": {**COMMON, "x-user-segment": f"s{FLAGS - 1}", **NEAR},
+        "in an override list": {**COMMON, "x-user-id": f"tester-{FLAGS - 1}-0", **NEAR},
+    }
+    base = per_request(plain, cases["no flag targets the user"], args.requests, args.repeat)
+    print(
+        f"| case ({FLAGS} flags × 10 conditions) | µs per request | added µs | of a {args.request_us:g} µs request |"
+    )
+    print("|---|---|---|---|")
+    print(f"| no flags on the route | {base:.2f} | — | — |")
+    for name, headers in cases.items():
+        cost = per_request(flagged, headers, args.requests, args.repeat)
+        added = cost - base
+        print(f"| {name} | {cost:.2f} | {added:.2f} | {added / args.request_us:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
