@@ -9,7 +9,6 @@ zero weights, at a generation above any the fleet has applied, so every proxy ac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -145,12 +144,21 @@ class ControlApp:
     async def close(self) -> None:
         for task in (self._guarding, self._stepping, self._leading, self._notifying):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop(task)
         if self.notifier is not None:
             await self.notifier.close()
         await self.redis.aclose()
 
     def web_app(self) -> web.Application:
         return self.api
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it to end. The cancellation is repeated: on
+    Python 3.11 a cancellation that meets a library's own timeout can surface as a
+    ``TimeoutError`` (an ``OSError``), which the loops catch and carry on from."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s ended with an error", task.get_name(), exc_info=task.exception())

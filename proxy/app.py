@@ -145,9 +145,7 @@ class ProxyApp:
     async def close(self) -> None:
         for task in (self._watching, self._flushing):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop(task)
         if self.flusher is not None:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(2):
@@ -155,3 +153,14 @@ class ProxyApp:
         if self._redis is not None:
             await self._redis.aclose()  # type: ignore[attr-defined]
         await self.client.close()
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it to end. The cancellation is repeated: on
+    Python 3.11 a cancellation that meets a library's own timeout can surface as a
+    ``TimeoutError`` (an ``OSError``), which the loops catch and carry on from."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
