@@ -69,6 +69,9 @@ class CanaryMetrics(Model):
             MetricCheck(name="user_satisfaction", threshold="> 4.0/5.0", window=3600),
         ]
     )
+    hold_for_secondary: bool = False
+    """Hold a phase until the secondary metrics have enough samples (by default they are
+    judged only once they do, and never hold a phase)."""
 
 
 class Comparison(Model):
@@ -364,12 +367,31 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
 
 
 def with_environment(plan: CanaryPlan, environment: Environment | None) -> CanaryPlan:
-    """Apply an environment's defaults: with ``approval_required`` the last phase (full
-    traffic) waits for an approval whatever the plan says."""
-    if environment is None or not environment.approval_required:
+    """Apply an environment's defaults.
+
+    - ``approval_required``: the last phase (full traffic) waits for an approval whatever the
+      plan says.
+    - ``monitoring``: ``basic`` judges the thresholds alone (no comparison with the baseline,
+      no quality signals); ``detailed`` runs the plan as written; ``comprehensive`` also holds
+      a phase until the quality signals (secondary metrics) have enough samples to pass.
+
+    ``auto_deploy`` and ``ab_testing`` are for the pipeline that starts rollouts; the
+    ``rollback`` choice is applied by the runner (manual: pause with the reason).
+    """
+    if environment is None:
         return plan
-    phases = [*plan.phases[:-1], plan.phases[-1].model_copy(update={"requires_approval": True})]
-    return plan.model_copy(update={"phases": phases})
+    update: dict[str, object] = {}
+    if environment.approval_required:
+        last = plan.phases[-1].model_copy(update={"requires_approval": True})
+        update["phases"] = [*plan.phases[:-1], last]
+    if environment.monitoring == "basic":
+        update["comparison"] = plan.comparison.model_copy(update={"method": "none"})
+        update["canary_metrics"] = plan.canary_metrics.model_copy(update={"secondary": []})
+    elif environment.monitoring == "comprehensive":
+        update["canary_metrics"] = plan.canary_metrics.model_copy(
+            update={"hold_for_secondary": True}
+        )
+    return plan.model_copy(update=update) if update else plan
 
 
 SHIPPED_ENVIRONMENTS = Path(__file__).parent / "examples" / "environments.yaml"

@@ -565,7 +565,11 @@ class Rollouts:
                 check.name, parse_threshold(check.threshold, check.name), window, minimum
             )
             # Quality signals arrive slowly: without them a phase is not held forever.
-            if check in plan.canary_metrics.secondary and result.verdict is Verdict.INCONCLUSIVE:
+            if (
+                check in plan.canary_metrics.secondary
+                and result.verdict is Verdict.INCONCLUSIVE
+                and not plan.canary_metrics.hold_for_secondary
+            ):
                 continue
             success.append(result)
         for metric, text in plan.config.success_criteria.items():

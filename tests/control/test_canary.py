@@ -171,3 +171,14 @@ def test_manual_rollback_pauses_and_says_why() -> None:
     )
     aborted, actions = command(PLAN, held, "abort", 0.2 * HOUR)
     assert (aborted.status, actions) == (Status.ABORTED, [SetWeights(0.0)])
+
+
+def test_monitoring_level_sets_what_is_judged() -> None:
+    from config.plans import Environment, with_environment
+
+    basic = with_environment(PLAN, Environment(deployment="canary", monitoring="basic"))
+    assert basic.comparison.method == "none" and basic.canary_metrics.secondary == []
+    assert basic.canary_metrics.primary == PLAN.canary_metrics.primary
+    full = with_environment(PLAN, Environment(deployment="canary", monitoring="comprehensive"))
+    assert full.canary_metrics.hold_for_secondary and full.comparison == PLAN.comparison
+    assert with_environment(PLAN, Environment(deployment="canary")) is PLAN
