@@ -68,7 +68,7 @@ def _measured(
             value,
             against,
             sample,
-            f"{sample} samples, {minimum} needed",
+            f"{metric}: {sample} samples, {minimum} needed",
         )
     return value, sample
 
