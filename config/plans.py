@@ -153,6 +153,17 @@ class PostDeploy(Model):
     _criteria = field_validator("criteria")(lambda v: None if v is None else _check_thresholds(v))
 
 
+class Limits(Model):
+    """How many bad looks a rollout takes before it rolls back (Argo Rollouts' failure and
+    error limits). A failure is a look where a ``rollback_if`` condition or a comparison with
+    the baseline failed; an error is a look whose metrics could not be read."""
+
+    consecutive_failures: int = Field(default=1, ge=1, le=100)
+    total_failures: int = Field(default=1, ge=1, le=1000)
+    consecutive_errors: int = Field(default=4, ge=1, le=100)
+    total_errors: int = Field(default=20, ge=1, le=1000)
+
+
 class CanaryPlan(Model):
     route: Name
     baseline: Name = "stable"
@@ -162,6 +173,7 @@ class CanaryPlan(Model):
     phases: list[Phase] = Field(min_length=1)
     canary_metrics: CanaryMetrics = CanaryMetrics()
     comparison: Comparison = Comparison()
+    limits: Limits = Limits()
     checklist: Checklist = Checklist()
     post_deploy: PostDeploy = PostDeploy()
 

@@ -122,6 +122,9 @@ def state_from_dict(data: dict[str, Any]) -> State:
         phase_started_at=data["phase_started_at"],
         generation=data["generation"],
         error_streak=data["error_streak"],
+        errors=data["errors"],
+        failure_streak=data["failure_streak"],
+        failures=data["failures"],
         paused_from=Status(data["paused_from"]) if data["paused_from"] else None,
         history=tuple(Event(**e) for e in data["history"]),
     )

@@ -10,7 +10,10 @@ Rules:
   acked the generation that carries them.
 - Any failed ``rollback_if`` condition or statistical test rolls back at once: the candidate's
   share goes to 0 and the rollout ends in ``rolled_back`` (retry by starting a new one).
-- Metrics that cannot be read are errors, not failures; ``max_errors`` in a row roll back.
+- A failed look (a ``rollback_if`` condition or a comparison) rolls back once the plan's
+  ``limits`` on failures in a row or in all are reached (1 and 1 by default: at once).
+- Metrics that cannot be read are errors, not failures; ``limits.consecutive_errors`` in a row
+  (4) or ``limits.total_errors`` in all (20) roll back.
 - When a phase's duration has passed: all success criteria pass → the next phase (after an
   approval when it ``requires_approval``, after ``promote`` when the phase is not
   ``auto_promote``); any criterion failing → roll back; inconclusive → hold and look again.
@@ -65,6 +68,9 @@ class State:
     generation: int | None = None
     """The routing generation that carries the current phase's weights, once written."""
     error_streak: int = 0
+    errors: int = 0
+    failure_streak: int = 0
+    failures: int = 0
     paused_from: Status | None = None
     history: tuple[Event, ...] = ()
 
@@ -91,9 +97,6 @@ class CommandRefused(Exception):
         self.status = status
 
 
-MAX_ERRORS = 4
-
-
 def start(plan: CanaryPlan, state: State, now: float) -> tuple[State, list[SetWeights]]:
     if state.status is not Status.PENDING:
         raise CommandRefused("start", state.status)
@@ -112,17 +115,31 @@ def written(state: State, generation: int) -> State:
 def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list[SetWeights]]:
     if state.status is not Status.RUNNING or not seen.acked or state.generation is None:
         return state, []
+    limits = plan.limits
     failed = [a for a in seen.rollback if a.verdict is Verdict.FAIL]
     if failed:
-        return _roll_back(state, seen.now, "; ".join(a.reason for a in failed))
+        reason = "; ".join(a.reason for a in failed)
+        state = replace(state, failure_streak=state.failure_streak + 1, failures=state.failures + 1)
+        if state.failure_streak >= limits.consecutive_failures:
+            return _roll_back(state, seen.now, reason)
+        if state.failures >= limits.total_failures:
+            return _roll_back(state, seen.now, f"{reason} ({state.failures} failed looks)")
+        return state.note(
+            seen.now,
+            "failure",
+            f"{reason} ({state.failure_streak} in a row, {state.failures} in all)",
+        ), []
     errors = [a for a in (*seen.rollback, *seen.success) if a.verdict is Verdict.ERROR]
     if errors:
-        streak = state.error_streak + 1
-        state = replace(state, error_streak=streak)
-        if streak >= MAX_ERRORS:
-            return _roll_back(state, seen.now, f"metrics unavailable {streak} times in a row")
+        state = replace(state, error_streak=state.error_streak + 1, errors=state.errors + 1)
+        if state.error_streak >= limits.consecutive_errors:
+            return _roll_back(
+                state, seen.now, f"metrics unavailable {state.error_streak} times in a row"
+            )
+        if state.errors >= limits.total_errors:
+            return _roll_back(state, seen.now, f"metrics unavailable {state.errors} times in all")
         return state.note(seen.now, "error", errors[0].reason), []
-    state = replace(state, error_streak=0)
+    state = replace(state, error_streak=0, failure_streak=0)
     phase = plan.phases[state.phase]
     if phase.duration is not None and seen.now - state.phase_started_at < phase.duration:
         return state, []

@@ -9,7 +9,6 @@ import pytest
 from config.plans import CanaryPlan, load_plan
 from control.analysis.verdict import Assessment, Verdict
 from control.strategies.canary import (
-    MAX_ERRORS,
     CommandRefused,
     Observation,
     SetWeights,
@@ -100,11 +99,45 @@ def test_inconclusive_holds_the_phase() -> None:
 def test_metrics_outages_are_errors_until_the_limit() -> None:
     state = running()
     down = (a(Verdict.ERROR),)
-    for i in range(MAX_ERRORS - 1):
+    for i in range(PLAN.limits.consecutive_errors - 1):
         state, actions = tick(PLAN, state, Observation(i * 60.0, True, down, ()))
         assert (state.status, actions) == (Status.RUNNING, [])
     state, actions = tick(PLAN, state, Observation(600.0, True, down, ()))
     assert (state.status, actions) == (Status.ROLLED_BACK, [SetWeights(0.0)])
+    assert state.history[-1].detail == "metrics unavailable 4 times in a row"
+
+
+def test_errors_and_failures_have_limits_in_a_row_and_in_all() -> None:
+    plan = PLAN.model_copy(
+        update={
+            "limits": PLAN.limits.model_copy(
+                update={"consecutive_failures": 2, "total_failures": 3, "total_errors": 3}
+            )
+        }
+    )
+    state = running()
+    bad, down = (a(Verdict.FAIL),), (a(Verdict.ERROR),)
+    # Failures: one alone holds; a good look resets the streak but not the total.
+    for look, seen in enumerate([bad, OK, bad, OK]):
+        state, actions = tick(plan, state, Observation(look * 60.0, True, seen, ()))
+        assert (state.status, actions) == (Status.RUNNING, [])
+    assert (state.failure_streak, state.failures) == (0, 2)
+    state, actions = tick(plan, state, Observation(300.0, True, bad, ()))
+    assert (state.status, actions) == (Status.ROLLED_BACK, [SetWeights(0.0)])
+    assert state.history[-1].detail.endswith("(3 failed looks)")
+    # Two failures in a row roll back before the total is reached.
+    state = running()
+    for look in range(2):
+        state, _ = tick(plan, state, Observation(look * 60.0, True, bad, ()))
+    assert state.status is Status.ROLLED_BACK
+    # Errors: never three in a row here, but three in all.
+    state = running()
+    for look, seen in enumerate([down, OK, down, OK]):
+        state, _ = tick(plan, state, Observation(look * 60.0, True, seen, ()))
+        assert state.status is Status.RUNNING
+    state, _ = tick(plan, state, Observation(300.0, True, down, ()))
+    assert state.status is Status.ROLLED_BACK
+    assert state.history[-1].detail == "metrics unavailable 3 times in all"
 
 
 def test_pause_resume_restarts_the_phase_clock_and_abort_sets_zero() -> None:
