@@ -78,6 +78,10 @@ class Comparison(Model):
     method: Literal["statistical", "none"] = "statistical"
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     baseline: str = "current_production"
+    min_effect: float = Field(default=0.5, gt=0.0, le=1.0)
+    """The smallest effect worth catching, relative to a threshold (0.5: an error-rate
+    threshold of 1 % must be told from 1.5 %). With ``confidence`` it sets how many samples a
+    threshold check needs before it says pass or fail."""
 
 
 class CanaryConfig(Model):

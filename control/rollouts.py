@@ -34,11 +34,11 @@ from redis.exceptions import RedisError
 from config.keys import Keys
 from config.metrics import TrackWindow, percentile_index
 from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, SmokeTest
-from config.thresholds import parse_threshold
+from config.thresholds import Threshold, parse_threshold
 from control import accumulate, edits
 from control.analysis.compare import compare
 from control.analysis.sequential import Interval, RateTest
-from control.analysis.verdict import Assessment, Verdict, assess, breached
+from control.analysis.verdict import Assessment, Verdict, assess, breached, min_sample
 from control.smoke import probe, reachable, run_smoke_tests
 from control.store import Change, DocumentStore, Stale, Superseded
 from control.strategies import ab, canary
@@ -545,9 +545,8 @@ class Rollouts:
         )
         phase = plan.phases[state.phase]
         for condition in phase.rollback_if:
-            rollback.append(
-                breached(condition.metric, condition.threshold, candidate, MIN_REQUESTS)
-            )
+            needed = self._needed(plan, condition.metric, condition.threshold)
+            rollback.append(breached(condition.metric, condition.threshold, candidate, needed))
         if plan.comparison.method == "statistical":
             for name in TESTS:
                 if name == "slow_requests" and record["latency_edge"] is None:
@@ -559,13 +558,9 @@ class Rollouts:
                 )
         for check in checks:
             window = accumulate.arm(reads[check.window][2], plan.candidate.track)
-            minimum = (
-                MIN_RATINGS
-                if check.name in ("hallucination_rate", "user_satisfaction")
-                else MIN_REQUESTS
-            )
+            threshold = parse_threshold(check.threshold, check.name)
             result = assess(
-                check.name, parse_threshold(check.threshold, check.name), window, minimum
+                check.name, threshold, window, self._needed(plan, check.name, threshold)
             )
             # Quality signals arrive slowly: without them a phase is not held forever.
             if (
@@ -576,7 +571,10 @@ class Rollouts:
                 continue
             success.append(result)
         for metric, text in plan.config.success_criteria.items():
-            success.append(assess(metric, parse_threshold(text, metric), candidate, MIN_REQUESTS))
+            threshold = parse_threshold(text, metric)
+            success.append(
+                assess(metric, threshold, candidate, self._needed(plan, metric, threshold))
+            )
         await self._record_look(record, now, state, rollback, success)
         return Observation(now, True, tuple(rollback), tuple(success))
 
@@ -604,6 +602,14 @@ class Rollouts:
             )
         except RedisError as exc:
             log.warning("rollout %s: verdicts not recorded: %s", record["id"], exc)
+
+    @staticmethod
+    def _needed(plan: CanaryPlan, metric: str, threshold: Threshold) -> int:
+        floor = (
+            MIN_RATINGS if metric in ("hallucination_rate", "user_satisfaction") else MIN_REQUESTS
+        )
+        c = plan.comparison
+        return min_sample(metric, threshold, c.confidence, c.min_effect, floor)
 
     async def _latency_edge(self, plan: CanaryPlan) -> int | None:
         """The bucket holding the baseline's p95 over the last 5 minutes (None if too little)."""
@@ -709,7 +715,8 @@ class Rollouts:
         except (RedisError, OSError):
             window = None
         for metric, text in criteria.items():
-            a = assess(metric, parse_threshold(text, metric), window, MIN_REQUESTS)
+            threshold = parse_threshold(text, metric)
+            a = assess(metric, threshold, window, self._needed(plan, metric, threshold))
             checks.append({"check": metric, "verdict": a.verdict.value, "detail": a.reason})
         verdicts = {c["verdict"] for c in checks}
         status = (

@@ -8,6 +8,7 @@ store is unreachable): neither of the last two is ever a failure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -99,3 +100,38 @@ def breached(
     verdict = Verdict.FAIL if hit else Verdict.PASS
     reason = f"{metric} = {value:g}{' ' if hit else ' not '}{condition}: {'roll back' if hit else 'fine'}"
     return Assessment(metric, verdict, value, str(condition), sample, reason)
+
+
+def normal_quantile_one_sided(confidence: float) -> float:
+    """z with P(Z < z) = confidence, by bisection on ``erfc`` (cheap enough, called rarely)."""
+    low, high = -10.0, 10.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < confidence:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def min_sample(
+    metric: str, threshold: Threshold, confidence: float, min_effect: float, floor: int
+) -> int:
+    """The sample a threshold check needs before it may say pass or fail.
+
+    Enough that a one-sided test at ``confidence`` tells the threshold from a value off by the
+    smallest effect worth catching (``min_effect``, relative to the threshold): for a rate
+    ``t``, ``z² t(1-t) / (min_effect·t)²``; for a latency quantile ``q``, the samples that pin
+    the quantile's rank to within ``min_effect·(1-q)``; for the satisfaction score (1–5,
+    spread about 1), ``(z / (min_effect·t))²``. Never below ``floor``, never above 100,000.
+    """
+    z = normal_quantile_one_sided(confidence)
+    if metric in ("error_rate", "hallucination_rate"):
+        t = min(max(threshold.value, 1e-4), 0.5)
+        n = z * z * t * (1 - t) / (min_effect * t) ** 2
+    elif metric == "user_satisfaction":
+        n = (z / (min_effect * max(threshold.value, 0.1))) ** 2
+    else:
+        q = {"p50": 0.5, "p95": 0.95, "p99": 0.99}[metric.rpartition("_")[2]]
+        n = z * z * q * (1 - q) / (min_effect * (1 - q)) ** 2
+    return int(min(max(math.ceil(n), floor), 100_000))

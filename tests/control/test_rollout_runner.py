@@ -288,7 +288,7 @@ async def test_post_deploy_checks_run_after_promotion_and_are_recorded(bench: Be
     await bench.rollouts.step_all()  # not due yet
     assert (await bench.record(rid))["post_deploy"]["status"] == "scheduled"
     bench.clock.now += 30
-    await bench.serve("canary", "v2", requests=500, **{"err:upstream_5xx": 50})
+    await bench.serve("canary", "v2", requests=1200, **{"err:upstream_5xx": 120})
     bench.clock.now += 31
     await bench.rollouts.step_all()
     checked = await bench.record(rid)

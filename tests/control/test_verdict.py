@@ -78,3 +78,19 @@ def test_rollback_conditions() -> None:
     )
     result = breached(condition.metric, condition.threshold, window(1000, 80), 100)
     assert (result.value, result.sample) == (0.08, 1000) and "roll back" in result.reason
+
+
+def test_the_minimum_sample_follows_the_threshold_the_confidence_and_the_effect() -> None:
+    from config.thresholds import parse_threshold
+    from control.analysis.verdict import min_sample
+
+    def needed(metric: str, text: str, confidence: float = 0.95, effect: float = 0.5) -> int:
+        return min_sample(metric, parse_threshold(text, metric), confidence, effect, 100)
+
+    # 1 % must be told from 1.5 % at 95 %: 1.645² · 0.01 · 0.99 / 0.005² ≈ 1,072.
+    assert 1060 <= needed("error_rate", "< 1%") <= 1080
+    assert needed("error_rate", "< 1%", confidence=0.99) > needed("error_rate", "< 1%")
+    assert needed("error_rate", "< 1%", effect=1.0) < needed("error_rate", "< 1%")
+    assert needed("error_rate", "> 20%") == 100  # a coarse condition needs only the floor
+    assert 200 <= needed("latency_p95", "< 2000ms") <= 210
+    assert needed("user_satisfaction", "> 4.0/5.0") == 100
