@@ -27,10 +27,7 @@ async def run_smoke_tests(
     tests: list[SmokeTest], upstreams: list[str], timeout_s: float = 30.0
 ) -> list[SmokeResult]:
     results = []
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(
-        timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
+    async with _session(timeout_s) as session:
         for upstream in upstreams:
             for test in tests:
                 results.append(await _probe(session, test, upstream))
@@ -68,10 +65,7 @@ async def _probe(session: aiohttp.ClientSession, test: SmokeTest, upstream: str)
 async def reachable(upstreams: list[str], path: str, timeout_s: float = 10.0) -> list[SmokeResult]:
     """Is each upstream up? Any HTTP answer below 500 on ``path`` counts."""
     results = []
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(
-        timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
+    async with _session(timeout_s) as session:
         for upstream in upstreams:
             try:
                 async with session.get(upstream.rstrip("/") + path, allow_redirects=False) as r:
@@ -93,10 +87,9 @@ async def probe(
     timeout_s: float = 10.0,
 ) -> tuple[bool, str]:
     """A checklist item's probe: (satisfied, what was seen)."""
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with (
-            aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session,
+            _session(timeout_s) as session,
             session.request(method, url, allow_redirects=False) as r,
         ):
             text = await r.text(errors="replace")
@@ -108,3 +101,10 @@ async def probe(
     if expect_regex is not None and re.search(expect_regex, text) is None:
         return False, f"the body does not match {expect_regex!r}"
     return True, f"status {status}"
+
+
+def _session(timeout_s: float) -> aiohttp.ClientSession:
+    """A session of its own for one batch of checks: no cookies, one total deadline."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout_s), cookie_jar=aiohttp.DummyCookieJar()
+    )
