@@ -52,7 +52,9 @@ def main() -> None:
     failed = [run_family(rng, signals) for _ in range(runs)]
     family = sum(f is not None for f in failed) / runs
     by = ", ".join(f"{name} {failed.count(name) / runs:.2%}" for name in signals)
-    print(f"| A/A, all four comparisons, whole rollout | < 1 % rolled back | {family:.2%} ({by}) | — |")
+    print(
+        f"| A/A, all four comparisons, whole rollout | < 1 % rolled back | {family:.2%} ({by}) | — |"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ default), so the layout works on Redis Cluster as well as on a single server or 
 - ``{ns}:events``              stream of rollout events (phase changes, approvals needed,
                                promotions, rollbacks): the outbox webhooks are delivered from
 - ``{ns}:events:delivered``    the id of the last event delivered to the webhooks
+- ``{ns}:flag-schedule:<flag>`` a feature flag's schedule progress, JSON with a ``version``
+                               (steps applied, last result, analysis since the last step):
+                               the guard of the schedule runner's document writes
 """
 
 from __future__ import annotations
@@ -124,6 +127,10 @@ class Keys:
     def events_delivered(self) -> str:
         """The stream id of the last event every webhook was offered."""
         return f"{self._tag}:events:delivered"
+
+    def flag_schedule(self, flag: str) -> str:
+        """The progress of ``flag``'s dated schedule (``control.schedule``)."""
+        return f"{self._tag}:flag-schedule:{flag}"
 
     def ack(self, instance: str) -> str:
         return f"{self._tag}:ack:{instance}"

@@ -15,7 +15,7 @@ weighted split, not forced), ``err:<class>``,
 Requests a feature flag released count in those fields like any other: they are the track's
 totals. Per-flag counts take a fourth part, ``<track>\t<version>\t<metric>\t<flag>``, which
 ``merge_windows`` skips (readers that predate flags see the totals unchanged) and
-``merge_flag_windows`` reads. The proxy's flusher does not write them yet (docs/FLAGS.md).
+``merge_flag_windows`` reads. The proxy's flusher writes both.
 """
 
 from __future__ import annotations

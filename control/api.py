@@ -41,6 +41,7 @@ from control import edits
 from control.edits import EditError, FieldError
 from control.openapi import OPENAPI
 from control.rollouts import RolloutConflict, Rollouts, UnknownItem
+from control.schedule import Schedules
 from control.store import Change, DocumentStore, Stale
 from control.strategies.canary import CommandRefused
 from control.windows import WindowReader
@@ -520,7 +521,11 @@ def create_api(
     signing_key: bytes = b"",
     rollouts: Rollouts | None = None,
     environments: EnvironmentsFile | None = None,
+    schedules: Schedules | None = None,
 ) -> web.Application:
+    # Imported here: the flag handlers build on this module's helpers.
+    from control.flags_api import add_flag_routes
+
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
     if rollouts is not None:
@@ -547,4 +552,5 @@ def create_api(
     app.router.add_get("/v1/rollouts/{id}/verdicts", rollout_verdicts)
     app.router.add_post("/v1/rollouts/{id}/checks/{item}", check_item)
     app.router.add_post("/v1/rollouts/{id}/{command}", rollout_command)
+    add_flag_routes(app, schedules)
     return app

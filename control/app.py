@@ -23,6 +23,7 @@ from control.api import create_api
 from control.leadership import Leadership
 from control.notify import Notifier
 from control.rollouts import Rollouts
+from control.schedule import Schedules
 from control.store import Change, DocumentStore, Stale
 from control.windows import WindowReader
 
@@ -57,6 +58,7 @@ class ControlApp:
         self.rollouts = Rollouts(
             redis, keys, self.store, windows, epoch=lambda: self.leadership.epoch
         )
+        self.schedules = Schedules(redis, keys, self.store, epoch=lambda: self.leadership.epoch)
         self.api = create_api(
             self.store,
             windows,
@@ -64,10 +66,12 @@ class ControlApp:
             signing_key,
             self.rollouts,
             environments,
+            self.schedules,
         )
         self._guarding: asyncio.Task[None] | None = None
         self._rollout_interval_s = rollout_interval_s
         self._stepping: asyncio.Task[None] | None = None
+        self._scheduling: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
         self.notifier = Notifier(redis, keys, webhooks, webhook_secret) if webhooks else None
         self._notifying: asyncio.Task[None] | None = None
@@ -79,6 +83,7 @@ class ControlApp:
             log.warning("Redis not reachable at start (%s); will seed when it is", exc)
         self._guarding = asyncio.create_task(self._guard(), name="seed-guardian")
         self._stepping = asyncio.create_task(self._step_rollouts(), name="rollout-runner")
+        self._scheduling = asyncio.create_task(self._step_schedules(), name="flag-schedules")
         self._leading = asyncio.create_task(self.leadership.run(), name="leadership")
         if self.notifier is not None:
             # Only the leader delivers, so several control planes do not send duplicates.
@@ -96,6 +101,17 @@ class ControlApp:
                 await self.rollouts.step_all()
             except (RedisError, OSError) as exc:
                 log.debug("rollout runner: Redis unavailable: %s", exc)
+
+    async def _step_schedules(self) -> None:
+        """Only the leader carries out flag schedules, at the rollout runner's interval."""
+        while True:
+            await asyncio.sleep(self._rollout_interval_s)
+            if not self.leadership.leading:
+                continue
+            try:
+                await self.schedules.step_all()
+            except (RedisError, OSError) as exc:
+                log.debug("flag schedules: Redis unavailable: %s", exc)
 
     async def ensure_seeded(self) -> StoredDocument:
         """Return the stored document, writing one first if Redis holds none."""
@@ -142,7 +158,8 @@ class ControlApp:
                 log.exception("seed guardian: unexpected failure; trying again")
 
     async def close(self) -> None:
-        for task in (self._guarding, self._stepping, self._leading, self._notifying):
+        tasks = (self._guarding, self._stepping, self._scheduling, self._leading, self._notifying)
+        for task in tasks:
             if task is not None:
                 await stop(task)
         if self.notifier is not None:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
+from config.flags import Flag, Segment
 from config.schema import Route, Track
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ROUTE_PARAM = {"name": "route", "in": "path", "required": True, "schema": {"type": "string"}}
 _TRACK_PARAM = {"name": "track", "in": "path", "required": True, "schema": {"type": "string"}}
 _ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_REASON_PARAM = {
+    "name": "reason",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Recorded in the audit log (a JSON body's `reason` takes precedence).",
+}
 _IF_MATCH = {
     "name": "If-Match",
     "in": "header",
@@ -56,6 +67,152 @@ def _write(
     return op
 
 
+def _component(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's schema and the schemas it refers to, all as components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {model.__name__: schema, **schema.pop("$defs", {})}
+
+
+def _reasoned(schema: dict[str, Any]) -> dict[str, Any]:
+    """A body schema with the optional ``reason`` recorded in the audit log."""
+    return {"allOf": [schema, {"type": "object", "properties": {"reason": {"type": "string"}}}]}
+
+
+_FLAG_PATHS: dict[str, Any] = {
+    "/v1/flags": {
+        "get": {
+            "summary": "Every feature flag in evaluation order, the segments and the attributes",
+            "responses": _responses("The flags"),
+        }
+    },
+    "/v1/flags/explain": {
+        "post": {
+            "summary": "Which track a request would get and why: the rule that matched and what each flag of the route did",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["route"],
+                            "properties": {
+                                "route": {"type": "string"},
+                                "headers": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                    "description": "Request headers, read as the proxy reads them (sticky key, attributes)",
+                                },
+                                "user_id": {"type": ["string", "null"]},
+                                "attributes": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                    "description": "Attribute values; they win over those the headers give",
+                                },
+                                "client_ip": {"type": "string"},
+                            },
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": _responses("The explanation (config.flags.Explanation)", 400, 404, 422),
+        }
+    },
+    "/v1/flags/{name}": {
+        "get": {
+            "summary": "One flag",
+            "parameters": [_NAME_PARAM],
+            "responses": _responses("The flag", 404),
+        },
+        "put": {
+            **_write(
+                "Add a flag (evaluated after the others) or replace it in place; YAML bodies name the line of each error",
+                None,
+                413,
+                params=[_NAME_PARAM, _REASON_PARAM],
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": _reasoned({"$ref": "#/components/schemas/Flag"})
+                    },
+                    "application/yaml": {"schema": {"type": "string"}},
+                },
+            },
+        },
+        "patch": _write(
+            "Change some top-level fields of a flag (enabled, rollout_percentage ...)",
+            {"type": "object"},
+            413,
+            params=[_NAME_PARAM],
+        ),
+        "delete": _write(
+            "Remove a flag: its users go back to the weighted split",
+            None,
+            params=[_NAME_PARAM, _REASON_PARAM],
+        ),
+    },
+    "/v1/flags/{name}/schedule": {
+        "get": {
+            "summary": "Each dated step of the flag's schedule: applied, due or scheduled; the last result and the analysis",
+            "parameters": [_NAME_PARAM],
+            "responses": _responses("The schedule's progress", 404),
+        }
+    },
+    "/v1/flags/{name}/schedule/{command}": {
+        "post": _write(
+            "Pause or resume the flag's schedule (gradual_rollout.paused); a resume restarts the analysis period",
+            None,
+            params=[
+                _NAME_PARAM,
+                {
+                    "name": "command",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["pause", "resume"]},
+                },
+                _REASON_PARAM,
+            ],
+        )
+    },
+    "/v1/segments/{name}": {
+        "get": {
+            "summary": "One segment",
+            "parameters": [_NAME_PARAM],
+            "responses": _responses("The segment", 404),
+        },
+        "put": _write(
+            "Add or replace a segment (a named condition set)",
+            _reasoned({"$ref": "#/components/schemas/Segment"}),
+            413,
+            params=[_NAME_PARAM],
+        ),
+        "delete": _write(
+            "Remove a segment (409 while a flag or schedule names it)",
+            None,
+            params=[_NAME_PARAM, _REASON_PARAM],
+        ),
+    },
+    "/v1/attributes": {
+        "put": _write(
+            "Replace the map of attribute name to the request header it is read from",
+            {
+                "type": "object",
+                "required": ["attributes"],
+                "properties": {
+                    "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "reason": {"type": "string"},
+                },
+                "additionalProperties": False,
+            },
+            413,
+            params=[],
+        )
+    },
+}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -92,6 +249,8 @@ OPENAPI: dict[str, Any] = {
             },
             "Route": Route.model_json_schema(ref_template="#/components/schemas/{model}"),
             "Track": Track.model_json_schema(ref_template="#/components/schemas/{model}"),
+            **_component(Flag),
+            **_component(Segment),
         },
     },
     "security": [{"bearer": []}],
@@ -293,5 +452,6 @@ OPENAPI: dict[str, Any] = {
                 "responses": _responses("The record", 404, 409),
             }
         },
+        **_FLAG_PATHS,
     },
 }

@@ -22,15 +22,24 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from config.keys import Keys
-from config.metrics import BUCKETS, ERROR_CLASSES, WINDOW_TTL_S, field_name, window_start
+from config.metrics import (
+    BUCKETS,
+    ERROR_CLASSES,
+    WINDOW_TTL_S,
+    field_name,
+    flag_field_name,
+    window_start,
+)
 from proxy.stats import StatsRegistry, TrackStats
 
 log = logging.getLogger("splitgate.proxy.flusher")
 
 # Adds every field of one window in one command: far cheaper to send than a HINCRBY each.
+# The metric is the third tab-separated part (a per-flag field has the flag after it).
 _ADD_WINDOW = """
 for i = 1, #ARGV - 1, 2 do
-  if string.sub(ARGV[i], -7) == '_sum_ms' then
+  local metric = string.match(ARGV[i], '^[^\\t]*\\t[^\\t]*\\t([^\\t]*)')
+  if metric and string.sub(metric, -7) == '_sum_ms' then
     redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
   else
     redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -54,6 +63,11 @@ METRICS: tuple[str, ...] = (
     "usage",
 )
 """The window field suffix of each value ``snapshot`` returns, in the same order."""
+
+
+def _is_sum(name: str) -> bool:
+    """A float field (``lat_sum_ms``, ``ttfb_sum_ms``), in a track's or a flag's fields."""
+    return name.split("\t", 3)[2].endswith("_sum_ms")
 
 
 def snapshot(s: TrackStats) -> list[float]:
@@ -130,6 +144,11 @@ class MetricsFlusher:
                 if delta:
                     name = field_name(s.track, s.version, metric)
                     window[name] = window.get(name, 0) + delta
+            if s.flag:  # the released audience alone, besides the track's totals above
+                for metric, value, was in zip(METRICS, values, old, strict=True):
+                    if value != was:
+                        name = flag_field_name(s.track, s.version, metric, s.flag)
+                        window[name] = window.get(name, 0) + value - was
             if not window:
                 del self.pending[(s.route, start)]
         self._bound()
@@ -154,7 +173,7 @@ class MetricsFlusher:
             args: list[str | float | int] = []
             for name, delta in fields.items():
                 args.append(name)
-                args.append(delta if name.endswith("_sum_ms") else int(delta))
+                args.append(delta if _is_sum(name) else int(delta))
             args.append(WINDOW_TTL_S)
             await self._add_window(
                 keys=[self._keys.metrics_window(route, start)], args=args, client=pipe

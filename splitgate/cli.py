@@ -16,6 +16,7 @@ commands:
   control   run the control plane (the admin API over the routing document in Redis)
   weights   read or set a route's weights through the admin API
   rollout   start a rollout from a plan file, follow it, approve, promote, pause, resume, abort
+  flags     feature flags: list, get, set, delete, explain, pause, resume, schedule
   demo      run everything on this machine: Redis, control plane, proxy, two fake LLM backends
 
 'splitgate <command> --help' describes a command's options.
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from control.rollout_cli import main as rollout_main
 
         return rollout_main(rest)
+    if command == "flags":
+        from control.flags_cli import main as flags_main
+
+        return flags_main(rest)
     if command == "demo":
         from splitgate.demo import main as demo_main
 

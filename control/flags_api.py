@@ -1,0 +1,419 @@
+"""The admin API of feature flags, segments and request attributes (``docs/FLAGS.md``).
+
+The weights API's rules hold: bearer auth and JSON errors (``control.api.guard``), 422 with
+``errors: [{field, reason}]``, 404 for an unknown flag or segment, ``If-Match`` answered with
+412, read–edit–compare-and-set, and each change audited with the actor
+(``X-Splitgate-Actor``), the reason (``reason`` in a JSON body, else ``?reason=``) and the
+flag, segment or attributes before and after. The edits are ``control.edits``'.
+
+- ``GET /v1/flags``: every flag in evaluation order, the segments and the attributes.
+- ``GET|PUT|PATCH|DELETE /v1/flags/{name}``: PUT takes JSON or YAML (``application/yaml``,
+  whose field errors give the line); PATCH changes top-level fields.
+- ``GET|PUT|DELETE /v1/segments/{name}``, ``PUT /v1/attributes``.
+- ``POST /v1/flags/explain``: the track a request would get and why (``config.flags.explain``).
+- ``GET /v1/flags/{name}/schedule`` and ``POST .../schedule/{pause|resume}``
+  (``control.schedule``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import tzinfo
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from config.flags import Flag, explain, request_facts, zone_of
+from config.loader import ConfigError, parse_model
+from config.schema import RoutingDocument
+from control import edits
+from control.api import (
+    STORE,
+    WRITE_ATTEMPTS,
+    Edit,
+    actor_and_reason,
+    current,
+    error,
+    read_json,
+)
+from control.edits import EditError, FieldError
+from control.schedule import Schedules, progress, set_paused
+from control.store import Change, Stale
+
+SCHEDULES = web.AppKey("schedules", Schedules)
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
+EXPLAIN_FIELDS = frozenset({"route", "headers", "user_id", "attributes", "client_ip"})
+Part = Callable[[RoutingDocument], Any]
+
+_ZONES: dict[str, tzinfo] = {}
+"""Time zones loaded off the event loop, held so that validation finds them cached."""
+
+
+def add_flag_routes(app: web.Application, schedules: Schedules | None) -> None:
+    if schedules is not None:
+        app[SCHEDULES] = schedules
+    app.router.add_get("/v1/flags", list_flags)
+    app.router.add_post("/v1/flags/explain", explain_request)
+    app.router.add_get("/v1/flags/{name}", get_flag)
+    app.router.add_put("/v1/flags/{name}", put_flag)
+    app.router.add_patch("/v1/flags/{name}", patch_flag)
+    app.router.add_delete("/v1/flags/{name}", delete_flag)
+    app.router.add_get("/v1/flags/{name}/schedule", get_schedule)
+    app.router.add_post("/v1/flags/{name}/schedule/{command}", schedule_command)
+    app.router.add_get("/v1/segments/{name}", get_segment)
+    app.router.add_put("/v1/segments/{name}", put_segment)
+    app.router.add_delete("/v1/segments/{name}", delete_segment)
+    app.router.add_put("/v1/attributes", put_attributes)
+
+
+async def write(
+    request: web.Request, edit: Edit, change: Change, key: str, part: Part
+) -> tuple[web.Response, bool]:
+    """``control.api.write`` for a part of the document other than a route: ``part`` picks
+    what the audit records and the answer returns under ``key``. Also says if it wrote."""
+    store = request.app[STORE]
+    pinned = request.headers.get("If-Match")
+    if pinned is not None and not pinned.strip('"').isdigit():
+        raise EditError([FieldError("If-Match", "a generation number")], status=400)
+    for _ in range(WRITE_ATTEMPTS):
+        document = await current(request)
+        if pinned is not None and int(pinned.strip('"')) != document.generation:
+            return _stale(document.generation), False
+        new = edit(document)
+        try:
+            stored = await store.write(
+                new, document.generation, change, before=part(document), after=part(new)
+            )
+        except Stale as exc:
+            if pinned is not None:
+                return _stale(exc.current), False
+            continue
+        answer = {"generation": stored.generation, key: part(stored)}
+        return web.json_response(answer, headers={"ETag": f'"{stored.generation}"'}), True
+    return error(409, "conflict", "the routing document kept changing; try again"), False
+
+
+def _stale(generation: int) -> web.Response:
+    return error(412, "stale_generation", f"the routing document is at generation {generation}")
+
+
+def _flag(name: str) -> Part:
+    def part(document: RoutingDocument) -> Any:
+        flag = document.feature_flags.get(name)
+        return None if flag is None else flag.model_dump()
+
+    return part
+
+
+def _segment(name: str) -> Part:
+    def part(document: RoutingDocument) -> Any:
+        segment = document.segments.get(name)
+        return None if segment is None else segment.model_dump()
+
+    return part
+
+
+def _change(request: web.Request, body: Any, action: str, target: str) -> Change:
+    """The audit's who and why: ``reason`` from a JSON body, else from ``?reason=``."""
+    if not (isinstance(body, dict) and "reason" in body):
+        body = {"reason": request.query.get("reason", "")}
+    actor, reason = actor_and_reason(request, body)
+    return Change(actor, reason, action, target)
+
+
+def _without_reason(body: Any) -> Any:
+    return {k: v for k, v in body.items() if k != "reason"} if isinstance(body, dict) else body
+
+
+async def _load_zone(body: Any) -> None:
+    """Load a schedule's time zone in a thread (reading the tz database would block the
+    loop), so that validation finds it cached; an unknown one is refused here."""
+    schedule = body.get("gradual_rollout") if isinstance(body, Mapping) else None
+    name = schedule.get("timezone") if isinstance(schedule, Mapping) else None
+    if isinstance(name, str) and name not in _ZONES:
+        try:
+            _ZONES[name] = await asyncio.to_thread(zone_of, name)
+        except ValueError as exc:
+            raise EditError([FieldError("flag.gradual_rollout.timezone", str(exc))]) from None
+
+
+async def list_flags(request: web.Request) -> web.Response:
+    document = await current(request)
+    return web.json_response(
+        {
+            "generation": document.generation,
+            "flags": {name: f.model_dump() for name, f in document.feature_flags.items()},
+            "segments": {name: s.model_dump() for name, s in document.segments.items()},
+            "attributes": dict(document.attributes),
+        },
+        headers={"ETag": f'"{document.generation}"'},
+    )
+
+
+async def get_flag(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    document = await current(request)
+    flag = edits.find_flag(document, name)
+    return web.json_response(
+        {"generation": document.generation, "flag": flag.model_dump()},
+        headers={"ETag": f'"{document.generation}"'},
+    )
+
+
+async def put_flag(request: web.Request) -> web.Response:
+    """Add or replace a flag. A new flag (none of that name before) starts its schedule's
+    progress afresh."""
+    name = request.match_info["name"]
+    if request.content_type in YAML_TYPES:
+        text = (await request.read()).decode("utf-8", "replace")
+        try:
+            await _load_zone(_peek(text))
+        except EditError as exc:
+            raise _with_lines(exc, text) from None
+        body, reason_from = _yaml_flag(text), None
+    else:
+        text, reason_from = None, await read_json(request)
+        body = _without_reason(reason_from)
+        await _load_zone(body)
+    created = False
+
+    def edit(document: RoutingDocument) -> RoutingDocument:
+        nonlocal created
+        created = name not in document.feature_flags
+        try:
+            return edits.put_flag(document, name, body)
+        except EditError as exc:
+            raise _with_lines(exc, text) from None
+
+    change = _change(request, reason_from, "put_flag", f"flags/{name}")
+    response, wrote = await write(request, edit, change, "flag", _flag(name))
+    schedules = request.app.get(SCHEDULES)
+    if wrote and created and schedules is not None:
+        await schedules.forget(name)
+    return response
+
+
+async def patch_flag(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = await read_json(request)
+    changes = _without_reason(body)
+    await _load_zone(changes)
+    return (
+        await write(
+            request,
+            lambda document: edits.patch_flag(document, name, changes),
+            _change(request, body, "patch_flag", f"flags/{name}"),
+            "flag",
+            _flag(name),
+        )
+    )[0]
+
+
+async def delete_flag(request: web.Request) -> web.Response:
+    """Remove a flag (its users go back to the weighted split) and its schedule's progress."""
+    name = request.match_info["name"]
+    response, wrote = await write(
+        request,
+        lambda document: edits.delete_flag(document, name),
+        _change(request, None, "delete_flag", f"flags/{name}"),
+        "flag",
+        _flag(name),
+    )
+    schedules = request.app.get(SCHEDULES)
+    if wrote and schedules is not None:
+        await schedules.forget(name)
+    return response
+
+
+async def get_segment(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    document = await current(request)
+    segment = document.segments.get(name)
+    if segment is None:
+        raise EditError([FieldError("segment", f"no segment named {name!r}")], status=404)
+    return web.json_response(
+        {"generation": document.generation, "segment": segment.model_dump()},
+        headers={"ETag": f'"{document.generation}"'},
+    )
+
+
+async def put_segment(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = await read_json(request)
+    segment = _without_reason(body)
+    return (
+        await write(
+            request,
+            lambda document: edits.put_segment(document, name, segment),
+            _change(request, body, "put_segment", f"segments/{name}"),
+            "segment",
+            _segment(name),
+        )
+    )[0]
+
+
+async def delete_segment(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    return (
+        await write(
+            request,
+            lambda document: edits.delete_segment(document, name),
+            _change(request, None, "delete_segment", f"segments/{name}"),
+            "segment",
+            _segment(name),
+        )
+    )[0]
+
+
+async def put_attributes(request: web.Request) -> web.Response:
+    """Replace the attribute → header map: ``{"attributes": {"region": "x-geo"}}``."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or "attributes" not in body:
+        raise EditError([FieldError("attributes", 'required: {"attributes": {"region": "x-geo"}}')])
+    unknown = set(body) - {"attributes", "reason"}
+    if unknown:
+        raise EditError([FieldError(name, "unknown field") for name in sorted(unknown)])
+    return (
+        await write(
+            request,
+            lambda document: edits.set_attributes(document, body["attributes"]),
+            _change(request, body, "set_attributes", "attributes"),
+            "attributes",
+            lambda document: dict(document.attributes),
+        )
+    )[0]
+
+
+async def explain_request(request: web.Request) -> web.Response:
+    """``{"route", "headers"}`` (as the proxy would read them) or ``{"route", "user_id",
+    "attributes"}`` (given ones win over those the headers give) → ``config.flags.Explanation``."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise EditError([FieldError("body", 'an object: {"route": "chat", "headers": {...}}')])
+    errors = [FieldError(name, "unknown field") for name in sorted(set(body) - EXPLAIN_FIELDS)]
+    if not isinstance(body.get("route"), str):
+        errors.append(FieldError("route", "required: the name of a route"))
+    for name in ("headers", "attributes"):
+        value = body.get(name, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            errors.append(FieldError(name, "an object of name → text"))
+    for name in ("user_id", "client_ip"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            errors.append(FieldError(name, "text"))
+    if errors:
+        raise EditError(errors)
+    document = await current(request)
+    route = edits.find_route(document, body["route"]).name
+    headers = {k.lower(): v for k, v in body.get("headers", {}).items()}
+    user_id, attributes = request_facts(document, route, headers, body.get("client_ip"))
+    if "user_id" in body:
+        user_id = body["user_id"] or None
+    answer = explain(document, route, user_id, {**attributes, **body.get("attributes", {})})
+    return web.json_response({"generation": document.generation, **answer.model_dump()})
+
+
+async def get_schedule(request: web.Request) -> web.Response:
+    """Each dated step's state (applied, due, scheduled), the last result and the analysis."""
+    name = request.match_info["name"]
+    document = await current(request)
+    schedules = request.app.get(SCHEDULES)
+    record = await schedules.record(name) if schedules is not None else None
+    flag = document.feature_flags.get(name)
+    if flag is None and record is None:
+        edits.find_flag(document, name)
+    if flag is not None and flag.gradual_rollout is None:
+        raise EditError(
+            [FieldError("flag.gradual_rollout", f"flag {name!r} has no schedule")], status=404
+        )
+    schedule = flag.gradual_rollout if flag is not None else None
+    return web.json_response(progress(name, schedule, record, time.time()))
+
+
+async def schedule_command(request: web.Request) -> web.Response:
+    """Pause or resume a schedule: the document's ``gradual_rollout.paused``, audited. A
+    resume also restarts the analysis period of the next step that requires one."""
+    name, command = request.match_info["name"], request.match_info["command"]
+    if command not in ("pause", "resume"):
+        raise EditError([FieldError("command", "pause or resume")], status=404)
+    body = await read_json(request) if (await request.read()).strip() else None
+    change = _change(request, body, f"{command}_schedule", f"flags/{name}")
+    response, wrote = await write(
+        request,
+        lambda document: set_paused(document, name, command == "pause"),
+        change,
+        "flag",
+        _flag(name),
+    )
+    schedules = request.app.get(SCHEDULES)
+    if wrote and schedules is not None:
+        why = f": {change.reason}" if change.reason else ""
+        await schedules.note(
+            name, f"{command}d", f"{command}d by {change.actor}{why}", restart=command == "resume"
+        )
+    return response
+
+
+def _peek(text: str) -> Any:
+    """The YAML's data if it parses (``_yaml_flag`` reports what does not)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _yaml_flag(text: str) -> dict[str, Any]:
+    """A flag from YAML; its errors name the line (``line 7: unknown operator …``)."""
+    try:
+        return parse_model(text, Flag, source="flag").model_dump()
+    except ConfigError as exc:
+        raise EditError([_problem(p) for p in exc.problems]) from None
+
+
+def _problem(problem: str) -> FieldError:
+    # "flag:7: conditions[0].operator: reason" → ("flag.conditions[0].operator", "line 7: reason")
+    where, _, rest = problem.partition(": ")
+    line = where.rpartition(":")[2]
+    field, sep, reason = rest.partition(": ")
+    if field == "(top level)":
+        field = "flag"
+    elif sep and " " not in field:
+        field = f"flag.{field}"
+    else:  # "not valid YAML: …", "the file is empty": about the text, not a field
+        field, reason = "flag", rest
+    return FieldError(field, f"line {line}: {reason}" if line.isdigit() else reason)
+
+
+def _with_lines(exc: EditError, text: str | None) -> EditError:
+    """The refusal, with the YAML line of each field when the flag came as YAML text."""
+    if text is None:
+        return exc
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    errors = []
+    for e in exc.errors:
+        line = _line(root, e.field)
+        errors.append(FieldError(e.field, f"line {line}: {e.reason}" if line else e.reason))
+    return EditError(errors, exc.status)
+
+
+def _line(node: yaml.Node | None, field: str) -> int | None:
+    """The 1-based line of the deepest part of ``flag.<path>`` that the YAML holds."""
+    if node is None or not field.startswith("flag."):
+        return None
+    line = None
+    for part in re.findall(r"[^.\[\]]+", field.removeprefix("flag.")):
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    line, child = key.start_mark.line + 1, value
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            child = node.value[int(part)]
+            line = child.start_mark.line + 1
+        if child is None:
+            return line
+        node = child
+    return line
