@@ -73,7 +73,7 @@ def summary(event: dict[str, Any]) -> str:
 def redact(url: str) -> str:
     """``url`` fit for a log: chat webhooks carry their secret token in the path."""
     parts = urlsplit(url)
-    origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password either
     return origin + ("/…" if parts.path.strip("/") or parts.query else "")
 
 
@@ -134,18 +134,21 @@ class Notifier:
                     if outage:
                         log.info("webhooks resumed, Redis is back")
                     outage = False
+            _honour_cancellation()
             await asyncio.sleep(interval_s)
 
     async def deliver_pending(self, limit: int = BATCH) -> int:
         """Offer the events after the cursor to every URL, in order; returns how many.
 
-        Receivers' failures are logged, never raised; Redis errors are raised.
+        Receivers' failures are logged, never raised; Redis errors are raised, and so is
+        ``CancelledError`` when this task has a cancellation pending.
         """
         cursor = await self._redis.get(self._keys.events_delivered) or "0"
         entries = await self._redis.xrange(
             self._keys.events, min=f"({cursor}", max="+", count=limit
         )
         for entry_id, fields in entries:
+            _honour_cancellation()
             event = _decode(entry_id, fields)
             if event is not None:
                 await self._deliver(entry_id, event)
@@ -203,8 +206,20 @@ class Notifier:
                     if response.status < 500 and response.status not in _RETRIED_STATUSES:
                         return failure
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                failure = f"no answer: {exc!r}"
+                failure = f"no answer: {str(exc) or type(exc).__name__}"
         return f"{failure} (after {self._attempts} attempts)"
+
+
+def _honour_cancellation() -> None:
+    """Raise ``CancelledError`` if this task was cancelled, even if the cancellation was lost.
+
+    On Python 3.11, ``asyncio.wait_for`` (redis-py sends every command through it) returns
+    normally when the cancellation arrives as the command completes, so a loop would run on
+    after ``cancel()``. The task still counts the request, which is what is checked here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _decode(entry_id: str, fields: dict[str, str]) -> dict[str, Any] | None:

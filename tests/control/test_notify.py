@@ -84,15 +84,18 @@ class Leader:
     def __init__(self, leading: bool) -> None:
         self.leading = leading
         self.asked = 0
+        self._asked = asyncio.Event()
 
     def __call__(self) -> bool:
         self.asked += 1
+        self._asked.set()
         return self.leading
 
     async def asked_more(self, times: int) -> None:
         target = self.asked + times
         while self.asked < target:
-            await asyncio.sleep(0.005)
+            self._asked.clear()
+            await self._asked.wait()
 
 
 @pytest.fixture
@@ -157,9 +160,7 @@ async def test_events_reach_every_url_in_order_signed(
     assert len(a.requests) == len(b.requests) == 3
 
 
-async def test_no_signature_without_a_secret(
-    redis: Redis, make_notifier: MakeNotifier, start_app: StartApp
-) -> None:
+async def test_no_signature_without_a_secret(redis: Redis, start_app: StartApp) -> None:
     a, url = await receiver(start_app)
     await publish(redis, event("paused"))
     notifier = Notifier(redis, KEYS, [url])
@@ -338,6 +339,24 @@ async def test_only_the_leader_delivers(
     assert await redis.get(KEYS.events_delivered) == entry_id
 
 
+async def test_cancelling_the_loop_ends_it(
+    redis: Redis, make_notifier: MakeNotifier, start_app: StartApp
+) -> None:
+    r, url = await receiver(start_app)
+    notifier = make_notifier([url])
+    for n in range(20):
+        await publish(redis, event("phase", str(n)))
+        leader = Leader(leading=True)
+        loop = asyncio.create_task(notifier.run(leader, interval_s=0))
+        await leader.asked_more(1 + n % 4)  # cancelled at varying points of its work
+        loop.cancel()
+        done, _ = await asyncio.wait({loop}, timeout=10)
+        assert done, f"round {n}: the loop ran on after cancel()"
+        assert loop.cancelled()
+    await notifier.deliver_pending()
+    assert [b["detail"] for b in r.bodies] == [str(n) for n in range(20)]
+
+
 async def test_the_loop_waits_out_a_redis_outage_and_logs_it_once(
     redis: Redis,
     redis_server: RedisServer,
@@ -365,7 +384,7 @@ async def test_the_loop_waits_out_a_redis_outage_and_logs_it_once(
     assert len(warnings(caplog)) == 1
     assert [m.getMessage() for m in caplog.records if m.name == LOGGER] == [
         message,
-        "webhooks resumed, Redis is back"
+        "webhooks resumed, Redis is back",
     ]
 
 
