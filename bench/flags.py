@@ -1,6 +1,7 @@
 """Cost of choosing a track with feature flags, per request, against the same route without.
 
     python bench/flags.py [--requests 200000] [--repeat 5]
+    SPLITGATE_BENCH_CONTENDERS="splitgate splitgate-flags" bench/run.sh   # end to end
 
 Times what the forwarder does to choose a track (``Forwarder._choose`` without the override):
 the sticky key, the flags' decision, the weighted split, on real ``CIMultiDictProxy`` request
@@ -15,6 +16,7 @@ docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
@@ -108,12 +110,51 @@ def per_request(compiled: CompiledRoute, headers: dict[str, str], n: int, repeat
     return best * 1e6
 
 
+def write_config(path: str, blue: str, green: str, green_pct: float) -> None:
+    """A routing file for the shared harness's ``splitgate-flags`` contender: its blue/green
+    route with the same 20 flags (releasing green), which the harness's requests do not meet."""
+    document = {
+        "routes": [
+            {
+                "name": "chat",
+                "tracks": [
+                    {
+                        "name": "blue",
+                        "version": "1",
+                        "upstreams": [blue],
+                        "weight": 100 - green_pct,
+                    },
+                    {"name": "green", "version": "2", "upstreams": [green], "weight": green_pct},
+                ],
+            }
+        ],
+        "feature_flags": {
+            f"flag-{i}": {
+                "route": "chat",
+                "track": "green",
+                "conditions": conditions(i),
+                "override": {"enabled_for": [f"tester-{i}-{j}" for j in range(50)]},
+            }
+            for i in range(FLAGS)
+        },
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(document, f)  # JSON is YAML
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--requests", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--request-us", type=float, default=260.0)
+    p.add_argument("--write-config", metavar="PATH", help="write the contender's routing file")
+    p.add_argument("--blue", default="http://127.0.0.1:1")
+    p.add_argument("--green", default="http://127.0.0.1:2")
+    p.add_argument("--green-pct", type=float, default=10)
     args = p.parse_args()
+    if args.write_config:
+        write_config(args.write_config, args.blue, args.green, args.green_pct)
+        return
     plain, flagged = route(0), route(FLAGS)
     cases = {
         "no flag targets the user": {**COMMON, "x-user-segment": "free", "x-region": "br"},

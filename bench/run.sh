@@ -17,6 +17,7 @@ work=${SPLITGATE_BENCH_DIR:-/tmp/splitgate-bench}
 mkdir -p "$work"
 rsync -a --exclude results --exclude .venv "$harness/" "$work/harness/" 2>/dev/null || cp -r "$harness/." "$work/harness/"
 export SPLITGATE_PYTHON=${SPLITGATE_PYTHON:-$(command -v python3)}
+export SPLITGATE_SRC=$root
 "$SPLITGATE_PYTHON" -c 'import proxy, aiohttp, uvloop' || { echo "bench/run.sh: $SPLITGATE_PYTHON cannot import splitgate (pip install -e . first)" >&2; exit 2; }
 # shellcheck disable=SC2086 # the contender list is meant to split into words
 "$work/harness/compare.sh" --config "$here/contenders.toml" --out "$work/results" "$@" \
