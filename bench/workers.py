@@ -11,7 +11,7 @@ depend on how many cores were left for the proxy, and the cores that other work 
 kept busy meanwhile (from /proc/stat): on a shared machine that is what moves the figures.
 
     python bench/workers.py [--max-workers 4] [--reps 3] [--duration 5] [--warmup 2]
-                            [--connections 64] [--client auto|wrk|python]
+                            [--connections 64] [--client auto|wrk|python] [--json out.json]
 
 Each run is bounded: reps x counts x (start + warmup + duration) seconds, a minute or two.
 """
@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import cast
 
@@ -293,6 +293,25 @@ def measure(workers: int, upstream: int, upstream_pid: int, args: argparse.Names
     )
 
 
+def summary(reps: list[dict[int, Sample]], counts: list[int]) -> dict[int, dict[str, float]]:
+    """Per worker count: medians, and the ratio to the first count both of medians and per
+    repetition (same minute, so less exposed to the machine's drift)."""
+    base = statistics.median(rep[counts[0]].rps for rep in reps)
+    out: dict[int, dict[str, float]] = {}
+    for n in counts:
+        mine = [rep[n] for rep in reps]
+        rps = statistics.median(s.rps for s in mine)
+        out[n] = {
+            "rps": rps,
+            "ratio": rps / base,
+            "ratio_paired": statistics.median(rep[n].rps / rep[counts[0]].rps for rep in reps),
+            "cpu_us_per_request": statistics.median(s.cpu_us_per_request for s in mine),
+            "others": statistics.median(s.others for s in mine),
+            "errors": sum(s.errors for s in mine),
+        }
+    return out
+
+
 def table(reps: list[dict[int, Sample]], counts: list[int]) -> str:
     """One row per worker count; ratios both of medians and per repetition (same minute)."""
     rows = [
@@ -300,19 +319,23 @@ def table(reps: list[dict[int, Sample]], counts: list[int]) -> str:
         "| proxy CPU µs/req | req/s per repetition | other load, cores | errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    base = statistics.median(rep[counts[0]].rps for rep in reps)
-    for n in counts:
-        mine = [rep[n] for rep in reps]
-        rps = statistics.median(s.rps for s in mine)
-        paired = statistics.median(rep[n].rps / rep[counts[0]].rps for rep in reps)
-        cpu = statistics.median(s.cpu_us_per_request for s in mine)
-        each = ", ".join(f"{s.rps:,.0f}" for s in mine)
-        others = ", ".join(f"{s.others:.2f}" for s in mine)
+    for n, s in summary(reps, counts).items():
+        each = ", ".join(f"{rep[n].rps:,.0f}" for rep in reps)
+        others = ", ".join(f"{rep[n].others:.2f}" for rep in reps)
         rows.append(
-            f"| {n} | {rps:,.0f} | {rps / base:.2f} | {paired:.2f} | {cpu:.0f} | {each} "
-            f"| {others} | {sum(s.errors for s in mine)} |"
+            f"| {n} | {s['rps']:,.0f} | {s['ratio']:.2f} | {s['ratio_paired']:.2f} "
+            f"| {s['cpu_us_per_request']:.0f} | {each} | {others} | {s['errors']:.0f} |"
         )
     return "\n".join(rows)
+
+
+def write_json(path: str, reps: list[dict[int, Sample]], counts: list[int], head: str) -> None:
+    document = {
+        "setup": head,
+        "summary": {str(n): s for n, s in summary(reps, counts).items()},
+        "samples": [[asdict(rep[n]) for n in counts] for rep in reps],
+    }
+    Path(path).write_text(json.dumps(document, indent=2), encoding="utf-8")
 
 
 def orchestrate(args: argparse.Namespace) -> None:
@@ -335,12 +358,15 @@ def orchestrate(args: argparse.Namespace) -> None:
     finally:
         upstream.terminate()
         upstream.wait(timeout=10)
-    print(
+    head = (
         f"{cpus} CPUs ({os.cpu_count()} online), load generator {args.client} "
         f"({args.client_procs} threads/processes, {args.connections} connections), "
-        f"{args.reps} repetitions of {args.duration} s after {args.warmup} s warm-up\n"
+        f"{args.reps} repetitions of {args.duration} s after {args.warmup} s warm-up"
     )
+    print(f"{head}\n")
     print(table(reps, counts))
+    if args.json:
+        write_json(args.json, reps, counts, head)
 
 
 def main() -> None:
@@ -352,6 +378,7 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     p.add_argument("--client-procs", type=int, default=2, help="wrk threads or client processes")
+    p.add_argument("--json", help="write the figures and every sample here too")
     if len(sys.argv) > 1 and sys.argv[1] == "upstream":
         uvloop.run(serve_upstream(int(sys.argv[2])))
     elif len(sys.argv) > 1 and sys.argv[1] == "client":
