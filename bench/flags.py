@@ -1,7 +1,7 @@
 """Cost of choosing a track with feature flags, per request, against the same route without.
 
     python bench/flags.py [--requests 200000] [--repeat 5]
-    SPLITGATE_BENCH_CONTENDERS="splitgate splitgate-flags" bench/run.sh   # end to end
+    SPLITGATE_BENCH_CONTENDERS="splitgate-file splitgate-flags" bench/run.sh   # end to end
 
 Times what the forwarder does to choose a track (``Forwarder._choose`` without the override):
 the sticky key, the flags' decision, the weighted split, on real ``CIMultiDictProxy`` request
@@ -110,7 +110,7 @@ def per_request(compiled: CompiledRoute, headers: dict[str, str], n: int, repeat
     return best * 1e6
 
 
-def write_config(path: str, blue: str, green: str, green_pct: float) -> None:
+def write_config(path: str, blue: str, green: str, green_pct: float, flags: int = FLAGS) -> None:
     """A routing file for the shared harness's ``splitgate-flags`` contender: its blue/green
     route with the same 20 flags (releasing green), which the harness's requests do not meet."""
     document = {
@@ -135,7 +135,7 @@ def write_config(path: str, blue: str, green: str, green_pct: float) -> None:
                 "conditions": conditions(i),
                 "override": {"enabled_for": [f"tester-{i}-{j}" for j in range(50)]},
             }
-            for i in range(FLAGS)
+            for i in range(flags)
         },
     }
     with open(path, "w", encoding="utf-8") as f:
@@ -151,9 +151,10 @@ def main() -> None:
     p.add_argument("--blue", default="http://127.0.0.1:1")
     p.add_argument("--green", default="http://127.0.0.1:2")
     p.add_argument("--green-pct", type=float, default=10)
+    p.add_argument("--flags", type=int, default=FLAGS, help="flags in the written file")
     args = p.parse_args()
     if args.write_config:
-        write_config(args.write_config, args.blue, args.green, args.green_pct)
+        write_config(args.write_config, args.blue, args.green, args.green_pct, args.flags)
         return
     plain, flagged = route(0), route(FLAGS)
     cases = {
