@@ -110,8 +110,14 @@ def parse_number(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-@lru_cache(maxsize=4096)
 def parse_semver(text: str) -> SemVer | None:
+    """``_parse_semver`` with its cache kept for values of a sane length: a header value is
+    the client's to choose, and large unique ones must not fill the cache."""
+    return _parse_semver(text) if len(text) <= 64 else None
+
+
+@lru_cache(maxsize=4096)
+def _parse_semver(text: str) -> SemVer | None:
     """A sort key with semver 2.0 precedence (``v`` prefix allowed, build ignored), or None.
 
     Cached: a fleet sends few distinct versions, and the regex costs more than the lookup.
@@ -326,6 +332,10 @@ class Schedule(Model):
         return self
 
     def requires_analysis_at(self, index: int) -> bool:
+        """Whether step ``index`` waits for the previous step's analysis. The first step has
+        no previous step (and a flag at 0 % releases nobody to analyse), so never."""
+        if index == 0:
+            return False
         wanted = self.schedule[index].requires_analysis
         return self.requires_analysis if wanted is None else wanted
 

@@ -406,6 +406,24 @@ async def start_rollout(request: web.Request) -> web.Response:
             raise EditError(
                 [FieldError(where, f"route {plan.route!r} has no track {plan.baseline!r}")]
             )
+        # A rollout moves traffic between the baseline and the candidate alone.
+        loaded = [
+            t
+            for t in route.tracks
+            if t.name not in (plan.baseline, plan.candidate.track) and t.weight > 0
+        ]
+        if loaded:
+            raise EditError(
+                [
+                    FieldError(
+                        "route",
+                        f"track {t.name!r} of route {plan.route!r} has {t.weight:g}%: a rollout "
+                        f"moves traffic between {plan.baseline!r} and {plan.candidate.track!r} "
+                        "only; set it to 0 first",
+                    )
+                    for t in loaded
+                ]
+            )
     try:
         record = await rollouts.create(plan, actor, strategy, smoke, rollback=rollback)
     except RolloutConflict as exc:
@@ -454,6 +472,8 @@ async def rollout_command(request: web.Request) -> web.Response:
         record = await request.app[ROLLOUTS].command(request.match_info["id"], name)
     except CommandRefused as exc:
         return error(409, "not_applicable", str(exc))
+    except RolloutConflict as exc:
+        return error(409, "conflict", str(exc))
     if record is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
     return web.json_response(record)

@@ -86,6 +86,10 @@ class ControlApp:
         self._scheduling = asyncio.create_task(self._step_schedules(), name="flag-schedules")
         self._leading = asyncio.create_task(self.leadership.run(), name="leadership")
         if self.notifier is not None:
+            try:
+                await self.notifier.start_from_now()
+            except (RedisError, OSError) as exc:
+                log.warning("webhooks: cannot read the event stream yet: %s", exc)
             # Only the leader delivers, so several control planes do not send duplicates.
             self._notifying = asyncio.create_task(
                 self.notifier.run(lambda: self.leadership.leading), name="webhooks"

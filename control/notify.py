@@ -117,6 +117,12 @@ class Notifier:
             await self._session.close()
             self._session = None
 
+    async def start_from_now(self) -> None:
+        """Set the cursor to the newest event if it was never set, so webhooks turned on later
+        are not sent every event stored before them."""
+        last = await self._redis.xrevrange(self._keys.events, count=1)
+        await self._redis.set(self._keys.events_delivered, last[0][0] if last else "0", nx=True)
+
     async def run(self, is_leader: Callable[[], bool], interval_s: float = 1.0) -> None:
         """Deliver while this process leads, until cancelled; a Redis outage is waited out."""
         outage = False

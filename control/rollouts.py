@@ -40,7 +40,7 @@ from control.analysis.compare import compare
 from control.analysis.sequential import Interval, RateTest
 from control.analysis.verdict import Assessment, Verdict, assess, breached, min_sample
 from control.smoke import probe, reachable, run_smoke_tests
-from control.store import Change, DocumentStore, Stale, Superseded
+from control.store import Change, DocumentStore, Fenced, Stale, Superseded
 from control.strategies import ab, canary
 from control.strategies.canary import (
     FINAL,
@@ -168,6 +168,21 @@ class Rollouts:
         if not await self._redis.set(self._keys.active_rollout(plan.route), rollout_id, nx=True):
             active = await self._redis.get(self._keys.active_rollout(plan.route))
             raise RolloutConflict(f"route {plan.route!r} already has an active rollout ({active})")
+        try:
+            return await self._create(rollout_id, plan, actor, strategy, smoke_tests, rollback)
+        except BaseException:
+            await self._redis.delete(self._keys.active_rollout(plan.route))
+            raise
+
+    async def _create(
+        self,
+        rollout_id: str,
+        plan: CanaryPlan | ABTestPlan,
+        actor: str,
+        strategy: str,
+        smoke_tests: list[dict[str, Any]] | None,
+        rollback: str,
+    ) -> dict[str, Any]:
         now = self._clock()
         document = await self._store.read()
         assert document is not None
@@ -182,10 +197,7 @@ class Rollouts:
             "created_at": now,
             "created_by": actor,
             "state": state_to_dict(State()),
-            "tests": {
-                name: {"test": asdict(RateTest(alpha=alpha)), "consumed": [0, 0, 0, 0]}
-                for name, alpha in TESTS.items()
-            },
+            "tests": _fresh_tests(),
             "latency_edge": None,
             "accumulator": accumulate.new_accumulator(now),
             "checklist": _checklist_record(plan.checklist),
@@ -202,11 +214,7 @@ class Rollouts:
             "emitted": 0,
             "version": 0,
         }
-        try:
-            await self._save(record)
-        except BaseException:
-            await self._redis.delete(self._keys.active_rollout(plan.route))
-            raise
+        await self._save(record)
         await self._redis.sadd(self._keys.rollouts, rollout_id)
         return record
 
@@ -237,8 +245,8 @@ class Rollouts:
             args=[expected, json.dumps(record), EVENTS_MAX, *events],
         ):
             raise RolloutConflict(f"rollout {record['id']} changed meanwhile; try again")
-        if Status(record["state"]["status"]) in FINAL:
-            # Only this rollout's own claim is released.
+        if Status(record["state"]["status"]) in FINAL and record["desired"] is None:
+            # Only this rollout's own claim is released, once its last weights are written.
             active = self._keys.active_rollout(record["route"])
             if await self._redis.get(active) == record["id"]:
                 await self._redis.delete(active)
@@ -351,6 +359,7 @@ class Rollouts:
                 record["waiting_for"] = missing
                 await self._save(record)
                 return
+            await self._restart_counts(record, now)
             if isinstance(plan, ABTestPlan):
                 state, ab_actions = ab.start(plan, state, now)
                 actions = list(ab_actions)
@@ -384,7 +393,11 @@ class Rollouts:
         record["waiting_for"] = _waiting_for(record, state, now)
         await self._save(record)
         if record["desired"] is not None:
-            await self._flush(record)
+            try:
+                await self._flush(record)
+            except (RolloutConflict, Fenced, RedisError, OSError) as exc:
+                # The decision is saved: the runner's next step writes its weights.
+                log.warning("rollout %s: weights left to the next step: %s", record["id"], exc)
 
     async def _flush(self, record: dict[str, Any]) -> None:
         """Write the weights the saved record wants, unless a newer version overtook it."""
@@ -395,13 +408,25 @@ class Rollouts:
             route = edits.find_route(document, record["route"])
             present = {t.name for t in route.tracks}
             weights = {name: w for name, w in desired["weights"].items() if name in present}
+            if record["strategy"] == "ab_test":
+                weights = {name: weights.get(name, 0.0) for name in present}
             try:
                 new = edits.set_weights(document, record["route"], weights)
             except edits.EditError as exc:
-                # The route changed under the rollout (a track removed by hand): say so, drop it.
+                # The route changed under the rollout (a track removed or given weight by
+                # hand): end it with the reason rather than leave it waiting for weights.
                 log.error("rollout %s: cannot set weights %s: %s", record["id"], weights, exc)
                 record["desired"] = None
                 record["weights_error"] = str(exc)
+                state = state_from_dict(record["state"])
+                why = f"the weights cannot be written: {exc}"
+                if state.status not in FINAL:
+                    state = replace(state, status=Status.ABORTED, generation=None)
+                    state = state.note(self._clock(), "aborted", why)
+                else:
+                    state = state.note(self._clock(), "error", why)
+                record["state"] = state_to_dict(state)
+                record["waiting_for"] = ""
                 await self._save(record)
                 return
             try:
@@ -450,6 +475,16 @@ class Rollouts:
             record.setdefault("probe_results", {})[item.name] = detail
         record["warnings"] = _warnings(record)
         return _waiting_for_checklist(record)
+
+    async def _restart_counts(self, record: dict[str, Any], now: float) -> None:
+        """Judge only what happens from the start on: a rollout may have waited for its
+        checklist for hours, and the weights to restore are the ones it found then."""
+        record["accumulator"] = accumulate.new_accumulator(now)
+        record["tests"] = _fresh_tests()
+        document = await self._store.read()
+        assert document is not None
+        route = edits.find_route(document, record["route"])
+        record["before_weights"] = {t.name: t.weight for t in route.tracks}
 
     async def _begin(
         self, plan: CanaryPlan, record: dict[str, Any], state: State, now: float
@@ -732,6 +767,13 @@ class Rollouts:
         record["state"] = state_to_dict(state)
         record["waiting_for"] = ""
         await self._save(record)
+
+
+def _fresh_tests() -> dict[str, dict[str, Any]]:
+    return {
+        name: {"test": asdict(RateTest(alpha=alpha)), "consumed": [0, 0, 0, 0]}
+        for name, alpha in TESTS.items()
+    }
 
 
 def _checklist_record(checklist: Checklist) -> dict[str, dict[str, Any]]:

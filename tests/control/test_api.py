@@ -450,3 +450,19 @@ async def test_rollout_plans_and_commands_refused_with_the_field_and_the_state(
     assert (await client.post(f"/v1/rollouts/{rid}/abort", headers=AUTH)).status == 200
     r = await client.post(f"/v1/rollouts/{rid}/checks/tests_passed", headers=AUTH)
     assert r.status == 409 and "aborted" in (await r.json())["error"]["message"]
+
+
+async def test_a_rollout_is_refused_while_a_third_track_carries_traffic(
+    client: TestClient[Any, Any],
+) -> None:
+    track = {"version": "v3", "upstreams": ["http://127.0.0.1:9003"], "weight": 0}
+    r = await client.put("/v1/routes/chat/tracks/other", json=track, headers=AUTH)
+    assert r.status == 200, await r.text()
+    weights = {"weights": {"stable": 90, "canary": 5, "other": 5}}
+    r = await client.put("/v1/routes/chat/weights", json=weights, headers=AUTH)
+    assert r.status == 200, await r.text()
+    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
+    assert r.status == 422
+    [problem] = (await r.json())["errors"]
+    assert problem["field"] == "route" and "'other' of route 'chat' has 5%" in problem["reason"]
+    assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []

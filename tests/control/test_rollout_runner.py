@@ -19,6 +19,7 @@ from config.metrics import field_name
 from config.plans import ABTestPlan, BigBangPlan, CanaryPlan, as_canary, parse_plan
 from config.schema import RoutingDocument
 from control import accumulate
+from control.edits import put_track, set_weights
 from control.rollouts import Rollouts, UnknownItem
 from control.store import Change, DocumentStore
 from control.strategies.canary import CommandRefused
@@ -316,3 +317,56 @@ async def test_counts_since_the_start_outlive_the_windows(bench: Bench) -> None:
     await bench.serve("canary", "v2", requests=5)
     seen = await accumulate.totals(bench.windows, "chat", accumulator, ["canary"], bench.clock())
     assert seen["canary"].requests == 35
+
+
+async def test_an_ab_test_judges_only_its_own_traffic_and_zeroes_other_tracks(
+    bench: Bench,
+) -> None:
+    document = await bench.store.read()
+    assert document is not None
+    body = {"version": "v3", "upstreams": [bench.upstream], "weight": 0}
+    with_v3 = put_track(document, "chat", "v3", body)
+    await bench.store.write(with_v3, document.generation, Change("test", "", "put_track", "v3"))
+    plan = parse_plan(
+        """ab_testing:
+  route: chat
+  split: {canary: 50, v3: 50}
+  sample_size: 100
+  metrics: [error_rate]
+  checklist: {required: [tests_passed]}
+"""
+    )
+    assert isinstance(plan, ABTestPlan)
+    rid = (await bench.rollouts.create(plan, "ci", "ab_test"))["id"]
+    await bench.step(rid)  # waits for the checklist…
+    await bench.serve("canary", "v0", requests=5000, **{"err:upstream_5xx": 2500})  # …meanwhile
+    bench.clock.now += 3600
+    await bench.rollouts.attest(rid, "tests_passed", "ci", "")
+    running = await bench.step(rid)
+    assert running["state"]["status"] == "running"
+    assert await bench.weights() == {"stable": 0, "canary": 50, "v3": 50}
+    await bench.ack()
+    bench.clock.now += 10
+    await bench.serve("canary", "v0", requests=300, **{"err:upstream_5xx": 3})
+    await bench.serve("v3", "v3", requests=300, **{"err:upstream_5xx": 3})
+    done = await bench.step(rid)
+    assert done["state"]["status"] == "completed"
+    assert done["report"]["served"] == {"canary": 300, "v3": 300}  # not the hour before
+    assert done["report"]["comparisons"][0]["verdict"] == "no_difference"
+    assert await bench.weights() == {"stable": 100, "canary": 0, "v3": 0}
+
+
+async def test_a_route_changed_under_a_rollout_ends_it_with_the_reason(bench: Bench) -> None:
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    await bench.step(rid)
+    document = await bench.store.read()
+    assert document is not None
+    body = {"version": "v9", "upstreams": [bench.upstream], "weight": 0}
+    third = put_track(document, "chat", "other", body)
+    third = set_weights(third, "chat", {"stable": 90, "canary": 5, "other": 5})
+    await bench.store.write(third, document.generation, Change("ops", "", "set", "w"))
+    await bench.rollouts.command(rid, "abort")  # wants canary 0, stable 100: 105 % in all
+    ended = await bench.record(rid)
+    assert ended["state"]["status"] == "aborted"
+    assert "the weights cannot be written" in ended["state"]["history"][-1]["detail"]
+    assert await bench.redis.get(bench.keys.active_rollout("chat")) is None  # released
