@@ -678,3 +678,19 @@ def test_schedule_steps_apply_to_the_document() -> None:
     assert done.feature_flags == {}
     assert {t.name: t.weight for t in done.routes[0].tracks} == {"v1": 0, "v2": 100}
     assert {u: explain(done, "chat", u, {}).track for u in before} == released
+
+
+def test_the_first_scheduled_step_never_waits_for_an_analysis() -> None:
+    from config.flags import Schedule
+
+    schedule = Schedule.model_validate(
+        {
+            "requires_analysis": True,
+            "schedule": [
+                {"date": "2025-04-01", "percentage": 5, "target": "all_users"},
+                {"date": "2025-04-08", "percentage": 20, "target": "all_users"},
+            ],
+        }
+    )
+    # At 0 % a flag releases nobody, so there is nothing to analyse before the first step.
+    assert [schedule.requires_analysis_at(i) for i in (0, 1)] == [False, True]
