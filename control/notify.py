@@ -130,7 +130,7 @@ class Notifier:
             if is_leader():
                 try:
                     # A full batch means more may be waiting: go on without sleeping.
-                    while await self.deliver_pending(BATCH) == BATCH and is_leader():
+                    while await self.deliver_pending(BATCH, is_leader) == BATCH and is_leader():
                         pass
                 except (RedisError, OSError) as exc:
                     if not outage:
@@ -143,23 +143,31 @@ class Notifier:
             _honour_cancellation()
             await asyncio.sleep(interval_s)
 
-    async def deliver_pending(self, limit: int = BATCH) -> int:
+    async def deliver_pending(
+        self, limit: int = BATCH, is_leader: Callable[[], bool] = lambda: True
+    ) -> int:
         """Offer the events after the cursor to every URL, in order; returns how many.
 
-        Receivers' failures are logged, never raised; Redis errors are raised, and so is
-        ``CancelledError`` when this task has a cancellation pending.
+        Stops between events once ``is_leader`` says this process no longer leads, so a
+        deposed leader does not go on sending beside its successor. Receivers' failures are
+        logged, never raised; Redis errors are raised, and so is ``CancelledError`` when this
+        task has a cancellation pending.
         """
         cursor = await self._redis.get(self._keys.events_delivered) or "0"
         entries = await self._redis.xrange(
             self._keys.events, min=f"({cursor}", max="+", count=limit
         )
+        done = 0
         for entry_id, fields in entries:
             _honour_cancellation()
+            if not is_leader():
+                break
             event = _decode(entry_id, fields)
             if event is not None:
                 await self._deliver(entry_id, event)
             await self._redis.set(self._keys.events_delivered, entry_id)
-        return len(entries)
+            done += 1
+        return done
 
     async def _deliver(self, entry_id: str, event: dict[str, Any]) -> None:
         body = json.dumps({**event, "text": summary(event)}).encode()

@@ -303,6 +303,30 @@ async def test_a_new_notifier_continues_after_the_stored_cursor(
     assert [b["detail"] for b in r.bodies] == ["1", "2", "3", "4"]
 
 
+async def test_a_deposed_leader_stops_between_events(
+    redis: Redis, make_notifier: MakeNotifier, start_app: StartApp
+) -> None:
+    r, url = await receiver(start_app)
+    ids = await publish(redis, *(event("phase", str(i)) for i in range(5)))
+    looks = iter([True, True, False])
+    assert await make_notifier([url]).deliver_pending(is_leader=lambda: next(looks)) == 2
+    assert [b["detail"] for b in r.bodies] == ["0", "1"]
+    assert await redis.get(KEYS.events_delivered) == ids[1]  # the successor goes on from here
+
+
+async def test_webhooks_turned_on_later_start_from_the_newest_event(
+    redis: Redis, make_notifier: MakeNotifier, start_app: StartApp
+) -> None:
+    r, url = await receiver(start_app)
+    await publish(redis, event("phase", "old"))
+    notifier = make_notifier([url])
+    await notifier.start_from_now()
+    await notifier.start_from_now()  # once set, the cursor is not moved again
+    await publish(redis, event("phase", "new"))
+    assert await notifier.deliver_pending() == 1
+    assert [b["detail"] for b in r.bodies] == ["new"]
+
+
 async def test_entries_that_are_not_events_are_skipped(
     redis: Redis, make_notifier: MakeNotifier, start_app: StartApp, caplog: pytest.LogCaptureFixture
 ) -> None:
