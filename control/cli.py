@@ -50,10 +50,12 @@ def call(
     )
 
 
-def request_text(base: str, token: str, path: str, text: str, source: str) -> Any:
-    """POST a YAML document; a 422 names the plan file in its field errors."""
+def request_text(
+    base: str, token: str, path: str, text: str, source: str, method: str = "POST"
+) -> Any:
+    """Send a YAML document (a plan, a flag); a 422 names the file in its field errors."""
     try:
-        return _send(base, token, "POST", path, text.encode(), {"Content-Type": "application/yaml"})
+        return _send(base, token, method, path, text.encode(), {"Content-Type": "application/yaml"})
     except ApiError as exc:
         if isinstance(exc.body, dict) and isinstance(exc.body.get("errors"), list):
             for e in exc.body["errors"]:

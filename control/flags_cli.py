@@ -21,20 +21,9 @@ from typing import Any
 
 import yaml
 
-from control.cli import DEFAULT_ADMIN_URL, ApiError, _send, call
+from control.cli import DEFAULT_ADMIN_URL, ApiError, call, request_text
 
 PROG = "splitgate flags"
-
-
-def put_text(base: str, token: str, path: str, text: str, source: str) -> Any:
-    """PUT a YAML document; like ``request_text``, a 422 names the file in its field errors."""
-    try:
-        return _send(base, token, "PUT", path, text.encode(), {"Content-Type": "application/yaml"})
-    except ApiError as exc:
-        if isinstance(exc.body, dict) and isinstance(exc.body.get("errors"), list):
-            for e in exc.body["errors"]:
-                e["field"] = f"{source}: {e.get('field')}"
-        raise ApiError(exc.status, exc.body) from None
 
 
 def pairs(given: Sequence[str], what: str) -> dict[str, str]:
@@ -147,7 +136,9 @@ def run(args: argparse.Namespace) -> tuple[Any, list[str]]:
             text = args.file.read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"{args.file}: {exc.strerror or exc}") from None
-        answer = put_text(base, token, f"/v1/flags/{quoted}{reason}", text, str(args.file))
+        answer = request_text(
+            base, token, f"/v1/flags/{quoted}{reason}", text, str(args.file), method="PUT"
+        )
         return answer, [f"flag {name} set at generation {answer['generation']}"]
     if args.command == "delete":
         answer = call(base, token, "DELETE", f"/v1/flags/{quoted}{reason}")

@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from config.keys import Keys, StoredDocument
+from config.keys import Keys
 from config.schema import RoutingDocument
 from control.app import ControlApp
 from control.redis_client import connect
 from splitgate.redis_server import RedisServer
+from tests.control.conftest import stored
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -73,25 +74,6 @@ async def control(redis_server: RedisServer) -> AsyncIterator[ControlApp]:
     await app.start()
     yield app
     await app.close()
-
-
-@pytest.fixture
-async def client(control: ControlApp) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(control.web_app())) as c:
-        yield c
-
-
-@pytest.fixture
-async def raw_redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    r = Redis.from_url(redis_server.url, decode_responses=True)
-    yield r
-    await r.aclose()
-
-
-async def stored(raw_redis: Redis) -> StoredDocument:
-    raw = await raw_redis.get(Keys().document)
-    assert raw is not None
-    return StoredDocument.decode(raw)
 
 
 def with_(path: str, value: Any) -> dict[str, Any]:

@@ -1,0 +1,35 @@
+"""Fixtures of the admin API tests: a client for the module's ``control`` fixture, and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from config.keys import Keys, StoredDocument
+from control.app import ControlApp
+from splitgate.redis_server import RedisServer
+
+
+@pytest.fixture
+async def client(control: ControlApp) -> AsyncIterator[TestClient[Any, Any]]:
+    """A client of the admin API of the test module's own ``control`` fixture."""
+    async with TestClient(TestServer(control.web_app())) as c:
+        yield c
+
+
+@pytest.fixture
+async def raw_redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    r = Redis.from_url(redis_server.url, decode_responses=True)
+    yield r
+    await r.aclose()
+
+
+async def stored(raw_redis: Redis) -> StoredDocument:
+    """The routing document as Redis holds it."""
+    raw = await raw_redis.get(Keys().document)
+    assert raw is not None
+    return StoredDocument.decode(raw)
