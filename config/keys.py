@@ -7,7 +7,7 @@ default), so the layout works on Redis Cluster as well as on a single server or 
 - ``{ns}:routing:generation``  its generation alone, an integer that only grows (cheap to poll)
 - ``{ns}:routing:changes``     pub/sub channel; each message is a new generation
 - ``{ns}:audit``               stream of audit records (actor, before, after, reason, time)
-- ``{ns}:ack:<instance>``      the generation a proxy replica has applied, with a TTL
+- ``{ns}:ack:<instance>``      what a proxy replica has applied (generation and digest), with a TTL
 - ``{ns}:events``              stream of rollout events (phase changes, approvals needed,
                                promotions, rollbacks): the outbox webhooks are delivered from
 - ``{ns}:events:delivered``    the id of the last event delivered to the webhooks
@@ -18,13 +18,24 @@ default), so the layout works on Redis Cluster as well as on a single server or 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from config.schema import Model, RoutingDocument
 
 DEFAULT_NAMESPACE = "splitgate"
+
+
+def digest(raw: str | bytes) -> str:
+    """The identity of one stored write: a hash of the exact JSON value stored in Redis.
+
+    Two writes of the same generation (one of them lost in a failover) differ in their
+    digest, because the value carries who wrote it and when as well as the routing.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 class StoredDocument(RoutingDocument):
@@ -33,14 +44,22 @@ class StoredDocument(RoutingDocument):
     generation: int = Field(ge=1)
     written_at: float = 0.0
     written_by: str = ""
+    _digest: str | None = PrivateAttr(default=None)
 
     def encode(self) -> str:
         return self.model_dump_json()
 
+    @property
+    def digest(self) -> str:
+        """``digest`` of the value as read from Redis (or as this process will store it)."""
+        return self._digest if self._digest is not None else digest(self.encode())
+
     @classmethod
     def decode(cls, raw: str | bytes) -> StoredDocument:
         """Parse a stored value; raises ``pydantic.ValidationError`` if it is not valid."""
-        return cls.model_validate_json(raw)
+        document = cls.model_validate_json(raw)
+        document._digest = digest(raw)
+        return document
 
     @classmethod
     def stamp(
@@ -48,7 +67,9 @@ class StoredDocument(RoutingDocument):
     ) -> StoredDocument:
         """``document`` as stored at ``generation`` (every field of the document kept)."""
         fields = {name: getattr(document, name) for name in RoutingDocument.model_fields}
-        return cls(**fields, generation=generation, written_at=written_at, written_by=written_by)
+        stored = cls(**fields, generation=generation, written_at=written_at, written_by=written_by)
+        stored._digest = digest(stored.encode())
+        return stored
 
     def routing(self) -> RoutingDocument:
         return RoutingDocument(
@@ -57,10 +78,25 @@ class StoredDocument(RoutingDocument):
 
 
 class Ack(Model):
-    """What one proxy replica reports: the generation it routes by, and since when."""
+    """What one proxy replica reports: the document it routes by, and since when.
+
+    ``digest`` (``StoredDocument.digest``) tells two documents of the same generation apart;
+    it is empty in the acks of proxies older than it, and of a proxy still on its file's
+    routing. Unknown fields are ignored, so a later field does not break an older reader.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     generation: int
     applied_at: float
+    digest: str = ""
+
+    def routes_by(self, document: StoredDocument) -> bool:
+        """Whether this replica applies exactly ``document`` (by generation alone without a
+        digest)."""
+        return self.generation == document.generation and (
+            not self.digest or self.digest == document.digest
+        )
 
 
 @dataclass(frozen=True)

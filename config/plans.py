@@ -36,19 +36,51 @@ def _check_thresholds(criteria: dict[str, str]) -> dict[str, str]:
     return criteria
 
 
+DEFAULT_MAX_DURATION = 3600.0
+"""A phase without a ``duration`` decides within this long (its ``max_duration``)."""
+
+OnInconclusive = Literal["pause", "promote", "rollback"]
+
+
 class Phase(Model):
     name: str = Field(min_length=1, max_length=200)
     traffic: Weight
     duration: Duration | None = None
+    """The minimum bake: the phase is not judged complete before it has passed."""
+    max_duration: Duration | None = None
+    """When it has passed with verdicts still inconclusive, the plan's ``on_inconclusive``
+    applies. Default: 3 × ``duration``, or one hour without a duration."""
     auto_promote: bool = True
     requires_approval: bool = False
     rollback_if: list[ConditionField] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _deadline(self) -> Phase:
+        if (
+            self.max_duration is not None
+            and self.duration is not None
+            and self.max_duration < self.duration
+        ):
+            raise ValueError(
+                f"max_duration ({self.max_duration:g} s) is shorter than duration "
+                f"({self.duration:g} s): the phase could never finish its bake"
+            )
+        return self
+
+    def deadline(self) -> float:
+        """Seconds after the phase starts when it must decide (``max_duration``)."""
+        if self.max_duration is not None:
+            return self.max_duration
+        return DEFAULT_MAX_DURATION if self.duration is None else 3 * self.duration
 
 
 class MetricCheck(Model):
     name: Metric
     threshold: str
-    window: Duration
+    window: Duration | None = None
+    """Accepted as the deployment-pattern notes write it, and shown with the verdict. A phase
+    is judged on every request it served since it began (a confidence sequence needs the
+    whole phase), not on a sliding window."""
 
     @model_validator(mode="after")
     def _threshold(self) -> MetricCheck:
@@ -178,6 +210,16 @@ class CanaryPlan(Model):
     canary_metrics: CanaryMetrics = CanaryMetrics()
     comparison: Comparison = Comparison()
     limits: Limits = Limits()
+    after_promotion: Literal["baseline", "candidate"] = "baseline"
+    """Which track serves the new version once it is promoted. ``baseline`` (as Flagger and
+    Argo Rollouts do): the baseline track takes the candidate's version and upstreams and all
+    the traffic, and the candidate track goes back to 0 %, so the same plan shape runs the
+    next version. ``candidate``: the candidate track keeps 100 % (blue-green's switch)."""
+    on_inconclusive: OnInconclusive = "pause"
+    """What a phase does when its ``max_duration`` has passed and a verdict is still
+    inconclusive (too little traffic): pause with the reason, go on to the next phase, or
+    roll back. ``promote`` suits low-traffic routes: the next phase gathers evidence faster,
+    and the rollback conditions and comparisons keep guarding it."""
     checklist: Checklist = Checklist()
     post_deploy: PostDeploy = PostDeploy()
 
@@ -307,6 +349,7 @@ def blue_green_as_canary(plan: BlueGreenPlan) -> CanaryPlan:
         ],
         canary_metrics=CanaryMetrics(secondary=[]),
         comparison=Comparison(method="statistical" if validate.compare_with_baseline else "none"),
+        after_promotion="candidate",
         checklist=plan.checklist,
         post_deploy=plan.post_deploy,
     )

@@ -48,7 +48,7 @@ def sample_ratio(observed: Mapping[str, int], weights: Mapping[str, float]) -> S
         return SampleRatio(total, None, None, False, expected, shares)
     chi = sum((observed.get(t, 0) - total * expected[t]) ** 2 / (total * expected[t]) for t in live)
     if stray:  # requests on a zero-weight track cannot happen by chance
-        return SampleRatio(total, math.inf, 0.0, True, expected, shares)
+        return SampleRatio(total, None, 0.0, True, expected, shares)
     p = chi_square_survival(chi, len(live) - 1)
     return SampleRatio(total, round(chi, 4), p, p < ALARM_P, expected, shares)
 

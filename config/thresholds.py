@@ -68,12 +68,12 @@ def parse_threshold(text: str, metric: str) -> Threshold:
     kind = _KIND.get(metric, "latency")
     unit = (unit or "").replace(" ", "")
     if kind == "rate":
-        if unit == "%":
-            value /= 100
-        elif unit:
+        if unit != "%":
+            # "error_rate < 1" read as a fraction means 100 % and always passes: refuse it.
             raise ValueError(
-                f"{text!r}: {metric} is a rate: write it as a percentage or a fraction"
+                f"{text!r}: {metric} is a rate: write it as a percentage, e.g. '< {number}%'"
             )
+        value /= 100
         if not 0 <= value <= 1:
             raise ValueError(f"{text!r}: a rate lies between 0% and 100%")
     elif kind == "score":

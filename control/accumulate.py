@@ -10,7 +10,8 @@ difference between two looks as the new interval.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, window_start
@@ -23,7 +24,20 @@ Merged = dict[tuple[str, str], TrackWindow]
 
 
 def new_accumulator(started_at: float) -> dict[str, Any]:
-    return {"cursor": window_start(started_at), "closed": {}}
+    return {"cursor": window_start(started_at), "closed": {}, "offset": {}}
+
+
+async def start(reader: WindowReader, route: str, arms: list[str], now: float) -> dict[str, Any]:
+    """An accumulator that counts from ``now`` on, not from the start of ``now``'s window.
+
+    The window ``now`` falls in already holds what was served before (under other weights,
+    or before a test began): those counts are read once and kept as the ``offset`` that
+    ``totals`` subtracts. Proxies flush every second, so at most about a second of earlier
+    traffic can slip in."""
+    accumulator = new_accumulator(now)
+    before = await totals(reader, route, accumulator, arms, now)
+    accumulator["offset"] = {name: asdict(w) for name, w in before.items()}
+    return accumulator
 
 
 async def totals(
@@ -47,7 +61,8 @@ async def totals(
             cursor = start + WINDOW_S
     accumulator["cursor"] = cursor
     accumulator["closed"] = {name: asdict(w) for name, w in closed.items()}
-    return current
+    offset = accumulator.get("offset") or {}
+    return {name: subtract(w, from_dict(offset.get(name))) for name, w in current.items()}
 
 
 def from_dict(data: dict[str, Any] | None) -> TrackWindow:
@@ -55,29 +70,40 @@ def from_dict(data: dict[str, Any] | None) -> TrackWindow:
 
 
 def arm(merged: Merged, track: str) -> TrackWindow:
-    """One track's counts, every version of it summed."""
+    """One track's counts, every version of it summed; ``@<version>``: one version's counts,
+    on whichever tracks served it (``@`` is in no track name)."""
     total = TrackWindow()
-    for (name, _), window in merged.items():
-        if name == track:
+    by_version = track.startswith("@")
+    for (name, version), window in merged.items():
+        if (version == track[1:]) if by_version else (name == track):
             total = add(total, window)
     return total
 
 
+def subtract(a: TrackWindow, b: TrackWindow) -> TrackWindow:
+    """``a - b``, never below zero (``b`` is a snapshot of counts that only grow)."""
+    return _combine(a, b, lambda x, y: max(0, x - y))
+
+
 def add(a: TrackWindow, b: TrackWindow) -> TrackWindow:
-    return replace(
-        a,
-        requests=a.requests + b.requests,
-        assigned=a.assigned + b.assigned,
-        errors={k: a.errors.get(k, 0) + b.errors.get(k, 0) for k in {*a.errors, *b.errors}},
-        client_gone=a.client_gone + b.client_gone,
-        latency=[x + y for x, y in zip(a.latency, b.latency, strict=True)],
-        ttfb=[x + y for x, y in zip(a.ttfb, b.ttfb, strict=True)],
-        latency_sum_ms=a.latency_sum_ms + b.latency_sum_ms,
-        ttfb_sum_ms=a.ttfb_sum_ms + b.ttfb_sum_ms,
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-        usage_reported=a.usage_reported + b.usage_reported,
-        feedback={
-            k: a.feedback.get(k, 0) + b.feedback.get(k, 0) for k in {*a.feedback, *b.feedback}
-        },
+    return _combine(a, b, lambda x, y: x + y)
+
+
+def _combine(a: TrackWindow, b: TrackWindow, op: Callable[[Any, Any], Any]) -> TrackWindow:
+    def keyed(x: dict[str, int], y: dict[str, int]) -> dict[str, int]:
+        return {k: op(x.get(k, 0), y.get(k, 0)) for k in {*x, *y}}
+
+    return TrackWindow(
+        requests=op(a.requests, b.requests),
+        assigned=op(a.assigned, b.assigned),
+        errors=keyed(a.errors, b.errors),
+        client_gone=op(a.client_gone, b.client_gone),
+        latency=[op(x, y) for x, y in zip(a.latency, b.latency, strict=True)],
+        ttfb=[op(x, y) for x, y in zip(a.ttfb, b.ttfb, strict=True)],
+        latency_sum_ms=op(a.latency_sum_ms, b.latency_sum_ms),
+        ttfb_sum_ms=op(a.ttfb_sum_ms, b.ttfb_sum_ms),
+        prompt_tokens=op(a.prompt_tokens, b.prompt_tokens),
+        completion_tokens=op(a.completion_tokens, b.completion_tokens),
+        usage_reported=op(a.usage_reported, b.usage_reported),
+        feedback=keyed(a.feedback, b.feedback),
     )

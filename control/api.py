@@ -13,12 +13,14 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from config import jsonsafe
 from config.durations import parse_duration
 from config.feedback import Feedback, feedback_fields, verify
 from config.keys import StoredDocument
@@ -45,6 +47,9 @@ from control.schedule import Schedules
 from control.store import Change, DocumentStore, Stale
 from control.strategies.canary import CommandRefused
 from control.windows import WindowReader
+
+json_response = partial(web.json_response, dumps=jsonsafe.dumps)
+"""Strict JSON answers: no NaN or Infinity (``config.jsonsafe``)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Edit = Callable[[RoutingDocument], RoutingDocument]
@@ -73,7 +78,7 @@ def error(
     }
     if errors:
         body["errors"] = [{"field": e.field, "reason": e.reason} for e in errors]
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 @web.middleware
@@ -145,7 +150,7 @@ async def write(request: web.Request, route: str, edit: Edit, change: Change) ->
                 return _stale(exc.current)
             continue
         written = stored.route(route)
-        return web.json_response(
+        return json_response(
             {
                 "generation": stored.generation,
                 "route": None if written is None else written.model_dump(),
@@ -164,13 +169,15 @@ async def replicas(store: DocumentStore, generation: int) -> dict[str, Any]:
     acks = sorted((await store.acks()).items())
     return {
         "replicas": {name: ack.model_dump() for name, ack in acks},
-        "converged": bool(acks) and all(ack.generation >= generation for _, ack in acks),
+        # Every live replica applies this very document (generation and digest), not merely
+        # some document with that generation number (one lost in a Redis failover).
+        "converged": await store.converged(generation, dict(acks)),
     }
 
 
 async def list_routes(request: web.Request) -> web.Response:
     document = await current(request)
-    return web.json_response(
+    return json_response(
         {
             "generation": document.generation,
             "written_at": document.written_at,
@@ -187,7 +194,7 @@ async def get_route(request: web.Request) -> web.Response:
     document = await current(request)
     route = edits.find_route(document, request.match_info["route"])
     first, _, merged = await request.app[WINDOWS].read(route.name, 300)
-    return web.json_response(
+    return json_response(
         {
             "generation": document.generation,
             "route": route.model_dump(),
@@ -291,7 +298,7 @@ async def route_metrics(request: web.Request) -> web.Response:
         for (track, version), counts in sorted(merged.items())
     ]
     ratio = _sample_ratio(document, route, first, merged)
-    return web.json_response(
+    return json_response(
         {
             "route": name,
             "window_s": end - first,
@@ -346,7 +353,7 @@ async def feedback(request: web.Request) -> web.Response:
         field_name(track, version, name): value for name, value in feedback_fields(received).items()
     }
     await request.app[WINDOWS].add(route, fields)
-    return web.json_response(
+    return json_response(
         {"accepted": True, "route": route, "track": track, "version": version}, status=202
     )
 
@@ -428,7 +435,7 @@ async def start_rollout(request: web.Request) -> web.Response:
         record = await rollouts.create(plan, actor, strategy, smoke, rollback=rollback)
     except RolloutConflict as exc:
         return error(409, "rollout_active", str(exc))
-    return web.json_response(record, status=201)
+    return json_response(record, status=201)
 
 
 def _split_problem(problem: str) -> tuple[str, str]:
@@ -440,7 +447,7 @@ def _split_problem(problem: str) -> tuple[str, str]:
 
 
 async def list_rollouts(request: web.Request) -> web.Response:
-    return web.json_response({"rollouts": await request.app[ROLLOUTS].all()})
+    return json_response({"rollouts": await request.app[ROLLOUTS].all()})
 
 
 async def get_rollout(request: web.Request) -> web.Response:
@@ -459,7 +466,7 @@ async def get_rollout(request: web.Request) -> web.Response:
         next((r for r in document.routes if r.name == record["route"]), None) if document else None
     )
     record["weights"] = {t.name: t.weight for t in route.tracks} if route is not None else None
-    return web.json_response(record)
+    return json_response(record)
 
 
 async def rollout_command(request: web.Request) -> web.Response:
@@ -476,7 +483,7 @@ async def rollout_command(request: web.Request) -> web.Response:
         return error(409, "conflict", str(exc))
     if record is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
-    return web.json_response(record)
+    return json_response(record)
 
 
 async def check_item(request: web.Request) -> web.Response:
@@ -505,7 +512,7 @@ async def check_item(request: web.Request) -> web.Response:
         return error(409, "conflict", str(exc))
     if record is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
-    return web.json_response(record)
+    return json_response(record)
 
 
 async def rollout_verdicts(request: web.Request) -> web.Response:
@@ -516,22 +523,22 @@ async def rollout_verdicts(request: web.Request) -> web.Response:
     rollouts = request.app[ROLLOUTS]
     if await rollouts.get(request.match_info["id"]) is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
-    return web.json_response({"looks": await rollouts.verdicts(request.match_info["id"], int(raw))})
+    return json_response({"looks": await rollouts.verdicts(request.match_info["id"], int(raw))})
 
 
 async def audit(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         raise EditError([FieldError("limit", "a number from 1 to 1000")], status=400)
-    return web.json_response({"records": await request.app[STORE].audit(int(raw))})
+    return json_response({"records": await request.app[STORE].audit(int(raw))})
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+    return json_response(OPENAPI)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def create_api(

@@ -1,9 +1,10 @@
-"""The control plane of one process: the store, the admin API, and the seed guardian.
+"""The control plane of one process: the store, the admin API, and the guardian.
 
-The guardian makes sure Redis always holds a routing document. At start, an empty Redis is
-seeded from the config file. Later, if Redis comes back empty (restarted without
-persistence, flushed), it is re-seeded from the last document this process saw, never from
-zero weights, at a generation above any the fleet has applied, so every proxy accepts it.
+The guardian (``control.guardian``) makes sure Redis always holds a routing document. At
+start, an empty Redis is seeded from the config file. Later, if Redis comes back empty
+(restarted without persistence, flushed), it is re-seeded from the last document this process
+saw, never from zero weights, at a generation above any the fleet has applied, so every proxy
+accepts it; if a failover lost the last writes, the last document is re-applied above them.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ from config.keys import Keys, StoredDocument
 from config.plans import EnvironmentsFile
 from config.schema import RoutingDocument
 from control.api import create_api
+from control.guardian import Guardian
 from control.leadership import Leadership
 from control.notify import Notifier
+from control.redis_client import write_wait
 from control.rollouts import Rollouts
 from control.schedule import Schedules
-from control.store import Change, DocumentStore, Stale
+from control.store import DocumentStore
 from control.windows import WindowReader
 
 log = logging.getLogger("splitgate.control")
-
-SEEDER = "splitgate-control"
 
 
 class ControlApp:
@@ -50,9 +51,8 @@ class ControlApp:
         webhook_secret: bytes = b"",
     ) -> None:
         self.redis = redis
-        self.store = DocumentStore(redis, keys)
-        self._seed = seed
-        self._guard_s = guard_s
+        self.store = DocumentStore(redis, keys, wait=write_wait(redis))
+        self.guardian = Guardian(self.store, seed, guard_s)
         windows = WindowReader(redis, keys)
         self.leadership = Leadership(redis, keys, instance, lease_s=lease_s)
         self.rollouts = Rollouts(
@@ -81,7 +81,7 @@ class ControlApp:
             await self.ensure_seeded()
         except (RedisError, OSError) as exc:
             log.warning("Redis not reachable at start (%s); will seed when it is", exc)
-        self._guarding = asyncio.create_task(self._guard(), name="seed-guardian")
+        self._guarding = asyncio.create_task(self.guardian.run(), name="guardian")
         self._stepping = asyncio.create_task(self._step_rollouts(), name="rollout-runner")
         self._scheduling = asyncio.create_task(self._step_schedules(), name="flag-schedules")
         self._leading = asyncio.create_task(self.leadership.run(), name="leadership")
@@ -119,47 +119,7 @@ class ControlApp:
 
     async def ensure_seeded(self) -> StoredDocument:
         """Return the stored document, writing one first if Redis holds none."""
-        stored = await self.store.read()
-        if stored is not None:
-            return stored
-        acked = max((a.generation for a in (await self.store.acks()).values()), default=0)
-        last_known = self.store.latest
-        if last_known is not None:
-            source, document = "last known document", last_known.routing()
-            floor = max(last_known.generation, acked) + 1
-        else:
-            source, document, floor = "config file", self._seed, acked + 1
-        try:
-            stored = await self.store.write(
-                document,
-                0,
-                Change(
-                    SEEDER,
-                    f"Redis held no routing document: seeded from the {source}",
-                    "seed",
-                    "routes",
-                ),
-                after=document.model_dump(),
-                generation=floor,
-            )
-        except Stale:  # another control plane seeded it first
-            stored = await self.store.read()
-            if stored is None:
-                raise RedisError("the routing document vanished while seeding") from None
-        log.info(
-            "seeded the routing document from the %s at generation %d", source, stored.generation
-        )
-        return stored
-
-    async def _guard(self) -> None:
-        while True:
-            await asyncio.sleep(self._guard_s)
-            try:
-                await self.ensure_seeded()
-            except (RedisError, OSError) as exc:
-                log.debug("seed guardian: Redis unavailable: %s", exc)
-            except Exception:  # the guardian must outlive any one bad round
-                log.exception("seed guardian: unexpected failure; trying again")
+        return await self.guardian.ensure_seeded()
 
     async def close(self) -> None:
         tasks = (self._guarding, self._stepping, self._scheduling, self._leading, self._notifying)

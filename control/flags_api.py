@@ -22,11 +22,13 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import tzinfo
+from functools import partial
 from typing import Any
 
 import yaml
 from aiohttp import web
 
+from config import jsonsafe
 from config.flags import Flag, explain, request_facts, zone_of
 from config.loader import ConfigError, parse_model
 from config.schema import RoutingDocument
@@ -43,6 +45,9 @@ from control.api import (
 from control.edits import EditError, FieldError
 from control.schedule import Schedules, progress, set_paused
 from control.store import Change, Stale
+
+json_response = partial(web.json_response, dumps=jsonsafe.dumps)
+"""Strict JSON answers: no NaN or Infinity (``config.jsonsafe``)."""
 
 SCHEDULES = web.AppKey("schedules", Schedules)
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
@@ -93,7 +98,7 @@ async def write(
                 return _stale(exc.current), False
             continue
         answer = {"generation": stored.generation, key: part(stored)}
-        return web.json_response(answer, headers={"ETag": f'"{stored.generation}"'}), True
+        return json_response(answer, headers={"ETag": f'"{stored.generation}"'}), True
     return error(409, "conflict", "the routing document kept changing; try again"), False
 
 
@@ -143,7 +148,7 @@ async def _load_zone(body: Any) -> None:
 
 async def list_flags(request: web.Request) -> web.Response:
     document = await current(request)
-    return web.json_response(
+    return json_response(
         {
             "generation": document.generation,
             "flags": {name: f.model_dump() for name, f in document.feature_flags.items()},
@@ -158,7 +163,7 @@ async def get_flag(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     document = await current(request)
     flag = edits.find_flag(document, name)
-    return web.json_response(
+    return json_response(
         {"generation": document.generation, "flag": flag.model_dump()},
         headers={"ETag": f'"{document.generation}"'},
     )
@@ -235,7 +240,7 @@ async def get_segment(request: web.Request) -> web.Response:
     segment = document.segments.get(name)
     if segment is None:
         raise EditError([FieldError("segment", f"no segment named {name!r}")], status=404)
-    return web.json_response(
+    return json_response(
         {"generation": document.generation, "segment": segment.model_dump()},
         headers={"ETag": f'"{document.generation}"'},
     )
@@ -313,7 +318,7 @@ async def explain_request(request: web.Request) -> web.Response:
     if "user_id" in body:
         user_id = body["user_id"] or None
     answer = explain(document, route, user_id, {**attributes, **body.get("attributes", {})})
-    return web.json_response({"generation": document.generation, **answer.model_dump()})
+    return json_response({"generation": document.generation, **answer.model_dump()})
 
 
 async def get_schedule(request: web.Request) -> web.Response:
@@ -330,7 +335,7 @@ async def get_schedule(request: web.Request) -> web.Response:
             [FieldError("flag.gradual_rollout", f"flag {name!r} has no schedule")], status=404
         )
     schedule = flag.gradual_rollout if flag is not None else None
-    return web.json_response(progress(name, schedule, record, time.time()))
+    return json_response(progress(name, schedule, record, time.time()))
 
 
 async def schedule_command(request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from control.cli import DEFAULT_ADMIN_URL, ApiError, call, request_text
+from control.cli import admin_options, call, guarded, request_text
 
 PROG = "splitgate flags"
 
@@ -93,9 +93,6 @@ def schedule_lines(status: Mapping[str, Any]) -> list[str]:
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Read and change feature flags.")
-    p.add_argument("--admin-url", default=env.get("SPLITGATE_ADMIN_URL", DEFAULT_ADMIN_URL))
-    p.add_argument("--token", default=env.get("SPLITGATE_ADMIN_TOKEN"))
-    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="every flag, in evaluation order")
     sub.add_parser("get", help="one flag, as YAML that `set` takes back").add_argument("name")
@@ -114,6 +111,7 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     why.add_argument("--header", action="append", default=[], metavar="NAME=VALUE")
     why.add_argument("--user", help="the sticky key (instead of the header that carries it)")
     why.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE")
+    admin_options(p, env, list(sub.choices.values()))
     return p
 
 
@@ -165,17 +163,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if not args.token:
         print(f"{PROG}: no token: pass --token or set SPLITGATE_ADMIN_TOKEN", file=sys.stderr)
         return 2
-    try:
-        answer, lines = run(args)
-    except ValueError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
-    except ApiError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{PROG}: cannot reach the admin API at {args.admin_url}: {exc}", file=sys.stderr)
-        return 2
+    return guarded(PROG, args.admin_url, lambda: show(args))
+
+
+def show(args: argparse.Namespace) -> int:
+    answer, lines = run(args)
     if args.json:
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:

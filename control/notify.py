@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from redis.exceptions import RedisError
 
+from config import jsonsafe
 from config.keys import Keys
 
 log = logging.getLogger("splitgate.control.notify")
@@ -170,7 +171,7 @@ class Notifier:
         return done
 
     async def _deliver(self, entry_id: str, event: dict[str, Any]) -> None:
-        body = json.dumps({**event, "text": summary(event)}).encode()
+        body = jsonsafe.dumps({**event, "text": summary(event)}).encode()
         kind = str(event.get("kind", ""))
         headers = {
             "Content-Type": "application/json",

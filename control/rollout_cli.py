@@ -2,94 +2,145 @@
 
 ``start PLAN.yaml [--wait]`` exits 0 when the rollout is promoted (or an A/B test completes)
 and 1 when it is rolled back or aborted (with ``--wait``), so a CI job can gate on it;
-``status [ID]`` shows one or all; ``approve|promote|pause|resume|abort ID`` act;
-``check ID ITEM [--note TEXT]`` attests a checklist item; ``verdicts ID`` shows the last looks.
-Admin URL and token as for ``splitgate weights``.
+``status [ID]`` shows one or all, ``status ID --watch`` follows one (redrawn in place on a
+terminal, a line per change in a log, exit as ``--wait``); ``approve|promote|pause|resume|abort
+ID`` act; ``check ID ITEM [--note TEXT]`` attests a checklist item; ``verdicts ID`` shows the
+last looks. What they print is rendered by ``control.views``. Admin URL and token, and the
+exit statuses on errors, Ctrl-C and a closed pipe, as for ``splitgate weights``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from control.cli import DEFAULT_ADMIN_URL, ApiError, call, request_text
+from control import views
+from control.cli import (
+    Screen,
+    admin_options,
+    call,
+    guarded,
+    is_terminal,
+    no_token,
+    request_text,
+    sleep_until,
+)
 
+PROG = "splitgate rollout"
 FINAL = {"promoted": 0, "completed": 0, "rolled_back": 1, "aborted": 1}
+TIMED_OUT = 3
+REFRESH_S = 1.0
 
 
-def line(record: dict[str, Any]) -> str:
-    state = record["state"]
-    head = f"{record['id']}: {state['status']} (phase {state['phase'] + 1})"
-    waiting = record.get("waiting_for")
-    tail = f" [waiting for {waiting}]" if waiting else ""
-    if not state["history"]:
-        return head + tail
-    last = state["history"][-1]
-    return f"{head} {last['kind']}: {last['detail']}{tail}"
+def acked(base: str, token: str, record: Mapping[str, Any]) -> bool | None:
+    """Whether every live proxy replica routes by the phase's weights (None: not asked)."""
+    generation = record["state"].get("generation")
+    if generation is None or "acks from every proxy replica" not in str(
+        record.get("waiting_for") or ""
+    ):
+        return None
+    replicas = call(base, token, "GET", f"/v1/routes/{record['route']}").get("replicas") or {}
+    return bool(replicas) and all(r["generation"] >= generation for r in replicas.values())
 
 
-def details(record: dict[str, Any]) -> list[str]:
-    """The lines ``status ID`` adds: checklist, warnings, verdicts, report, post-deploy."""
-    out = []
-    for group in ("required", "recommended"):
-        for name, done in record.get("checklist", {}).get(group, {}).items():
-            mark = f"done by {done['by']} ({done['how']})" if done else "open"
-            out.append(f"  checklist {group} {name}: {mark}")
-    out.extend(f"  warning: {w}" for w in record.get("warnings", []))
-    for verdict in record.get("verdicts", []):
-        out.append(f"  {verdict['role']} {verdict['verdict']}: {verdict['reason']}")
-    report = record.get("report")
-    if report:
-        out.append(f"  report ({report['ended']}):")
-        out.extend(f"    {s}" for s in report["summary"])
-    post = record.get("post_deploy")
-    if post and post["status"] != "scheduled":
-        out.append(f"  post-deploy {post['status']}:")
-        out.extend(f"    {c['check']}: {c['verdict']} ({c['detail']})" for c in post["checks"])
-    return out
+def fetch(base: str, token: str, rollout_id: str) -> tuple[dict[str, Any], bool | None]:
+    record = call(base, token, "GET", f"/v1/rollouts/{rollout_id}")
+    return record, acked(base, token, record)
 
 
 def follow(base: str, token: str, rollout_id: str, timeout: float) -> int:
-    seen = ""
+    """Follow a rollout to its end: redrawn in place on a terminal, a line per change in a
+    log. 0 promoted or completed, 1 rolled back or aborted, 3 still going at ``timeout``."""
+    if is_terminal(sys.stdout):
+        return _follow_screen(base, token, rollout_id, timeout)
+    return _follow_lines(base, token, rollout_id, timeout)
+
+
+def ended(record: dict[str, Any]) -> bool:
+    """Final, and its last weights written (a promotion's handover to the baseline)."""
+    return record["state"]["status"] in FINAL and not record.get("desired")
+
+
+def _follow_screen(base: str, token: str, rollout_id: str, timeout: float) -> int:
+    screen = Screen(sys.stdout, wrap=True)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = call(base, token, "GET", f"/v1/rollouts/{rollout_id}")
-        now = line(record)
-        if now != seen:
-            print(now, flush=True)
-            seen = now
-        status = record["state"]["status"]
-        if status in FINAL:
-            for extra in details(record):
-                if "report" in extra or extra.startswith("    "):
-                    print(extra)
-            return FINAL[status]
-        time.sleep(1.0)
-    print(f"splitgate rollout: still {seen!r} after {timeout:g} s", file=sys.stderr)
-    return 3
+    try:
+        while True:
+            tick = time.monotonic() + REFRESH_S
+            record, ok = fetch(base, token, rollout_id)
+            screen.draw(views.status_lines(record, time.time(), ok))
+            status = record["state"]["status"]
+            if ended(record):
+                return FINAL[status]
+            if tick > deadline:
+                return _timed_out(record, timeout)
+            sleep_until(tick)
+    finally:
+        screen.close()
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    p = argparse.ArgumentParser(prog="splitgate rollout", description="Run and follow rollouts.")
-    p.add_argument("--admin-url", default=env.get("SPLITGATE_ADMIN_URL", DEFAULT_ADMIN_URL))
-    p.add_argument("--token", default=env.get("SPLITGATE_ADMIN_TOKEN"))
+def _follow_lines(base: str, token: str, rollout_id: str, timeout: float) -> int:
+    seen: tuple[Any, ...] = ()
+    printed = ""
+    deadline = time.monotonic() + timeout
+    while True:
+        tick = time.monotonic() + REFRESH_S
+        record, ok = fetch(base, token, rollout_id)
+        state = record["state"]
+        # Countdowns in waiting_for change every look; a log wants a line per real change.
+        key = (
+            state["status"],
+            state["phase"],
+            len(state["history"]),
+            re.sub(r"\d+", "#", views.waiting(record, ok)),
+        )
+        line = views.headline(record, ok)
+        if key != seen and line != printed:
+            print(line, flush=True)
+            printed = line
+        seen = key
+        if ended(record):
+            print("\n".join(views.status_lines(record, time.time(), ok)), flush=True)
+            return FINAL[state["status"]]
+        if tick > deadline:
+            return _timed_out(record, timeout)
+        sleep_until(tick)
+
+
+def _timed_out(record: Mapping[str, Any], timeout: float) -> int:
+    print(
+        f"{PROG}: {record['id']} is still {record['state']['status']} after {views.span(timeout)}",
+        file=sys.stderr,
+    )
+    return TIMED_OUT
+
+
+def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Run and follow rollouts.")
     sub = p.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start a rollout from a plan file")
     start.add_argument("plan", type=Path)
     start.add_argument(
         "--wait", action="store_true", help="follow it to the end; exit 0 promoted, 1 rolled back"
     )
-    start.add_argument("--timeout", type=float, default=7 * 86400)
+    start.add_argument("--timeout", type=float, default=7 * 86400, help="seconds (exit 3)")
     status = sub.add_parser("status", help="one rollout, or all")
     status.add_argument("id", nargs="?")
+    status.add_argument(
+        "--watch", action="store_true", help="follow it to the end (exit as start --wait)"
+    )
+    status.add_argument("--timeout", type=float, default=7 * 86400, help="seconds (exit 3)")
+    commands = [start, status]
     for name in ("approve", "promote", "pause", "resume", "abort"):
-        sub.add_parser(name, help=f"{name} a rollout").add_argument("id")
+        command = sub.add_parser(name, help=f"{name} a rollout")
+        command.add_argument("id")
+        commands.append(command)
     check = sub.add_parser("check", help="attest a checklist item (recorded with who and when)")
     check.add_argument("id")
     check.add_argument("item")
@@ -98,74 +149,57 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     verdicts = sub.add_parser("verdicts", help="the last looks' verdicts with their figures")
     verdicts.add_argument("id")
     verdicts.add_argument("--limit", type=int, default=5)
-    args = p.parse_args(argv)
-    if not args.token:
-        print(
-            "splitgate rollout: no token: pass --token or set SPLITGATE_ADMIN_TOKEN",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        if args.command == "start":
-            try:
-                text = args.plan.read_text(encoding="utf-8")
-            except OSError as exc:
-                print(f"splitgate rollout: {args.plan}: {exc.strerror or exc}", file=sys.stderr)
-                return 2
-            record = request_text(
-                args.admin_url, args.token, "/v1/rollouts", text, source=str(args.plan)
-            )
-            print(line(record))
-            return (
-                follow(args.admin_url, args.token, record["id"], args.timeout) if args.wait else 0
-            )
-        if args.command == "check":
-            record = call(
-                args.admin_url,
-                args.token,
-                "POST",
-                f"/v1/rollouts/{args.id}/checks/{args.item}",
-                {"note": args.note},
-                headers={"X-Splitgate-Actor": args.actor},
-            )
-            print(line(record))
-            return 0
-        if args.command == "verdicts":
-            looks = call(
-                args.admin_url,
-                args.token,
-                "GET",
-                f"/v1/rollouts/{args.id}/verdicts?limit={args.limit}",
-            )["looks"]
-            for look in looks:
-                print(f"at {look['at']:.0f} (phase {look['phase'] + 1}):")
-                for v in look["verdicts"]:
-                    print(f"  {v['role']} {v['verdict']}: {v['reason']}")
-            return 0
-        if args.command == "status":
-            if args.id:
-                record = call(args.admin_url, args.token, "GET", f"/v1/rollouts/{args.id}")
-                print(line(record))
-                for extra in details(record):
-                    print(extra)
-            else:
-                for record in call(args.admin_url, args.token, "GET", "/v1/rollouts")["rollouts"]:
-                    print(line(record))
-            return 0
-        print(
-            line(
-                call(
-                    args.admin_url, args.token, "POST", f"/v1/rollouts/{args.id}/{args.command}", {}
-                )
-            )
-        )
+    admin_options(p, env, [*commands, check, verdicts], json_flag=False)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    base, token = args.admin_url, args.token
+    if args.command == "start":
+        try:
+            text = args.plan.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{args.plan}: {exc.strerror or exc}") from None
+        record = request_text(base, token, "/v1/rollouts", text, source=str(args.plan))
+        print(views.headline(record), flush=True)
+        return follow(base, token, record["id"], args.timeout) if args.wait else 0
+    if args.command == "status":
+        return _status(args)
+    if args.command == "verdicts":
+        record = call(base, token, "GET", f"/v1/rollouts/{args.id}")
+        path = f"/v1/rollouts/{args.id}/verdicts?limit={args.limit}"
+        phases = record.get("plan", {}).get("phases") or []
+        now = time.time()
+        for look in call(base, token, "GET", path)["looks"]:
+            print("\n".join(views.look_lines(look, phases, now)))
         return 0
-    except ApiError as exc:
-        print(f"splitgate rollout: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(
-            f"splitgate rollout: cannot reach the admin API at {args.admin_url}: {exc}",
-            file=sys.stderr,
-        )
+    if args.command == "check":
+        path = f"/v1/rollouts/{args.id}/checks/{args.item}"
+        actor = {"X-Splitgate-Actor": args.actor}
+        record = call(base, token, "POST", path, {"note": args.note}, headers=actor)
+    else:
+        record = call(base, token, "POST", f"/v1/rollouts/{args.id}/{args.command}", {})
+    print(views.headline(record))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    base, token = args.admin_url, args.token
+    if args.watch:
+        if not args.id:
+            raise ValueError("status --watch follows one rollout: give its ID")
+        return follow(base, token, args.id, args.timeout)
+    if not args.id:
+        rollouts = call(base, token, "GET", "/v1/rollouts")["rollouts"]
+        print("\n".join(views.headline(r) for r in rollouts) or "no rollouts")
+        return 0
+    record, ok = fetch(base, token, args.id)
+    print("\n".join(views.status_lines(record, time.time(), ok)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = parser(os.environ if env is None else env).parse_args(argv)
+    if no_token(PROG, args):
         return 2
+    return guarded(PROG, args.admin_url, lambda: run(args))

@@ -31,14 +31,15 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from config import jsonsafe
 from config.keys import Keys
 from config.metrics import TrackWindow, percentile_index
-from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, SmokeTest
-from config.thresholds import Threshold, parse_threshold
-from control import accumulate, edits
+from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, Phase, SmokeTest
+from config.schema import RoutingDocument
+from config.thresholds import parse_threshold
+from control import accumulate, edits, looks
 from control.analysis.compare import compare
-from control.analysis.sequential import Interval, RateTest
-from control.analysis.verdict import Assessment, Verdict, assess, breached, min_sample
+from control.analysis.verdict import Assessment, Verdict, assess
 from control.smoke import probe, reachable, run_smoke_tests
 from control.store import Change, DocumentStore, Fenced, Stale, Superseded
 from control.strategies import ab, canary
@@ -58,34 +59,8 @@ from control.windows import WindowReader
 log = logging.getLogger("splitgate.control.rollouts")
 
 ACTOR = "splitgate-rollout"
-MIN_REQUESTS = 100
-MIN_RATINGS = 30
 EVENTS_MAX = 10_000
 VERDICTS_MAX = 5_000
-
-TESTS: dict[str, float] = {
-    "error_rate": 0.01,
-    "slow_requests": 0.002,
-    "hallucinations": 0.001,
-    "bad_ratings": 0.001,
-}
-"""Each comparison with the baseline and its share of the false-rollback budget (alpha). A
-healthy candidate is rolled back by one of them in at most 1.4 % of rollouts (their sum); the
-simulations in ``bench/decisions.py`` measure under 1 % for the four together. The quality
-tests get little alpha: their signals are sparse, and the regressions worth a rollback
-(hallucinations several times as frequent) still reach 1/alpha within a few looks."""
-
-_COUNTS: dict[str, Callable[[TrackWindow, int | None], tuple[int, int]]] = {
-    "error_rate": lambda w, _: (w.requests, sum(w.errors.values())),
-    # Requests slower than the baseline's p95 bucket, frozen when the rollout starts.
-    "slow_requests": lambda w, edge: (w.requests, sum(w.latency[(edge or 0) + 1 :])),
-    "hallucinations": lambda w, _: (
-        w.feedback.get("hallucination_yes", 0) + w.feedback.get("hallucination_no", 0),
-        w.feedback.get("hallucination_yes", 0),
-    ),
-    "bad_ratings": lambda w, _: (w.feedback.get("rating_n", 0), w.feedback.get("rating_bad", 0)),
-}
-_MINIMUM = {"error_rate": MIN_REQUESTS, "slow_requests": MIN_REQUESTS}
 
 _SAVE = """
 local current = redis.call('GET', KEYS[1])
@@ -197,9 +172,10 @@ class Rollouts:
             "created_at": now,
             "created_by": actor,
             "state": state_to_dict(State()),
-            "tests": _fresh_tests(),
+            "tests": looks.fresh_tests(),
             "latency_edge": None,
-            "accumulator": accumulate.new_accumulator(now),
+            "accumulator": None,
+            "phase_counts": None,
             "checklist": _checklist_record(plan.checklist),
             "warnings": [
                 f"recommended checklist item {item.name!r} is not confirmed"
@@ -242,7 +218,7 @@ class Rollouts:
         record["emitted"] = len(history)
         if not await self._save_script(
             keys=[self._keys.rollout(record["id"]), self._keys.events],
-            args=[expected, json.dumps(record), EVENTS_MAX, *events],
+            args=[expected, jsonsafe.dumps(record), EVENTS_MAX, *events],
         ):
             raise RolloutConflict(f"rollout {record['id']} changed meanwhile; try again")
         if Status(record["state"]["status"]) in FINAL and record["desired"] is None:
@@ -253,7 +229,7 @@ class Rollouts:
 
     def _event(self, record: dict[str, Any], event: dict[str, Any]) -> str:
         plan = record["plan"]
-        return json.dumps(
+        return jsonsafe.dumps(
             {
                 "rollout": record["id"],
                 "route": record["route"],
@@ -388,8 +364,23 @@ class Rollouts:
             record["desired"] = {"weights": _weights(record, actions[-1]), "reason": reason}
         now = self._clock()
         if state.status is Status.PROMOTED and record["post_deploy"] is None:
-            after = CanaryPlan.model_validate(record["plan"]).post_deploy.after
-            record["post_deploy"] = {"status": "scheduled", "due_at": now + after, "checks": []}
+            plan = CanaryPlan.model_validate(record["plan"])
+            if plan.after_promotion == "baseline":
+                record["desired"] = _handover(plan)
+                state = state.note(now, "baseline_updated", record["desired"]["reason"])
+                record["state"] = state_to_dict(state)
+            after = plan.post_deploy.after
+            try:
+                track = f"@{plan.candidate.version}"  # on either track, whatever the handover
+                counts = await accumulate.start(self._windows, plan.route, [track], now)
+            except (RedisError, OSError):
+                counts = None  # judged from the windows since ``now`` instead
+            record["post_deploy"] = {
+                "status": "scheduled",
+                "due_at": now + after,
+                "checks": [],
+                "counts": counts,
+            }
         record["waiting_for"] = _waiting_for(record, state, now)
         await self._save(record)
         if record["desired"] is not None:
@@ -411,7 +402,8 @@ class Rollouts:
             if record["strategy"] == "ab_test":
                 weights = {name: weights.get(name, 0.0) for name in present}
             try:
-                new = edits.set_weights(document, record["route"], weights)
+                new = _handed_over(document, record["route"], desired.get("track"))
+                new = edits.set_weights(new, record["route"], weights)
             except edits.EditError as exc:
                 # The route changed under the rollout (a track removed or given weight by
                 # hand): end it with the reason rather than leave it waiting for weights.
@@ -446,6 +438,7 @@ class Rollouts:
             state = state_from_dict(record["state"])
             if state.status not in FINAL:
                 record["state"] = state_to_dict(written(state, stored.generation))
+                await self._start_counting(record, stored.generation, self._clock())
             record["desired"] = None
             record["waiting_for"] = _waiting_for(
                 record, state_from_dict(record["state"]), self._clock()
@@ -479,8 +472,9 @@ class Rollouts:
     async def _restart_counts(self, record: dict[str, Any], now: float) -> None:
         """Judge only what happens from the start on: a rollout may have waited for its
         checklist for hours, and the weights to restore are the ones it found then."""
-        record["accumulator"] = accumulate.new_accumulator(now)
-        record["tests"] = _fresh_tests()
+        record["accumulator"] = None  # counted from the first look every replica acked
+        record["phase_counts"] = None
+        record["tests"] = looks.fresh_tests()
         document = await self._store.read()
         assert document is not None
         route = edits.find_route(document, record["route"])
@@ -520,174 +514,130 @@ class Rollouts:
         return None
 
     async def _register_candidate(self, plan: CanaryPlan) -> None:
-        document = await self._store.read()
-        assert document is not None
-        route = edits.find_route(document, plan.route)
-        body = {
-            "version": plan.candidate.version,
-            "upstreams": plan.candidate.upstreams,
-            "weight": 0,
-        }
-        current = next((t for t in route.tracks if t.name == plan.candidate.track), None)
-        if current is not None and (current.version, current.upstreams) == (
-            plan.candidate.version,
-            plan.candidate.upstreams,
-        ):
-            return
-        body["weight"] = current.weight if current is not None else 0
-        new = edits.put_track(document, plan.route, plan.candidate.track, body)
-        await self._store.write(
-            new,
-            document.generation,
-            Change(
+        """Put the new version on the candidate's track at 0 %: no user reaches it before it
+        is up, has passed its smoke tests and the first phase's weights are written. A track
+        that carried users (the previous version) hands them to the baseline."""
+        cand = plan.candidate
+        for _ in range(3):
+            document = await self._store.read()
+            assert document is not None
+            route = edits.find_route(document, plan.route)
+            current = next((t for t in route.tracks if t.name == cand.track), None)
+            if current is not None and (current.version, current.upstreams) == (
+                cand.version,
+                cand.upstreams,
+            ):
+                return
+            held = current.weight if current is not None else 0.0
+            body = {"version": cand.version, "upstreams": cand.upstreams, "weight": held}
+            new = edits.put_track(document, plan.route, cand.track, body)
+            if held:
+                base = edits.find_track(route, plan.baseline).weight
+                new = edits.set_weights(
+                    new, plan.route, {cand.track: 0.0, plan.baseline: base + held}
+                )
+            change = Change(
                 ACTOR,
-                f"register {plan.candidate.version}",
+                f"register {cand.version} at 0%",
                 "put_track",
-                f"routes/{plan.route}/tracks/{plan.candidate.track}",
-            ),
-            epoch=self._epoch(),
-        )
+                f"routes/{plan.route}/tracks/{cand.track}",
+            )
+            try:
+                await self._store.write(new, document.generation, change, epoch=self._epoch())
+            except Stale:
+                continue  # another writer moved the document on: redo the edit on it
+            return
+        raise RolloutConflict(f"route {plan.route!r}: the routing document keeps changing")
 
     # Running: observation and judgement ----------------------------------------------------
 
     async def _acked(self, state: State) -> bool:
-        acks = await self._store.acks()
-        return bool(acks) and all(a.generation >= (state.generation or 0) for a in acks.values())
+        # Every live replica applies the stored document (its digest too), this generation or later.
+        return await self._store.converged(state.generation or 0)
 
     async def _observe(
         self, plan: CanaryPlan, record: dict[str, Any], state: State, now: float
     ) -> Observation:
-        if not await self._acked(state):
+        acked = await self._acked(state)
+        record["acked"] = acked
+        if not acked:
             return Observation(now, False)
-        rollback: list[Assessment] = []
-        success: list[Assessment] = []
-        checks = (*plan.canary_metrics.primary, *plan.canary_metrics.secondary)
+        cand, base = plan.candidate.track, plan.baseline
+        await self._start_counting(record, state.generation, now)
+        if record.get("phase_counts") is None:
+            return Observation(now, True, (_unreadable("cannot start the counts"),), ())
         try:
-            spans = {check.window for check in checks}
-            reads = {span: await self._windows.read(plan.route, span) for span in spans}
-            arms = [plan.candidate.track, plan.baseline]
             since = await accumulate.totals(
-                self._windows, plan.route, record["accumulator"], arms, now
+                self._windows, plan.route, record["accumulator"], [cand, base], now
+            )
+            phase = await accumulate.totals(
+                self._windows, plan.route, record["phase_counts"], [cand, base], now
             )
         except (RedisError, OSError) as exc:  # the store is down: an error, never a failure
-            down = Assessment("metrics", Verdict.ERROR, None, "", 0, f"metrics unavailable: {exc}")
-            return Observation(now, True, (down,), ())
-        # Rollback conditions look at the shortest metric window (the whole rollout without one).
-        candidate = (
-            accumulate.arm(reads[min(spans)][2], plan.candidate.track)
-            if spans
-            else since[plan.candidate.track]
-        )
-        phase = plan.phases[state.phase]
-        for condition in phase.rollback_if:
-            needed = self._needed(plan, condition.metric, condition.threshold)
-            rollback.append(breached(condition.metric, condition.threshold, candidate, needed))
+            return Observation(now, True, (_unreadable(str(exc)),), ())
+        confidence = plan.comparison.confidence
+        rollback, success = looks.judge_phase(plan, state.phase, phase[cand], confidence)
+        compared = []
         if plan.comparison.method == "statistical":
-            for name in TESTS:
+            for name in looks.TESTS:
                 if name == "slow_requests" and record["latency_edge"] is None:
                     continue
-                rollback.append(
-                    self._compare(
-                        plan, record, since[plan.candidate.track], since[plan.baseline], name
-                    )
-                )
-        for check in checks:
-            window = accumulate.arm(reads[check.window][2], plan.candidate.track)
-            threshold = parse_threshold(check.threshold, check.name)
-            result = assess(
-                check.name, threshold, window, self._needed(plan, check.name, threshold)
-            )
-            # Quality signals arrive slowly: without them a phase is not held forever.
-            if (
-                check in plan.canary_metrics.secondary
-                and result.verdict is Verdict.INCONCLUSIVE
-                and not plan.canary_metrics.hold_for_secondary
-            ):
-                continue
-            success.append(result)
-        for metric, text in plan.config.success_criteria.items():
-            threshold = parse_threshold(text, metric)
-            success.append(
-                assess(metric, threshold, candidate, self._needed(plan, metric, threshold))
-            )
-        await self._record_look(record, now, state, rollback, success)
-        return Observation(now, True, tuple(rollback), tuple(success))
+                compared.append(looks.compare(record, confidence, since[cand], since[base], name))
+        phase_s = now - record["phase_counts"]["from"]
+        rollout_s = now - record["accumulator"].get("from", record["created_at"])
+        verdicts = [
+            *(looks.record_verdict(v, "rollback", phase[base], phase_s) for v in rollback),
+            *(looks.record_verdict(v, "rollback", since[base], rollout_s) for v in compared),
+            *(looks.record_verdict(v, "success", phase[base], phase_s) for v in success),
+        ]
+        await self._record_look(record, now, state, verdicts)
+        return Observation(now, True, (*rollback, *compared), tuple(success))
+
+    async def _start_counting(
+        self, record: dict[str, Any], generation: int | None, now: float
+    ) -> None:
+        """Count from the moment the rollout's weights, then each phase's, were written: what
+        the windows held before (other weights, the hours before a test) is not judged.
+
+        Called when the weights are written; if Redis failed then, the next look starts the
+        counts instead (a little later, never earlier)."""
+        phase_generation = (record.get("phase_counts") or {}).get("generation")
+        if record.get("accumulator") is not None and phase_generation == generation:
+            return
+        arms = _arms(record)
+        try:
+            if record.get("accumulator") is None:
+                started = await accumulate.start(self._windows, record["route"], arms, now)
+                record["accumulator"] = {**started, "from": now}
+                record["tests"] = looks.fresh_tests()
+            if phase_generation != generation:
+                counts = await accumulate.start(self._windows, record["route"], arms, now)
+                record["phase_counts"] = {**counts, "from": now, "generation": generation}
+        except (RedisError, OSError) as exc:
+            log.warning("rollout %s: counts start at the next look: %s", record["id"], exc)
 
     async def _record_look(
-        self,
-        record: dict[str, Any],
-        now: float,
-        state: State,
-        rollback: list[Assessment],
-        success: list[Assessment],
+        self, record: dict[str, Any], now: float, state: State, verdicts: list[dict[str, Any]]
     ) -> None:
-        verdicts = [
-            {**asdict(a), "role": role}
-            for role, group in (("rollback", rollback), ("success", success))
-            for a in group
-        ]
         record["verdicts"] = verdicts
         look = {"at": now, "phase": state.phase, "verdicts": verdicts}
         try:
             await self._redis.xadd(
                 self._keys.rollout_verdicts(record["id"]),
-                {"look": json.dumps(look)},
+                {"look": jsonsafe.dumps(look)},
                 maxlen=VERDICTS_MAX,
                 approximate=True,
             )
         except RedisError as exc:
             log.warning("rollout %s: verdicts not recorded: %s", record["id"], exc)
 
-    @staticmethod
-    def _needed(plan: CanaryPlan, metric: str, threshold: Threshold) -> int:
-        floor = (
-            MIN_RATINGS if metric in ("hallucination_rate", "user_satisfaction") else MIN_REQUESTS
-        )
-        c = plan.comparison
-        return min_sample(metric, threshold, c.confidence, c.min_effect, floor)
-
     async def _latency_edge(self, plan: CanaryPlan) -> int | None:
         """The bucket holding the baseline's p95 over the last 5 minutes (None if too little)."""
         _, _, merged = await self._windows.read(plan.route, 300)
         baseline = accumulate.arm(merged, plan.baseline)
-        if baseline.requests < MIN_REQUESTS:
+        if baseline.requests < looks.MIN_REQUESTS:
             return None
         return percentile_index(baseline.latency, 0.95)
-
-    def _compare(
-        self,
-        plan: CanaryPlan,
-        record: dict[str, Any],
-        candidate: TrackWindow,
-        baseline: TrackWindow,
-        name: str,
-    ) -> Assessment:
-        """Feed one sequential test the counts that arrived since its last look."""
-        edge = record["latency_edge"]
-        slot = record["tests"][name]
-        c_n, c_e = _COUNTS[name](candidate, edge)
-        b_n, b_e = _COUNTS[name](baseline, edge)
-        totals = [c_n, c_e, b_n, b_e]
-        delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
-        test = RateTest(**slot["test"])
-        test.pass_alpha = 1 - plan.comparison.confidence
-        test.add(Interval(delta[0], delta[1], delta[2], delta[3]))
-        slot["test"], slot["consumed"] = asdict(test), totals
-        minimum = _MINIMUM.get(name, MIN_RATINGS)
-        verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
-            test.verdict(minimum), Verdict.INCONCLUSIVE
-        )
-        evidence = test.fail_evidence()
-        label = name.replace("_", " ")
-        return Assessment(
-            f"{name}_vs_baseline",
-            verdict,
-            evidence,
-            f"evidence >= {1 / test.alpha:g}",
-            test.candidate_requests,
-            f"{label} vs baseline: {test.candidate_events}/{test.candidate_requests} against "
-            f"{test.baseline_events}/{test.baseline_requests} (evidence {evidence:.3g})",
-        )
 
     async def _ab_tick(
         self, plan: ABTestPlan, record: dict[str, Any], state: State, now: float
@@ -695,6 +645,10 @@ class Rollouts:
         if not await self._acked(state):
             return state, []
         arms = list(plan.split)
+        await self._start_counting(record, state.generation, now)
+        if record.get("accumulator") is None:
+            log.warning("A/B test %s: metrics unavailable", record["id"])
+            return state, []
         try:
             since = await accumulate.totals(
                 self._windows, plan.route, record["accumulator"], arms, now
@@ -744,14 +698,21 @@ class Rollouts:
         criteria = settings.criteria or {
             c.name: c.threshold for c in (plan.canary_metrics.primary or CanaryMetrics().primary)
         }
+        track = f"@{plan.candidate.version}"
+        window: TrackWindow | None
         try:
-            _, _, merged = await self._windows.read(plan.route, settings.after)
-            window: TrackWindow | None = accumulate.arm(merged, plan.candidate.track)
+            # Exactly the period since promotion: the counts started then (``_commit``).
+            counts = post.get("counts") or accumulate.new_accumulator(
+                post["due_at"] - settings.after
+            )
+            window = (await accumulate.totals(self._windows, plan.route, counts, [track], now))[
+                track
+            ]
         except (RedisError, OSError):
             window = None
         for metric, text in criteria.items():
             threshold = parse_threshold(text, metric)
-            a = assess(metric, threshold, window, self._needed(plan, metric, threshold))
+            a = assess(metric, threshold, window, plan.comparison.confidence)
             checks.append({"check": metric, "verdict": a.verdict.value, "detail": a.reason})
         verdicts = {c["verdict"] for c in checks}
         status = (
@@ -769,11 +730,36 @@ class Rollouts:
         await self._save(record)
 
 
-def _fresh_tests() -> dict[str, dict[str, Any]]:
+def _handover(plan: CanaryPlan) -> dict[str, Any]:
+    """The outbox entry that gives the baseline track the promoted version and all traffic."""
+    base, cand = plan.baseline, plan.candidate
     return {
-        name: {"test": asdict(RateTest(alpha=alpha)), "consumed": [0, 0, 0, 0]}
-        for name, alpha in TESTS.items()
+        "weights": {base: 100.0, cand.track: 0.0},
+        "track": {"name": base, "version": cand.version, "upstreams": list(cand.upstreams)},
+        "reason": f"promoted: {base} now serves {cand.version}, {cand.track} goes back to 0%",
     }
+
+
+def _handed_over(
+    document: RoutingDocument, route: str, track: Mapping[str, Any] | None
+) -> RoutingDocument:
+    """``document`` with the handover's track replaced (its weight kept), if there is one."""
+    if track is None:
+        return document
+    current = edits.find_track(edits.find_route(document, route), track["name"])
+    body = {"version": track["version"], "upstreams": track["upstreams"], "weight": current.weight}
+    return edits.put_track(document, route, track["name"], body)
+
+
+def _arms(record: Mapping[str, Any]) -> list[str]:
+    plan = record["plan"]
+    if record["strategy"] == "ab_test":
+        return list(plan["split"])
+    return [plan["candidate"]["track"], plan["baseline"]]
+
+
+def _unreadable(why: str) -> Assessment:
+    return Assessment("metrics", Verdict.ERROR, None, "", 0, f"metrics unavailable: {why}")
 
 
 def _checklist_record(checklist: Checklist) -> dict[str, dict[str, Any]]:
@@ -837,7 +823,7 @@ def _waiting_for(record: Mapping[str, Any], state: State, now: float) -> str:
     if status is Status.PROMOTED and record["post_deploy"] is not None:
         post = record["post_deploy"]
         if post["status"] == "scheduled":
-            return f"post-deploy checks in {max(0.0, post['due_at'] - now):.0f} s"
+            return f"post-deploy checks in {_span(max(0.0, post['due_at'] - now))}"
         return ""
     if status in FINAL:
         return ""
@@ -847,17 +833,44 @@ def _waiting_for(record: Mapping[str, Any], state: State, now: float) -> str:
         plan = record["plan"]
         parts = []
         if plan.get("duration") is not None:
-            parts.append(f"{max(0.0, state.phase_started_at + plan['duration'] - now):.0f} s left")
+            parts.append(f"{_span(max(0.0, state.phase_started_at + plan['duration'] - now))} left")
         if plan.get("sample_size") is not None:
             parts.append(f"{plan['sample_size']} requests on each version")
         return "the end of the test: " + " or ".join(parts)
+    if record.get("acked") is False:
+        return f"every proxy replica to apply the phase's weights (generation {state.generation})"
+    phase = Phase.model_validate(record["plan"]["phases"][state.phase])
+    elapsed = now - state.phase_started_at
+    if phase.duration is not None and elapsed < phase.duration:
+        return f"the phase's minimum bake: {_span(phase.duration - elapsed)} left"
     pending = [
         v for v in record["verdicts"] if v["verdict"] == "inconclusive" and v["role"] == "success"
     ]
-    phase = record["plan"]["phases"][state.phase]
-    left = None if phase["duration"] is None else state.phase_started_at + phase["duration"] - now
-    if left is not None and left > 0:
-        return f"the phase's observation period: {left:.0f} s left (acks from every proxy replica first)"
-    if pending:
-        return "enough samples: " + "; ".join(f"{v['metric']}: {v['reason']}" for v in pending)
-    return "acks from every proxy replica, then the next look"
+    if not pending:
+        return "the next look"
+    deadline = _span(max(0.0, phase.deadline() - elapsed))
+    on = record["plan"].get("on_inconclusive", "pause")
+    return (
+        "enough evidence: "
+        + "; ".join(_shortfall(v) for v in pending)
+        + f" (decides within {deadline}, then on_inconclusive: {on})"
+    )
+
+
+def _shortfall(v: Mapping[str, Any]) -> str:
+    what = f"{v['metric']} {v['threshold']}"
+    needed, eta = v.get("needed"), v.get("eta_s")
+    if needed is None:
+        return f"{what}: {v['reason']}"
+    more = f"{what}: {needed} more samples"
+    return more + (f", about {_span(eta)} at the current rate" if eta is not None else "")
+
+
+def _span(seconds: float) -> str:
+    """``45 s``, ``3 min``, ``2 h 5 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

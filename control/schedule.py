@@ -33,6 +33,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from config import jsonsafe
 from config.flags import Flag, Schedule, ScheduleStep, due_steps, step_time
 from config.keys import Keys, StoredDocument
 from config.metrics import WINDOW_S, TrackWindow, merge_flag_windows, merge_windows
@@ -173,7 +174,7 @@ def judge(released: TrackWindow, baseline: TrackWindow | None) -> Assessment:
             f"{n} released requests since the previous step, {MIN_REQUESTS} needed",
         )
     if baseline is None or baseline.requests < MIN_REQUESTS:
-        result = assess("error_rate", CEILING, released, MIN_REQUESTS)
+        result = assess("error_rate", CEILING, released, CONFIDENCE)
         return replace(result, reason=f"{result.reason} (too little baseline traffic to compare)")
     b_errors = sum(baseline.errors.values())
     c = two_proportions("error_rate", b_errors, baseline.requests, errors, n, CONFIDENCE)
@@ -436,7 +437,7 @@ class Schedules:
         expected = record["version"]
         record["version"] = expected + 1
         if not await self._save_script(
-            keys=[self._keys.flag_schedule(record["flag"])], args=[expected, json.dumps(record)]
+            keys=[self._keys.flag_schedule(record["flag"])], args=[expected, jsonsafe.dumps(record)]
         ):
             record["version"] = expected
             raise ScheduleConflict(f"the schedule of flag {record['flag']!r} changed meanwhile")

@@ -14,7 +14,7 @@ from config.keys import DEFAULT_NAMESPACE
 from config.listen import parse_listen
 from config.loader import ConfigError, load_config
 from config.plans import SHIPPED_ENVIRONMENTS, EnvironmentsFile, load_environments
-from config.redis_url import parse_redis_url
+from config.redis_url import parse_redis_url, with_settings
 from config.schema import RoutingDocument
 from control.notify import parse_webhook_urls
 
@@ -52,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--redis-url", help="where the routing document lives; env SPLITGATE_REDIS_URL")
     p.add_argument(
+        "--redis-wait-replicas",
+        metavar="N[/TIMEOUT]",
+        help="after each write of the routing document, wait until N Redis replicas have it, "
+        "at most TIMEOUT (default 1s, at most 10s); default 0: do not wait (see docs/REDIS.md); "
+        "env SPLITGATE_REDIS_WAIT_REPLICAS",
+    )
+    p.add_argument(
         "--environments",
         help="environment defaults for rollouts (YAML; default: the shipped config/examples/environments.yaml); env SPLITGATE_ENVIRONMENTS",
     )
@@ -82,9 +89,14 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         host, port = "", 0
     if redis_url:
         try:
+            redis_url = with_settings(
+                redis_url,
+                env.get("SPLITGATE_REDIS_SENTINEL_PASSWORD"),
+                args.redis_wait_replicas or env.get("SPLITGATE_REDIS_WAIT_REPLICAS"),
+            )
             parse_redis_url(redis_url)
         except ValueError as exc:
-            problems.append(f"--redis-url: {exc}")
+            problems.append(f"--redis-url: {exc}" if "SPLITGATE_" not in str(exc) else str(exc))
     try:
         extra_hooks = parse_webhook_urls(env.get("SPLITGATE_WEBHOOKS", ""))
     except ValueError as exc:

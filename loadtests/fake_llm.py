@@ -13,7 +13,8 @@ which passes through any proxy): ``ttfb`` seconds before the response head, ``ch
 ``reset_after`` (abort the connection after N stream events), ``truncate`` (end the stream
 cleanly after the tokens, with neither a ``finish_reason`` nor ``[DONE]``), ``hang`` (never
 answer), ``bad_headers`` (a malformed head),
-``error_rate`` (share of requests answered 500).
+``error_rate`` (share of requests answered 500), ``health_ok`` (``GET /v1/models`` never
+fails by ``error_rate``: a health check sees the backend up while its completions fail).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Behaviour:
     hang: bool = False
     bad_headers: bool = False
     error_rate: float = 0.0
+    health_ok: bool = False
 
     def merged(self, header: str | None) -> Behaviour:
         if not header:
@@ -241,6 +243,8 @@ class FakeLLM:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         _, how = await self._record(request)
+        if how.health_ok:
+            how = replace(how, error_rate=0.0)
         failed = await self._prelude(request, how)
         if failed is not None:
             return failed

@@ -183,6 +183,8 @@ def _test_start(environment: Environment, **_: Any) -> None:
         log.error("%s: this run keeps the settings locust started with", exc)
         settings = _initial
     _run = Run(settings, environment)
+    for warning in _run.settings.warnings:
+        log.warning("%s", warning)
     if _run.settings.admin is not None and _run.settings.expect_weights is not None:
         log.warning("the admin API is given: LOADTEST_EXPECT_WEIGHTS is ignored")
     admin = _run.settings.admin

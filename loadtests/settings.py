@@ -151,6 +151,8 @@ class Settings:
     admin: Admin | None
     rollout: RolloutOptions | None
     seed: int | None
+    warnings: tuple[str, ...] = ()
+    """Settings that are valid but probably not what was meant."""
 
 
 T = TypeVar("T")
@@ -267,4 +269,13 @@ def parse(values: Mapping[str, object]) -> Settings:
         if plan
         else None,
         seed=read("seed", lambda v: int(v) if v else None),
+        warnings=(
+            (
+                "SPLITGATE_ADMIN_TOKEN is set without SPLITGATE_ADMIN_URL (--admin-url): the "
+                "split is not judged against the live weights; set the URL too, e.g. "
+                "http://127.0.0.1:8081",
+            )
+            if read("admin_token", str) and not admin_url
+            else ()
+        ),
     )

@@ -12,14 +12,19 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from config import jsonsafe
 from config.feedback import Feedback, feedback_fields, verify
 from config.loader import describe_validation_error
 from proxy.affinity import ClientAddress
 from proxy.stats import StatsRegistry
+
+json_response = partial(web.json_response, dumps=jsonsafe.dumps)
+"""Strict JSON answers: no NaN or Infinity (``config.jsonsafe``)."""
 
 MAX_BODY = 16 * 1024
 
@@ -61,7 +66,7 @@ def _error(status: int, field: str, reason: str) -> web.Response:
         },
         "errors": [{"field": field, "reason": reason}],
     }
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 class FeedbackEndpoint:
@@ -102,6 +107,6 @@ class FeedbackEndpoint:
             )
         route, track, version = source
         self._stats.get(route, track, version).add_feedback(feedback_fields(feedback))
-        return web.json_response(
+        return json_response(
             {"accepted": True, "route": route, "track": track, "version": version}, status=202
         )

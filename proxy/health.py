@@ -7,12 +7,17 @@ stale that table is, so an operator sees the reason behind a probe, not just a s
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
+from config import jsonsafe
 from proxy.table import TableRef
 from proxy.watcher import RoutingWatcher
+
+json_response = partial(web.json_response, dumps=jsonsafe.dumps)
+"""Strict JSON answers: no NaN or Infinity (``config.jsonsafe``)."""
 
 
 class Health:
@@ -23,7 +28,7 @@ class Health:
 
 
 def healthz() -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def readyz(table: TableRef, health: Health, watcher: RoutingWatcher | None) -> web.Response:
@@ -42,5 +47,8 @@ def readyz(table: TableRef, health: Health, watcher: RoutingWatcher | None) -> w
             "document_missing": watcher.document_missing,
             "stale_seconds": None if stale is None else round(stale, 3),
             "rejected_documents": watcher.rejected,
+            "digest": watcher.digest or None,
+            "store_generation": watcher.store_generation,
+            "behind_looks": watcher.behind,
         }
-    return web.json_response(details, status=503 if health.draining else 200)
+    return json_response(details, status=503 if health.draining else 200)

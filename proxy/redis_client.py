@@ -1,7 +1,10 @@
 """A redis-py client for the proxy's background tasks, with small explicit timeouts.
 
 redis-py's defaults (5 s socket timeouts, several retries) can hold one call for tens of
-seconds against a hung server; the watcher would rather fail fast and retry on its own.
+seconds against a hung server; the watcher would rather fail fast and retry on its own. The
+same holds for each Sentinel asked where the primary is (``sentinel_kwargs``): a frozen
+Sentinel costs one 2 s timeout, then the next one is asked, and the one that answered is
+asked first from then on.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from config.redis_url import parse_redis_url
 
@@ -44,7 +47,15 @@ def connect(url: str) -> Any:
         )
     retry = Retry(NoBackoff(), 0)
     if target.kind == "sentinel":
-        sentinel = Sentinel(list(target.nodes), password=target.password, **timeouts)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes),
+            sentinel_kwargs={
+                **timeouts,
+                "retry": Retry(NoBackoff(), 0),
+                "password": target.sentinel_password,
+            },
+            password=target.password,
+        )
         primary = sentinel.master_for(
             target.service,
             redis_class=SentinelRedis,

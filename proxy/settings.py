@@ -18,7 +18,7 @@ from config.durations import parse_duration
 from config.keys import DEFAULT_NAMESPACE
 from config.listen import parse_listen as listen_address
 from config.loader import ConfigError, describe_validation_error, load_config
-from config.redis_url import parse_redis_url
+from config.redis_url import parse_redis_url, with_settings
 from config.schema import SplitgateConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -101,9 +101,14 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
     redis_url = args.redis_url or env.get("SPLITGATE_REDIS_URL") or None
     if redis_url is not None:
         try:
+            redis_url = with_settings(
+                redis_url, env.get("SPLITGATE_REDIS_SENTINEL_PASSWORD"), wait=None
+            )
             parse_redis_url(redis_url)
         except ValueError as exc:
-            raise ConfigError([f"--redis-url: {exc}"]) from None
+            raise ConfigError(
+                [f"--redis-url: {exc}" if "SPLITGATE_" not in str(exc) else str(exc)]
+            ) from None
     if args.workers is not None:
         workers = parse_workers(args.workers, "--workers")
     else:

@@ -8,10 +8,16 @@ pub/sub is not available (some Redis proxies), ``pubsub=False`` polls alone.
 Fail static: any Redis failure leaves the current table in place, however old. A document
 that does not validate is refused (counted, logged) and the last good one stays. A missing
 document (Redis restarted empty) is not "zero weights": the table stays, and the control
-plane re-seeds Redis. A generation lower than the one applied is ignored: it only grows.
+plane re-seeds Redis.
 
-After every successful look the watcher writes its ack, ``instance → generation`` with a
-TTL, so the control plane can tell when every live replica has applied a change.
+The applied generation never goes back. A stored generation below it means Redis lost writes
+(a failover promoted a replica that missed them): the table stays, the watcher warns once per
+such generation and counts it (``behind``); the control plane repairs Redis by writing above
+every ack. A document of the same generation is not fetched again (the ack's digest lets the
+control plane see a replica that applies a different one, and republish above it).
+
+After every successful look the watcher writes its ack, ``instance → generation, digest``
+with a TTL, so the control plane can tell when every live replica has applied a change.
 """
 
 from __future__ import annotations
@@ -58,6 +64,13 @@ class RoutingWatcher:
         self.connected = False
         self.document_missing = False
         self.rejected = 0
+        self.behind = 0
+        """Looks that found Redis at a lower generation than the one applied (writes lost)."""
+        self.store_generation: int | None = None
+        """The generation Redis held at the last look (None: none, or not a number)."""
+        self.digest = ""
+        """``StoredDocument.digest`` of the document applied ("" before the first)."""
+        self._warned_behind: int | None = None
         self.last_sync: float | None = None
         """Clock time of the last successful look at Redis; None before the first."""
 
@@ -120,7 +133,10 @@ class RoutingWatcher:
             raw = await self._redis.get(self._keys.document)
             if raw is not None:
                 self._consider(raw)
-        ack = Ack(generation=self._applied(), applied_at=time.time())
+        elif generation is not None and generation < self._applied():
+            self._behind(generation)
+        self.store_generation = generation
+        ack = Ack(generation=self._applied(), applied_at=time.time(), digest=self.digest)
         await self._redis.set(
             self._keys.ack(self._instance), ack.model_dump_json(), px=self._ack_ttl_ms
         )
@@ -139,7 +155,21 @@ class RoutingWatcher:
             return
         if document.generation > self._applied():
             self._apply(document)
+            self.digest = document.digest
+            self._warned_behind = None
             log.info("routing generation %d applied", document.generation)
+
+    def _behind(self, generation: int) -> None:
+        self.behind += 1
+        if self._warned_behind != generation:
+            self._warned_behind = generation
+            log.warning(
+                "Redis holds routing generation %d, below the applied %d: it lost writes "
+                "(a failover?); keeping generation %d until the control plane writes above it",
+                generation,
+                self._applied(),
+                self._applied(),
+            )
 
 
 def _generation(raw: str | None) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 USAGE = """usage: splitgate <command> [options]
 
@@ -17,9 +18,10 @@ commands:
   weights   read or set a route's weights through the admin API
   rollout   start a rollout from a plan file, follow it, approve, promote, pause, resume, abort
   flags     feature flags: list, get, set, delete, explain, pause, resume, schedule
+  top       each track's requests/s, errors, latency and tokens over the last minute, live
   demo      run everything on this machine: Redis, control plane, proxy, two fake LLM backends
 
-'splitgate <command> --help' describes a command's options.
+'splitgate <command> --help' describes a command's options; 'splitgate --version' the version.
 """
 
 
@@ -27,6 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return 0
+    if args[0] in ("-V", "--version"):
+        try:
+            print(f"splitgate {version('splitgate')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("splitgate (not installed: no version)")
         return 0
     command, rest = args[0], args[1:]
     if command == "proxy":
@@ -49,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from control.flags_cli import main as flags_main
 
         return flags_main(rest)
+    if command == "top":
+        from control.top import main as top_main
+
+        return top_main(rest)
     if command == "demo":
         from splitgate.demo import main as demo_main
 

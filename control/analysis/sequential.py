@@ -11,10 +11,16 @@ probability ``pi(r) = r·n_c / (r·n_c + n_b)``, where ``n_c``, ``n_b`` are the 
 requests and ``r`` the ratio of the candidate's rate to the baseline's. Under the null (the
 candidate is at most ``r0`` times worse) that probability is ``pi(r0)``. The statistic is a
 mixture, over worse ratios, of the likelihood ratios multiplied across intervals (Lindon &
-Malek, two arms). ``r0`` above 1 tolerates a margin (useful when sticky users make counts
-overdispersed). It survives changes of the traffic split between intervals and
-shocks common to both arms. ``FAIL`` when it reaches ``1/alpha``; the mirror test (the
-candidate is at least ``r_pass`` times worse, rejected) gives ``PASS``.
+Malek, two arms). ``r0`` above 1 tolerates a margin. It survives changes of the traffic split
+between intervals and shocks common to both arms. ``FAIL`` when it reaches ``1/alpha``; the
+mirror test (the candidate is at least ``r_pass`` times worse, rejected) gives ``PASS``.
+
+Sticky users cluster events: a user who fails often sends many requests, all to the same
+arm, so the counts are overdispersed against the binomial law the test assumes and a
+healthy candidate is rolled back too often. ``design_effect`` (the variance inflation,
+>= 1) raises each interval's likelihood ratio to the power ``1/design_effect`` (the quasi-
+likelihood correction). With independent events that stays a supermartingale (Jensen), only
+a more cautious one; ``bench/decisions.py`` measures what it buys under clustering.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class RateTest:
     r0: float = 1.0
     pass_ratio: float = 1.5
     pass_alpha: float = 0.05
+    design_effect: float = 1.0
     fail_log_lr: list[float] = field(default_factory=lambda: [0.0] * len(FAIL_GRID))
     pass_log_lr: list[float] = field(default_factory=lambda: [0.0] * len(PASS_GRID))
     candidate_requests: int = 0
@@ -65,14 +72,15 @@ class RateTest:
         self.baseline_events += e_b
         if n_c <= 0 or n_b <= 0 or e_c + e_b == 0:
             return  # no events, or one arm idle: this interval says nothing
+        temper = 1.0 / self.design_effect
         null_fail = _share(self.r0, n_c, n_b)
         for i, k in enumerate(FAIL_GRID):
-            self.fail_log_lr[i] += _log_lr(_share(self.r0 * k, n_c, n_b), null_fail, e_c, e_b)
+            lr = _log_lr(_share(self.r0 * k, n_c, n_b), null_fail, e_c, e_b)
+            self.fail_log_lr[i] += temper * lr
         null_pass = _share(self.pass_ratio, n_c, n_b)
         for i, k in enumerate(PASS_GRID):
-            self.pass_log_lr[i] += _log_lr(
-                _share(self.pass_ratio * k, n_c, n_b), null_pass, e_c, e_b
-            )
+            lr = _log_lr(_share(self.pass_ratio * k, n_c, n_b), null_pass, e_c, e_b)
+            self.pass_log_lr[i] += temper * lr
 
     def fail_evidence(self) -> float:
         """The mixture likelihood ratio for "worse than r0": FAIL at 1/alpha."""

@@ -1,4 +1,8 @@
-"""Seeded simulations of rollouts over the real analysis code: the decision-quality record.
+"""Seeded simulations of the comparisons with the baseline alone (``RateTest``).
+
+Whole rollouts — threshold checks, comparisons and the canary state machine together, with
+independent or sticky users — are simulated in ``control.analysis.simulate_rollout``; both
+feed the decision-quality record, ``bench/decisions.py``.
 
 Traffic: ``rate`` requests a second, one look every ``look_s`` seconds, the candidate's share
 following ``schedule`` (share, number of looks). Each arm's events per look are drawn from a

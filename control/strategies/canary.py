@@ -16,7 +16,9 @@ Rules:
   (4) or ``limits.total_errors`` in all (20) roll back.
 - When a phase's duration has passed: all success criteria pass → the next phase (after an
   approval when it ``requires_approval``, after ``promote`` when the phase is not
-  ``auto_promote``); any criterion failing → roll back; inconclusive → hold and look again.
+  ``auto_promote``); any criterion failing → roll back; inconclusive → hold and look again,
+  until the phase's ``max_duration``: then the plan's ``on_inconclusive`` (pause with the
+  reason, go on, or roll back). A phase whose weights no replica set acks by then pauses.
 - After the last phase the rollout is ``promoted``.
 """
 
@@ -113,12 +115,20 @@ def written(state: State, generation: int) -> State:
 
 
 def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list[SetWeights]]:
-    if state.status is not Status.RUNNING or not seen.acked or state.generation is None:
+    if state.status is not Status.RUNNING or state.generation is None:
+        return state, []
+    if not seen.acked:
+        if seen.now - state.phase_started_at >= plan.phases[state.phase].deadline():
+            why = (
+                f"not every proxy replica applied the phase's weights (generation "
+                f"{state.generation}) within its max_duration"
+            )
+            return _pause(state, seen.now, why), []
         return state, []
     limits = plan.limits
     failed = [a for a in seen.rollback if a.verdict is Verdict.FAIL]
     if failed:
-        reason = "; ".join(a.reason for a in failed)
+        reason = "; ".join(said(a) for a in failed)
         state = replace(state, failure_streak=state.failure_streak + 1, failures=state.failures + 1)
         if state.failure_streak >= limits.consecutive_failures:
             return _roll_back(state, seen.now, reason)
@@ -144,11 +154,41 @@ def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list
     if phase.duration is not None and seen.now - state.phase_started_at < phase.duration:
         return state, []
     if any(a.verdict is Verdict.FAIL for a in seen.success):
-        reason = "; ".join(a.reason for a in seen.success if a.verdict is Verdict.FAIL)
+        reason = "; ".join(said(a) for a in seen.success if a.verdict is Verdict.FAIL)
         return _roll_back(state, seen.now, f"success criteria missed: {reason}")
-    if any(a.verdict is Verdict.INCONCLUSIVE for a in seen.success):
+    pending = [a for a in seen.success if a.verdict is Verdict.INCONCLUSIVE]
+    if not pending:
+        return _phase_done(plan, state, seen.now)
+    if seen.now - state.phase_started_at < phase.deadline():
         return state, []  # hold the phase and look again next interval
-    return _phase_done(plan, state, seen.now)
+    why = "not enough traffic: " + "; ".join(_shortfall(a) for a in pending)
+    if plan.on_inconclusive == "rollback":
+        return _roll_back(state, seen.now, f"{why} (on_inconclusive: rollback)")
+    if plan.on_inconclusive == "promote":
+        state = state.note(seen.now, "inconclusive", f"{why} (on_inconclusive: promote)")
+        return _phase_done(plan, state, seen.now)
+    return _pause(state, seen.now, f"{why} (on_inconclusive: pause)"), []
+
+
+def _shortfall(a: Assessment) -> str:
+    """``102 of ~300 requests for error_rate < 1%``, or the verdict's own reason."""
+    if a.needed is not None and a.sample:
+        return f"{a.sample} of ~{a.sample + a.needed} samples for {a.metric} {a.threshold}"
+    return said(a)
+
+
+def said(a: Assessment) -> str:
+    """A verdict's reason under its name: ``error_rate < 1%: 2.1 % (lower bound …)``, or
+    ``error rate vs baseline: …`` for a comparison with the baseline."""
+    if a.metric.endswith("_vs_baseline"):
+        return f"{a.metric.replace('_', ' ')}: {a.reason}"
+    return f"{a.metric} {a.threshold}: {a.reason}"
+
+
+def _pause(state: State, now: float, reason: str) -> State:
+    return replace(state, status=Status.PAUSED, paused_from=Status.RUNNING).note(
+        now, "paused", reason
+    )
 
 
 def _phase_done(plan: CanaryPlan, state: State, now: float) -> tuple[State, list[SetWeights]]:
@@ -224,13 +264,13 @@ def command(
         Status.AWAITING_PROMOTION,
     ):
         return replace(state, status=Status.PAUSED, paused_from=state.status).note(
-            now, "paused", ""
+            now, "paused", "by request"
         ), []
     if name == "resume" and state.status is Status.PAUSED:
         resumed = state.paused_from or Status.RUNNING
         # The phase's clock restarts: time spent paused does not count as observation.
         return replace(state, status=resumed, paused_from=None, phase_started_at=now).note(
-            now, "resumed", ""
+            now, "resumed", "by request; the phase's clock restarts"
         ), []
     if name == "abort" and state.status not in FINAL:
         state = replace(state, status=Status.ABORTED, generation=None)

@@ -60,6 +60,8 @@ def test_every_shipped_example_is_tested() -> None:
         "plans/blue-green.yaml",
         "plans/big-bang.yaml",
         "plans/ab-test.yaml",
+        "plans/demo-canary.yaml",
+        "plans/demo-bad-canary.yaml",
     }
 
 

@@ -35,6 +35,12 @@ def test_shipped_plans_load_with_the_seed_notation() -> None:
     assert isinstance(load_plan(EXAMPLES / "plans" / "blue-green.yaml"), BlueGreenPlan)
     assert isinstance(load_plan(EXAMPLES / "plans" / "big-bang.yaml"), BigBangPlan)
     assert isinstance(load_plan(EXAMPLES / "plans" / "ab-test.yaml"), ABTestPlan)
+    for name in ("demo-canary.yaml", "demo-bad-canary.yaml"):
+        demo = load_plan(EXAMPLES / "plans" / name)
+        assert isinstance(demo, CanaryPlan)
+        assert (demo.baseline, demo.candidate.track) == ("stable", "canary")
+        assert [p.requires_approval for p in demo.phases] == [False, False, True]
+        assert demo.on_inconclusive == "pause"
     production = load_environments(EXAMPLES / "environments.yaml").environments["production"]
     assert (production.deployment, production.approval_required, production.rollback) == (
         "canary",
@@ -47,7 +53,7 @@ def test_shipped_plans_load_with_the_seed_notation() -> None:
     ("metric", "text", "value"),
     [
         ("error_rate", "< 1%", 0.01),
-        ("error_rate", "<= 0.02", 0.02),
+        ("error_rate", "<= 2%", 0.02),
         ("latency_p95", "< 2000ms", 2000.0),
         ("latency_p95", "> 3 s", 3000.0),
         ("ttfb_p50", "< 800", 800.0),
@@ -66,6 +72,9 @@ def test_thresholds(metric: str, text: str, value: float) -> None:
         ("error_rate", "about 1%", "not a threshold"),
         ("error_rate", "< 150%", "between 0% and 100%"),
         ("error_rate", "< 5ms", "is a rate"),
+        # Without a unit "< 1" would mean 100 % and always pass.
+        ("error_rate", "< 1", "write it as a percentage, e.g. '< 1%'"),
+        ("hallucination_rate", "< 0.05", "is a rate"),
         ("latency_p95", "< 5%", "is a latency"),
         ("user_satisfaction", "> 6", "between 0 and 5"),
     ],
@@ -113,6 +122,26 @@ def test_plan_mistakes_name_file_line_and_field(tmp_path: Path) -> None:
     assert any(
         "canary_deployment.config.success_criteria" in p and "is a latency" in p for p in found
     ), found
+    found = problems(tmp_path, text.replace("- error_rate > 5%", "- error_rate > 5"))
+    assert any(
+        p.startswith(f"{path}:")
+        and "canary_deployment.phases[0].rollback_if[0]" in p
+        and "percentage" in p
+        for p in found
+    ), found
+    found = problems(tmp_path, text.replace('threshold: "< 1%"', 'threshold: "< 1"'))
+    assert any(
+        "canary_deployment.canary_metrics.primary[0]" in p and "percentage" in p for p in found
+    ), found
+    found = problems(
+        tmp_path,
+        text.replace('duration: "4 hours"', 'duration: "4 hours"\n      max_duration: 1h'),
+    )
+    assert any(
+        "canary_deployment.phases[1]" in p and "shorter than duration" in p for p in found
+    ), found
+    found = problems(tmp_path, text + "  on_inconclusive: wait\n")
+    assert any("canary_deployment.on_inconclusive" in p for p in found), found
     found = problems(tmp_path, text.replace("auto_promote: true", "auto_promte: true"))
     assert any("canary_deployment.phases[0].auto_promte: unknown field" in p for p in found), found
 

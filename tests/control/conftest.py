@@ -12,6 +12,9 @@ from redis.asyncio import Redis
 from config.keys import Keys, StoredDocument
 from control.app import ControlApp
 from splitgate.redis_server import RedisServer
+from tests.control.rollout_bench import bench
+
+__all__ = ["bench", "client", "raw_redis"]  # fixtures of every test module here
 
 
 @pytest.fixture

@@ -96,6 +96,76 @@ def test_inconclusive_holds_the_phase() -> None:
     assert (held, actions) == (state, [])
 
 
+def short(on_inconclusive: str, max_duration: float | None = None) -> CanaryPlan:
+    """10 % for at least 60 s, then 100 %."""
+    first: dict[str, object] = {"name": "10%", "traffic": 10, "duration": 60}
+    if max_duration is not None:
+        first["max_duration"] = max_duration
+    return CanaryPlan.model_validate(
+        {
+            "route": "chat",
+            "candidate": {"version": "v2", "upstreams": ["http://127.0.0.1:1"]},
+            "phases": [first, {"name": "100%", "traffic": 100}],
+            "on_inconclusive": on_inconclusive,
+        }
+    )
+
+
+SHORT = Assessment(
+    "error_rate", Verdict.INCONCLUSIVE, 0.0, "< 1%", 102, "0 % over 102 requests", needed=198
+)
+
+
+@pytest.mark.parametrize(
+    ("on_inconclusive", "status", "actions"),
+    [
+        ("pause", Status.PAUSED, []),
+        ("promote", Status.RUNNING, [SetWeights(100)]),
+        ("rollback", Status.ROLLED_BACK, [SetWeights(0.0)]),
+    ],
+)
+def test_a_phase_decides_by_its_max_duration(
+    on_inconclusive: str, status: Status, actions: list[SetWeights]
+) -> None:
+    plan = short(on_inconclusive)
+    state = written(start(plan, State(), 0.0)[0], 2)
+    # Past the bake (60 s) but inside the default max_duration (3 × 60 s): hold.
+    held, none = tick(plan, state, Observation(179, True, OK, (SHORT,)))
+    assert (held, none) == (state, [])
+    after, done = tick(plan, state, Observation(180, True, OK, (SHORT,)))
+    assert (after.status, done) == (status, actions)
+    reason = after.history[-1 if status is not Status.RUNNING else -2].detail
+    assert reason.startswith("not enough traffic: 102 of ~300 samples for error_rate < 1%"), reason
+    assert f"on_inconclusive: {on_inconclusive}" in reason
+
+
+def test_max_duration_is_explicit_or_one_hour_without_a_duration() -> None:
+    plan = short("pause", max_duration=90)
+    state = written(start(plan, State(), 0.0)[0], 2)
+    assert tick(plan, state, Observation(90, True, OK, (SHORT,)))[0].status is Status.PAUSED
+    last = plan.phases[1]
+    assert (last.duration, last.deadline()) == (None, 3600.0)
+
+
+def test_a_phase_whose_weights_are_never_acked_pauses_at_its_max_duration() -> None:
+    plan = short("promote")
+    state = written(start(plan, State(), 0.0)[0], 7)
+    assert tick(plan, state, Observation(100, False)) == (state, [])
+    paused, actions = tick(plan, state, Observation(180, False))
+    assert (paused.status, actions) == (Status.PAUSED, [])
+    assert "generation 7" in paused.history[-1].detail
+
+
+def test_a_resumed_phase_gets_a_new_deadline() -> None:
+    plan = short("pause")
+    state = written(start(plan, State(), 0.0)[0], 2)
+    paused, _ = tick(plan, state, Observation(200, True, OK, (SHORT,)))
+    resumed, _ = command(plan, paused, "resume", 300)
+    assert resumed.status is Status.RUNNING
+    assert tick(plan, resumed, Observation(400, True, OK, (SHORT,)))[0].status is Status.RUNNING
+    assert tick(plan, resumed, Observation(480, True, OK, (SHORT,)))[0].status is Status.PAUSED
+
+
 def test_metrics_outages_are_errors_until_the_limit() -> None:
     state = running()
     down = (a(Verdict.ERROR),)

@@ -7,126 +7,16 @@ would, so each test decides exactly what the runner sees at each step.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from config.keys import Ack, Keys
-from config.metrics import field_name
-from config.plans import ABTestPlan, BigBangPlan, CanaryPlan, as_canary, parse_plan
-from config.schema import RoutingDocument
+from config.plans import ABTestPlan, BigBangPlan, as_canary, parse_plan
 from control import accumulate
 from control.edits import put_track, set_weights
 from control.rollouts import Rollouts, UnknownItem
-from control.store import Change, DocumentStore
+from control.store import Change
 from control.strategies.canary import CommandRefused
-from control.windows import WindowReader
-from splitgate.redis_server import RedisServer
-from tests.conftest import StartUpstream
-
-START = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Bench:
-    redis: Any
-    keys: Keys
-    store: DocumentStore
-    windows: WindowReader
-    rollouts: Rollouts
-    clock: Clock
-    upstream: str
-    probes: list[str]
-
-    async def weights(self) -> dict[str, float]:
-        document = await self.store.read()
-        assert document is not None
-        return {t.name: t.weight for t in document.routes[0].tracks}
-
-    async def ack(self) -> None:
-        """Every proxy replica applied the newest generation."""
-        generation = await self.store.generation()
-        ack = Ack(generation=generation, applied_at=self.clock())
-        await self.redis.set(self.keys.ack("p1"), ack.model_dump_json())
-
-    async def record(self, rollout_id: str) -> dict[str, Any]:
-        record = await self.rollouts.get(rollout_id)
-        assert record is not None
-        return record
-
-    async def step(self, rollout_id: str) -> dict[str, Any]:
-        await self.rollouts.step(await self.record(rollout_id))
-        return await self.record(rollout_id)
-
-    async def serve(self, track: str, version: str, **counts: int) -> None:
-        """Counts landing in the current window, as a proxy flush would add them."""
-        await self.windows.add(
-            "chat", {field_name(track, version, k): v for k, v in counts.items()}
-        )
-
-    async def events(self) -> list[str]:
-        return [
-            json.loads(f["event"])["kind"] for _, f in await self.redis.xrange(self.keys.events)
-        ]
-
-
-@pytest.fixture
-async def bench(redis_server: RedisServer, start_upstream: StartUpstream) -> AsyncIterator[Bench]:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    keys = Keys("t")
-    store = DocumentStore(redis, keys)
-    _, upstream = await start_upstream("v2")
-    document = RoutingDocument.model_validate(
-        {
-            "routes": [
-                {
-                    "name": "chat",
-                    "tracks": [
-                        {"name": "stable", "version": "v1", "upstreams": [upstream], "weight": 100},
-                        {"name": "canary", "version": "v0", "upstreams": [upstream], "weight": 0},
-                    ],
-                }
-            ]
-        }
-    )
-    await store.write(document, 0, Change("test", "seed", "seed", "routes"))
-    clock = Clock()
-    windows = WindowReader(redis, keys, clock=clock)
-    probes: list[str] = []
-
-    async def probe(url: str, method: str, status: int, regex: str | None) -> tuple[bool, str]:
-        probes.append(url)
-        return url.endswith("/green"), "status 200" if url.endswith("/green") else "status 503"
-
-    rollouts = Rollouts(redis, keys, store, windows, clock=clock, probe=probe)
-    yield Bench(redis, keys, store, windows, rollouts, clock, upstream, probes)
-    await redis.aclose()
-
-
-def canary_plan(upstream: str, extra: str = "") -> CanaryPlan:
-    plan = parse_plan(
-        f"""canary_deployment:
-  route: chat
-  candidate: {{track: canary, version: v2, upstreams: ["{upstream}"]}}
-  phases:
-    - {{name: "5%", traffic: 5, duration: 60s}}
-    - {{name: "100%", traffic: 100}}
-  canary_metrics: {{primary: [], secondary: []}}
-{extra}"""
-    )
-    assert isinstance(plan, CanaryPlan)
-    return plan
+from tests.control.rollout_bench import Bench, canary_plan
 
 
 async def test_required_checklist_items_hold_the_rollout_before_any_traffic(bench: Bench) -> None:
@@ -370,3 +260,54 @@ async def test_a_route_changed_under_a_rollout_ends_it_with_the_reason(bench: Be
     assert ended["state"]["status"] == "aborted"
     assert "the weights cannot be written" in ended["state"]["history"][-1]["detail"]
     assert await bench.redis.get(bench.keys.active_rollout("chat")) is None  # released
+
+
+async def test_promotion_hands_the_new_version_to_the_baseline_track(bench: Bench) -> None:
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    await bench.step(rid)
+    await bench.ack()
+    bench.clock.now += 61
+    await bench.step(rid)  # 5 % → 100 %
+    assert await bench.weights() == {"stable": 0, "canary": 100}
+    await bench.ack()
+    bench.clock.now += 10
+    promoted = await bench.step(rid)
+    assert promoted["state"]["status"] == "promoted"
+    assert promoted["desired"] is None
+    # Everyone is on the new version either way; now the baseline track carries it, so the
+    # same plan (baseline stable, candidate canary) runs the next version.
+    assert await bench.weights() == {"stable": 100, "canary": 0}
+    document = await bench.store.read()
+    assert document is not None
+    stable = document.routes[0].tracks[0]
+    assert (stable.name, stable.version, stable.upstreams) == ("stable", "v2", [bench.upstream])
+    kinds = [e["kind"] for e in promoted["state"]["history"]]
+    assert kinds[-2:] == ["promoted", "baseline_updated"]
+    assert await bench.redis.get(bench.keys.active_rollout("chat")) is None
+
+
+async def test_a_plan_may_keep_the_candidate_track_after_promotion(bench: Bench) -> None:
+    plan = canary_plan(bench.upstream, "  after_promotion: candidate\n")
+    rid = (await bench.rollouts.create(plan, "ci"))["id"]
+    await bench.step(rid)
+    await bench.ack()
+    bench.clock.now += 61
+    await bench.step(rid)
+    await bench.ack()
+    bench.clock.now += 10
+    assert (await bench.step(rid))["state"]["status"] == "promoted"
+    assert await bench.weights() == {"stable": 0, "canary": 100}
+
+
+async def test_a_candidate_track_with_users_is_registered_at_zero(bench: Bench) -> None:
+    document = await bench.store.read()
+    assert document is not None
+    ten = set_weights(document, "chat", {"stable": 90, "canary": 10})
+    await bench.store.write(ten, document.generation, Change("ops", "", "set", "w"))
+    plan = canary_plan(bench.upstream)
+    # The new version reaches nobody before its checks and its first phase: the canary
+    # track's 10 % go back to stable while v2 is registered.
+    await bench.rollouts._register_candidate(plan)
+    assert await bench.weights() == {"stable": 100, "canary": 0}
+    registered = await bench.store.read()
+    assert registered is not None and registered.routes[0].tracks[1].version == "v2"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import asdict
+
+import pytest
 
 from control.analysis.sequential import Interval, RateTest
 from control.analysis.simulate import rollback_rate
@@ -45,3 +48,21 @@ def test_an_equal_candidate_eventually_passes() -> None:
     for _ in range(60):
         test.add(Interval(500, 5, 500, 5))
     assert test.verdict(min_requests=100) == "pass"
+
+
+def test_a_design_effect_tempers_the_evidence() -> None:
+    plain, clustered = RateTest(), RateTest(design_effect=4.0)
+    for test in (plain, clustered):
+        for _ in range(5):
+            test.add(Interval(100, 6, 900, 9))
+    assert plain.failed()
+    assert not clustered.failed()
+    # Each component's log likelihood ratio is divided by the design effect.
+    assert clustered.fail_log_lr == pytest.approx([x / 4 for x in plain.fail_log_lr])
+
+
+def test_a_test_stored_before_the_design_effect_existed_loads() -> None:
+    stored = asdict(RateTest(alpha=0.002))
+    del stored["design_effect"]
+    test = RateTest(**stored)
+    assert (test.alpha, test.design_effect) == (0.002, 1.0)

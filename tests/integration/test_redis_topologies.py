@@ -13,8 +13,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.exceptions import RedisError
 
 from config.keys import Keys
+from config.redis_url import with_settings
 from control.app import ControlApp
 from control.edits import set_weights
 from control.redis_client import connect
@@ -24,14 +26,18 @@ from splitgate.redis_server import RedisServer, find_binary, free_port
 from tests.conftest import StartProxy, StartUpstream, two_track_config
 
 TOKEN = "topology-admin-token-0123456789"
+SENTINEL_PASSWORD = "sentinel-secret/with&odd chars"
 
 
-def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def wait_port(
+    port: int, process: subprocess.Popen[bytes], timeout: float = 10.0, password: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
+    auth = ["--no-auth-warning", "-a", password] if password else []
     while time.monotonic() < deadline:
         assert process.poll() is None, f"exited with {process.returncode}"
         done = subprocess.run(
-            ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
+            ["redis-cli", "-p", str(port), *auth, "ping"], capture_output=True, check=False
         )
         if done.stdout.strip() == b"PONG":
             return
@@ -39,12 +45,11 @@ def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0
     raise TimeoutError(f"nothing answered on port {port}")
 
 
-@pytest.fixture
-def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
+def start_sentinel(redis_server: RedisServer, tmp_path: Path, extra: str = "") -> Iterator[str]:
     port = free_port()
     conf = tmp_path / "sentinel.conf"
     conf.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n{extra}"
         f"sentinel monitor mymaster 127.0.0.1 {redis_server.port} 1\n",
         encoding="utf-8",
     )
@@ -54,11 +59,22 @@ def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_port(port, process)
+        wait_port(port, process, password=SENTINEL_PASSWORD if extra else None)
         yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
+    yield from start_sentinel(redis_server, tmp_path)
+
+
+@pytest.fixture
+def guarded_sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
+    """A Sentinel with its own password (``requirepass`` in sentinel mode)."""
+    yield from start_sentinel(redis_server, tmp_path, f'requirepass "{SENTINEL_PASSWORD}"\n')
 
 
 def cluster_port() -> int:
@@ -177,3 +193,19 @@ async def test_cluster(
     cluster_url: str, start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
     await follow_through(cluster_url, start_upstream, start_proxy)
+
+
+async def test_sentinel_with_its_own_password(
+    guarded_sentinel_url: str, start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    """``sentinel_password`` (or SPLITGATE_REDIS_SENTINEL_PASSWORD) reaches the Sentinel in
+    both planes; without it the primary cannot be found, and the error says so quickly."""
+    url = with_settings(guarded_sentinel_url, SENTINEL_PASSWORD, None)
+    await follow_through(url, start_upstream, start_proxy)
+    client = connect(guarded_sentinel_url)
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(RedisError, match=r"(?i)auth"):
+                await client.get("anything")
+    finally:
+        await client.aclose()

@@ -151,7 +151,7 @@ async def settled(
     async with asyncio.timeout(within):
         while True:
             record = await rollout(session, control_url, rollout_id)
-            if record["state"]["status"] not in ("pending", "running"):
+            if record["state"]["status"] not in ("pending", "running") and not record["desired"]:
                 return record
             await asyncio.sleep(0.2)
 
@@ -190,7 +190,9 @@ async def test_a_healthy_canary_is_promoted_by_the_cli(
         session.get(f"{s.control.url}/v1/routes/chat", headers=AUTH) as r,
     ):
         route = (await r.json())["route"]
-    assert {t["name"]: t["weight"] for t in route["tracks"]} == {"stable": 0, "canary": 100}
+    # Promoted: the baseline track serves the new version to everyone.
+    tracks = {t["name"]: (t["weight"], t["version"]) for t in route["tracks"]}
+    assert tracks == {"stable": (100, "v1.1.0"), "canary": (0, "v1.1.0")}
 
 
 async def test_a_failing_canary_is_rolled_back_and_then_reaches_nobody(
@@ -298,7 +300,7 @@ async def test_big_bang_and_a_control_plane_killed_mid_rollout(
             tracks = {
                 t["name"]: (t["weight"], t["version"]) for t in (await r.json())["route"]["tracks"]
             }
-        assert tracks["canary"] == (100, "v1.2.0")
+        assert tracks == {"stable": (100, "v1.2.0"), "canary": (0, "v1.2.0")}
 
 
 def blue_green(url: str, regex: str, cleanup: str = "1s") -> str:

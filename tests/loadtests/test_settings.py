@@ -104,3 +104,10 @@ def test_every_option_is_documented_in_the_readme() -> None:
     )
     missing = [o.env for o in OPTIONS if f"`{o.env}`" not in readme]
     assert not missing, f"loadtests/README.md does not document {missing}"
+
+
+def test_a_token_without_the_admin_url_is_warned_about() -> None:
+    # Without the URL the split is silently not judged against the live weights.
+    assert "without SPLITGATE_ADMIN_URL" in parse({"admin_token": "t"}).warnings[0]
+    assert parse({"admin_token": "t", "admin_url": "http://127.0.0.1:8081"}).warnings == ()
+    assert parse({}).warnings == ()

@@ -15,6 +15,7 @@ from config.schema import RoutingDocument, SplitgateConfig
 from control.edits import set_weights
 from control.store import Change, DocumentStore
 from proxy.app import Follow
+from proxy.watcher import RoutingWatcher
 from splitgate.redis_server import RedisServer
 from tests.conftest import StartProxy, StartUpstream, two_track_config
 
@@ -101,6 +102,9 @@ async def test_weight_change_reaches_the_proxy_and_only_adds_canary_users(
     assert 40 < len(at_25) < 110  # about 25 % of 300
     ack = await raw_redis.get(Keys().ack("proxy-test"))
     assert ack is not None and f'"generation":{generation}' in ack
+    redis = (await readyz(proxy))["redis"]
+    assert f'"digest":"{redis["digest"]}"' in ack
+    assert (redis["store_generation"], redis["behind_looks"]) == (generation, 0)
 
 
 async def test_invalid_document_is_refused_and_the_last_good_one_stays(
@@ -232,3 +236,41 @@ async def test_garbage_generation_is_refused(
     await eventually(refused)
     state = await readyz(proxy)
     assert state["generation"] == 1 and state["redis"]["connected"]
+
+
+async def test_ack_names_the_document_and_a_lower_generation_is_a_failover_signal(
+    raw_redis: Redis,
+) -> None:
+    """The watcher alone, on a real Redis: its ack carries the applied document's digest; a
+    stored generation below the applied one (a failover lost writes) changes nothing but is
+    counted, and the next write above it is applied."""
+    config = two_track_config("http://127.0.0.1:1", "http://127.0.0.1:2")
+    store = DocumentStore(raw_redis, Keys())
+    first = await store.write(config.document(), 0, CHANGE)
+    applied: list[StoredDocument] = []
+    watcher = RoutingWatcher(
+        raw_redis,
+        Keys(),
+        "w",
+        applied.append,
+        lambda: applied[-1].generation if applied else 0,
+    )
+    second = await store.write(
+        set_weights(first.routing(), "chat", {"stable": 30, "canary": 70}), 1, CHANGE
+    )
+    await watcher.sync()
+    assert [d.generation for d in applied] == [2] and watcher.digest == second.digest
+    raw_ack = await raw_redis.get(Keys().ack("w"))
+    assert raw_ack is not None and f'"digest":"{second.digest}"' in raw_ack
+
+    await raw_redis.set(Keys().document, first.encode())  # the promoted replica's copy
+    await raw_redis.set(Keys().generation, 1)
+    await watcher.sync()
+    await watcher.sync()
+    assert len(applied) == 1 and watcher.behind == 2 and watcher.store_generation == 1
+    assert (await store.acks())["w"].generation == 2  # what it routes by, for the guardian
+
+    third = await DocumentStore(raw_redis, Keys()).write(first.routing(), 1, CHANGE)
+    assert third.generation == 3  # a fresh store still writes above the ack
+    await watcher.sync()
+    assert [d.generation for d in applied] == [2, 3] and watcher.digest == third.digest

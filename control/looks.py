@@ -1,0 +1,166 @@
+"""One look at a running canary phase: what is judged, on which counts, with which figures.
+
+Counts (pure; the runner reads them from Redis):
+- threshold checks (success criteria, ``canary_metrics``) and ``rollback_if`` conditions see
+  the candidate's requests since the phase's first moment: the first look after every proxy
+  replica acked the phase's weights, minus what the windows already held then. Their bounds
+  are confidence sequences, valid however often they are looked at within the phase;
+- the comparisons with the baseline see both arms since the rollout's first such moment,
+  fed interval by interval into their sequential tests (``control.analysis.sequential``).
+
+Each verdict is kept as a dict with the figures a person needs: the candidate's and the
+baseline's value, the bound that decided, the samples still needed and, at the phase's rate
+so far, how long that takes (``eta_s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from config.metrics import TrackWindow
+from config.plans import CanaryPlan
+from config.thresholds import Threshold, parse_threshold
+from control.analysis.sequential import Interval, RateTest
+from control.analysis.verdict import Assessment, Verdict, assess, breached, measure
+
+MIN_REQUESTS = 100
+"""Requests each arm needs before a comparison with the baseline may say pass or fail."""
+MIN_RATINGS = 30
+
+TESTS: dict[str, float] = {
+    "error_rate": 0.01,
+    "slow_requests": 0.002,
+    "hallucinations": 0.001,
+    "bad_ratings": 0.001,
+}
+"""Each comparison with the baseline and its share of the false-rollback budget (alpha). A
+healthy candidate is rolled back by one of them in at most 1.4 % of rollouts (their sum); the
+simulations in ``bench/decisions.py`` measure under 1 % for the four together. The quality
+tests get little alpha: their signals are sparse, and the regressions worth a rollback
+(hallucinations several times as frequent) still reach 1/alpha within a few looks."""
+
+_COUNTS: dict[str, Callable[[TrackWindow, int | None], tuple[int, int]]] = {
+    "error_rate": lambda w, _: (w.requests, sum(w.errors.values())),
+    # Requests slower than the baseline's p95 bucket, frozen when the rollout starts.
+    "slow_requests": lambda w, edge: (w.requests, sum(w.latency[(edge or 0) + 1 :])),
+    "hallucinations": lambda w, _: (
+        w.feedback.get("hallucination_yes", 0) + w.feedback.get("hallucination_no", 0),
+        w.feedback.get("hallucination_yes", 0),
+    ),
+    "bad_ratings": lambda w, _: (w.feedback.get("rating_n", 0), w.feedback.get("rating_bad", 0)),
+}
+_MINIMUM = {"error_rate": MIN_REQUESTS, "slow_requests": MIN_REQUESTS}
+
+
+def fresh_tests() -> dict[str, dict[str, Any]]:
+    return {
+        name: {"test": asdict(RateTest(alpha=alpha)), "consumed": [0, 0, 0, 0]}
+        for name, alpha in TESTS.items()
+    }
+
+
+def criteria(plan: CanaryPlan) -> list[tuple[str, Threshold, bool]]:
+    """The success criteria, each once: (metric, threshold, secondary). ``canary_metrics``
+    and ``config.success_criteria`` often repeat each other (the seed's plan does)."""
+    out: list[tuple[str, Threshold, bool]] = []
+    seen: set[tuple[str, str]] = set()
+    checks = [(c.name, c.threshold, False) for c in plan.canary_metrics.primary]
+    checks += [(c.name, c.threshold, True) for c in plan.canary_metrics.secondary]
+    checks += [(m, t, False) for m, t in plan.config.success_criteria.items()]
+    for metric, text, secondary in checks:
+        threshold = parse_threshold(text, metric)
+        key = (metric, f"{threshold.op}{threshold.value!r}")
+        if key not in seen:
+            seen.add(key)
+            out.append((metric, threshold, secondary))
+    return out
+
+
+def judge_phase(
+    plan: CanaryPlan, phase: int, candidate: TrackWindow, confidence: float
+) -> tuple[list[Assessment], list[Assessment]]:
+    """(rollback conditions, success criteria) of a phase, from its own counts."""
+    rollback = [
+        breached(c.metric, c.threshold, candidate, confidence)
+        for c in plan.phases[phase].rollback_if
+    ]
+    success = []
+    for metric, threshold, secondary in criteria(plan):
+        result = assess(metric, threshold, candidate, confidence)
+        # Quality signals arrive slowly: without them a phase is not held forever.
+        if (
+            secondary
+            and result.verdict is Verdict.INCONCLUSIVE
+            and not plan.canary_metrics.hold_for_secondary
+        ):
+            continue
+        success.append(result)
+    return rollback, success
+
+
+def compare(
+    record: dict[str, Any],
+    confidence: float,
+    candidate: TrackWindow,
+    baseline: TrackWindow,
+    name: str,
+) -> Assessment:
+    """Feed one sequential test the counts that arrived since its last look."""
+    edge = record["latency_edge"]
+    slot = record["tests"][name]
+    c_n, c_e = _COUNTS[name](candidate, edge)
+    b_n, b_e = _COUNTS[name](baseline, edge)
+    totals = [c_n, c_e, b_n, b_e]
+    delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
+    test = RateTest(**slot["test"])
+    test.pass_alpha = 1 - confidence
+    test.add(Interval(delta[0], delta[1], delta[2], delta[3]))
+    slot["test"], slot["consumed"] = asdict(test), totals
+    minimum = _MINIMUM.get(name, MIN_RATINGS)
+    verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
+        test.verdict(minimum), Verdict.INCONCLUSIVE
+    )
+    evidence = test.fail_evidence()
+    c_rate = _percent(test.candidate_events, test.candidate_requests)
+    b_rate = _percent(test.baseline_events, test.baseline_requests)
+    unit = "requests" if name in _MINIMUM else "labels"
+    needed = None
+    if verdict is Verdict.INCONCLUSIVE:
+        short = minimum - min(test.candidate_requests, test.baseline_requests)
+        needed = short if short > 0 else None
+    return Assessment(
+        f"{name}_vs_baseline",
+        verdict,
+        evidence,
+        f"evidence >= {1 / test.alpha:g}",
+        test.candidate_requests,
+        f"{test.candidate_events} of {test.candidate_requests} {unit} ({c_rate}) against the "
+        f"baseline's {test.baseline_events} of {test.baseline_requests} ({b_rate}); "
+        f"evidence {evidence:.3g} of {1 / test.alpha:g} to roll back",
+        needed=needed,
+    )
+
+
+def _percent(events: int, n: int) -> str:
+    return f"{100 * events / n:.2g} %" if n else "none yet"
+
+
+def record_verdict(
+    a: Assessment, role: str, baseline: TrackWindow | None, elapsed_s: float
+) -> dict[str, Any]:
+    """A verdict as stored with the rollout and its looks: the figures a person reads.
+
+    ``baseline`` holds the baseline's counts over the same period as the verdict's sample,
+    and ``elapsed_s`` that period's length, from which the time still needed is estimated."""
+    out = {**asdict(a), "verdict": a.verdict.value, "role": role}
+    base = None
+    if baseline is not None and not a.metric.endswith("_vs_baseline"):
+        base = measure(a.metric, baseline)[0]
+    out["baseline"] = base
+    eta = None
+    if a.needed is not None and a.sample > 0 and elapsed_s > 0:
+        eta = round(a.needed * elapsed_s / a.sample, 1)
+    out["eta_s"] = eta
+    return out

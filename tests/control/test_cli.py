@@ -1,0 +1,223 @@
+"""The command-line tools' shared parts: options after the subcommand, errors and exit
+statuses, the in-place redraw, and ``splitgate top``'s table. Over real processes:
+tests/integration/test_terminal.py."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from control import cli, top
+from control.flags_cli import parser as flags_parser
+from control.rollout_cli import parser as rollout_parser
+from splitgate.cli import main as splitgate_main
+
+ENV = {"SPLITGATE_ADMIN_TOKEN": "from-the-environment", "SPLITGATE_ADMIN_URL": "http://env:1"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["set", "chat", "stable=90", "canary=10", "--json"],
+            ("http://env:1", "from-the-environment", True),
+        ),
+        (["--json", "set", "chat", "stable=90"], ("http://env:1", "from-the-environment", True)),
+        (
+            ["get", "chat", "--token", "t2", "--admin-url", "http://x:2"],
+            ("http://x:2", "t2", False),
+        ),
+        (
+            ["--token", "t1", "--admin-url", "http://y:3", "get", "chat"],
+            ("http://y:3", "t1", False),
+        ),
+    ],
+)
+def test_admin_options_go_before_or_after_the_subcommand(
+    argv: list[str], expected: tuple[str, str, bool]
+) -> None:
+    args = cli.parser(ENV).parse_args(argv)
+    assert (args.admin_url, args.token, args.json) == expected
+
+
+def test_set_keeps_its_weights_when_json_follows_them() -> None:
+    args = cli.parser(ENV).parse_args(["set", "chat", "stable=90", "canary=10", "--json"])
+    assert args.weights == ["stable=90", "canary=10"]
+
+
+def test_rollout_options_follow_the_subcommand_too() -> None:
+    args = rollout_parser(ENV).parse_args(["status", "r1", "--watch", "--token", "t3"])
+    assert (args.id, args.watch, args.token, args.admin_url) == ("r1", True, "t3", "http://env:1")
+    assert flags_parser(ENV).parse_args(["list"]).token == "from-the-environment"
+    flags = flags_parser(ENV).parse_args(["get", "beta", "--json", "--token", "t4"])
+    assert (flags.name, flags.json, flags.token, flags.admin_url) == (
+        "beta",
+        True,
+        "t4",
+        "http://env:1",
+    )
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert splitgate_main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("splitgate ") and out.strip().split(" ")[1][0].isdigit()
+
+
+def test_usage_names_top(capsys: pytest.CaptureFixture[str]) -> None:
+    assert splitgate_main(["--help"]) == 0
+    assert "\n  top " in capsys.readouterr().out
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1
+
+
+def _raise(exc: BaseException) -> Any:
+    def work() -> int:
+        raise exc
+
+    return work
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "message"),
+    [
+        (
+            cli.ApiError(422, {"errors": [{"field": "weights", "reason": "bad"}]}),
+            1,
+            "422 weights: bad",
+        ),
+        (cli.Unreachable("Connection refused"), 2, "cannot reach the admin API at http://a:1"),
+        (ValueError("'x': expected TRACK=PERCENT"), 2, "expected TRACK=PERCENT"),
+        (KeyboardInterrupt(), 130, ""),
+    ],
+)
+def test_guarded_turns_errors_into_a_message_and_a_status(
+    exc: BaseException, code: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.guarded("splitgate x", "http://a:1", _raise(exc)) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    if not message:
+        assert err == ""
+
+
+def test_a_broken_pipe_on_stdout_is_not_the_api_being_unreachable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dup2: list[int] = []
+    monkeypatch.setattr(os, "dup2", lambda fd, to: dup2.append(to))
+    monkeypatch.setattr(sys, "stdout", FakeTerminal())
+    assert cli.guarded("splitgate x", "http://a:1", _raise(BrokenPipeError())) == cli.PIPE_CLOSED
+    assert capsys.readouterr().err == ""
+    assert dup2 == [1]  # stdout now goes to /dev/null: the flush at exit cannot fail again
+
+
+def test_a_refused_connection_is_unreachable() -> None:
+    with pytest.raises(cli.Unreachable):
+        cli.call("http://127.0.0.1:9", "t", "GET", "/v1/routes")
+
+
+def test_the_screen_rewrites_its_previous_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "20")
+    monkeypatch.setenv("LINES", "10")
+    out = FakeTerminal()
+    screen = cli.Screen(out)
+    screen.draw(["first", "second line that is longer than the terminal"])
+    first = out.getvalue()
+    screen.draw(["third"])
+    screen.close()
+    second = out.getvalue()[len(first) :]
+    assert first.startswith("\x1b[?25l") and "second line that is\x1b[K\n" in first
+    assert second.startswith("\r\x1b[2Athird\x1b[K\n\x1b[J")  # up over both, clear the rest
+    assert second.endswith("\x1b[?25h")
+
+
+def test_prose_is_wrapped_and_the_wrapped_lines_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "21")
+    monkeypatch.setenv("LINES", "10")
+    out = FakeTerminal()
+    screen = cli.Screen(out, wrap=True)
+    screen.draw(["  error_rate pass: 0 % over 1,234 requests, below 5 %"])
+    first = out.getvalue()
+    screen.draw(["x"])
+    lines = first.removeprefix("\x1b[?25l").split("\x1b[K\n")[:-1]
+    # "0 %" stays whole: a figure is not parted from its unit.
+    assert lines == [
+        "  error_rate pass:",
+        "      0 % over 1,234",
+        "      requests,",
+        "      below 5 %",
+    ]
+    assert out.getvalue()[len(first) :].startswith("\r\x1b[4Ax")
+
+
+def test_the_screen_never_draws_more_lines_than_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("LINES", "4")
+    out = FakeTerminal()
+    cli.Screen(out).draw([f"line {i}" for i in range(10)])
+    assert out.getvalue().count("\n") == 3
+
+
+METRICS = {
+    "route": "chat",
+    "window_s": 60,
+    "generation": 4,
+    "tracks": [
+        {
+            "track": "canary",
+            "version": "v1.1.0",
+            "weight": 10,
+            "requests": 120,
+            "error_rate": 0.025,
+            "latency_ms": {"p50": 100.0, "p95": 1840.0, "p99": math.inf},
+            "ttfb_ms": {"p50": 20.0, "p95": 310.0, "p99": 400.0},
+            "tokens_per_request": 512.4,
+        },
+        {
+            "track": "stable",
+            "version": "v1.0.0",
+            "weight": 90,
+            "requests": 1080,
+            "error_rate": 0.001,
+            "latency_ms": {"p50": 90.0, "p95": math.inf, "p99": math.inf},
+            "ttfb_ms": {"p50": None, "p95": None, "p99": None},
+            "tokens_per_request": None,
+        },
+    ],
+    "sample_ratio": {"mismatch": True, "p_value": 0.0002},
+}
+ROUTES = {
+    "chat": {
+        "tracks": [
+            {"name": "stable", "version": "v1.0.0", "weight": 90},
+            {"name": "canary", "version": "v1.1.0", "weight": 10},
+            {"name": "green", "version": "v2", "weight": 0},
+        ]
+    }
+}
+
+
+def test_top_table() -> None:
+    lines = top.table([METRICS], ROUTES)
+    assert lines[0].split() == [
+        "ROUTE", "TRACK", "VERSION", "WEIGHT", "REQ/S", "ERRORS", "P95", "TTFB", "P95", "TOK/REQ"
+    ]  # fmt: skip
+    canary, stable, green = lines[1:4]
+    assert canary.split() == ["chat", "canary", "v1.1.0", "10", "%", "2.0", "2.50", "%", "1,840", "ms", "310", "ms", "512"]  # fmt: skip
+    assert "over the top bucket" in stable and "0.10 %" in stable and "18.0" in stable
+    assert green.split()[:6] == ["chat", "green", "v2", "0", "%", "0.0"]
+    assert "sample ratio p = 0.0002" in lines[4]
+    # Figures are right-aligned under their heading.
+    assert canary.index(" 2.0 ") + 4 == lines[0].index("REQ/S") + len("REQ/S")

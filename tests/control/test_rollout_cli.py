@@ -1,0 +1,72 @@
+"""``splitgate rollout`` following a rollout into a log: a line per change, the exit status of
+its end, fed a scripted series of records instead of an admin API."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from control import rollout_cli
+from tests.control.test_views import record
+
+
+def script(*statuses: str) -> Iterator[dict[str, Any]]:
+    """Records with these statuses, the last one repeated for ever."""
+    r = record()
+    for status in statuses:
+        r = copy.deepcopy(r)
+        r["state"]["status"] = status
+        yield r
+    while True:
+        yield copy.deepcopy(r)
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Serve ``GET /v1/rollouts/ID`` from a script, and a route every replica of which
+    applied the phase's weights; no waiting between looks."""
+
+    def serve(records: Iterator[dict[str, Any]]) -> None:
+        def call(base: str, token: str, method: str, path: str, *rest: Any) -> Any:
+            if path.startswith("/v1/routes/"):
+                return {"replicas": {"p1": {"generation": 7}}}
+            return next(records)
+
+        monkeypatch.setattr(rollout_cli, "call", call)
+        monkeypatch.setattr(rollout_cli, "sleep_until", lambda deadline: None)
+
+    return serve
+
+
+@pytest.mark.parametrize(
+    ("statuses", "code", "last"),
+    [
+        (["running", "running", "awaiting_approval", "running", "promoted"], 0, "PROMOTED"),
+        (["running", "rolled_back"], 1, "ROLLED BACK"),
+        (["running", "aborted"], 1, "ABORTED"),
+    ],
+)
+def test_a_log_gets_a_line_per_change_and_the_end_status(
+    api: Any, capsys: pytest.CaptureFixture[str], statuses: list[str], code: int, last: str
+) -> None:
+    api(script(*statuses))
+    assert rollout_cli.follow("http://a", "t", "chat-1a2b3c4d", timeout=60) == code
+    out = capsys.readouterr().out
+    heads = [line for line in out.splitlines() if line.startswith("chat-1a2b3c4d: ")]
+    # Repeated looks at the same state print nothing new.
+    assert len(heads) == len([s for i, s in enumerate(statuses) if statuses[i - 1 : i] != [s]])
+    assert last in out and "\x1b" not in out and "acks from every" not in out
+
+
+def test_still_going_at_the_timeout_exits_3(api: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    api(script("running"))
+    assert rollout_cli.follow("http://a", "t", "chat-1a2b3c4d", timeout=0) == 3
+    assert "chat-1a2b3c4d is still running after 0 s" in capsys.readouterr().err
+
+
+def test_watch_needs_an_id(capsys: pytest.CaptureFixture[str]) -> None:
+    assert rollout_cli.main(["status", "--watch"], env={"SPLITGATE_ADMIN_TOKEN": "t"}) == 2
+    assert "give its ID" in capsys.readouterr().err
