@@ -111,9 +111,9 @@ class Comparison(Model):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     baseline: str = "current_production"
     min_effect: float = Field(default=0.5, gt=0.0, le=1.0)
-    """The smallest effect worth catching, relative to a threshold (0.5: an error-rate
-    threshold of 1 % must be told from 1.5 %). With ``confidence`` it sets how many samples a
-    threshold check needs before it says pass or fail."""
+    """Deprecated and ignored: threshold checks once needed a fixed sample derived from it;
+    they are now judged on confidence sequences, which need none. Kept so that plans, and the
+    rollout records stored with them, that name it still load."""
 
 
 class CanaryConfig(Model):

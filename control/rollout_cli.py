@@ -54,12 +54,12 @@ def fetch(base: str, token: str, rollout_id: str) -> tuple[dict[str, Any], bool 
     return record, acked(base, token, record)
 
 
-def follow(base: str, token: str, rollout_id: str, timeout: float) -> int:
+def follow(base: str, token: str, rollout_id: str, timeout: float, printed: str = "") -> int:
     """Follow a rollout to its end: redrawn in place on a terminal, a line per change in a
     log. 0 promoted or completed, 1 rolled back or aborted, 3 still going at ``timeout``."""
     if is_terminal(sys.stdout):
         return _follow_screen(base, token, rollout_id, timeout)
-    return _follow_lines(base, token, rollout_id, timeout)
+    return _follow_lines(base, token, rollout_id, timeout, printed)
 
 
 def ended(record: dict[str, Any]) -> bool:
@@ -85,9 +85,9 @@ def _follow_screen(base: str, token: str, rollout_id: str, timeout: float) -> in
         screen.close()
 
 
-def _follow_lines(base: str, token: str, rollout_id: str, timeout: float) -> int:
+def _follow_lines(base: str, token: str, rollout_id: str, timeout: float, printed: str) -> int:
+    """One line per change; ``printed``: the line already shown (by ``start``)."""
     seen: tuple[Any, ...] = ()
-    printed = ""
     deadline = time.monotonic() + timeout
     while True:
         tick = time.monotonic() + REFRESH_S
@@ -161,8 +161,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ValueError(f"{args.plan}: {exc.strerror or exc}") from None
         record = request_text(base, token, "/v1/rollouts", text, source=str(args.plan))
-        print(views.headline(record), flush=True)
-        return follow(base, token, record["id"], args.timeout) if args.wait else 0
+        first = views.headline(record)
+        print(first, flush=True)
+        return follow(base, token, record["id"], args.timeout, first) if args.wait else 0
     if args.command == "status":
         return _status(args)
     if args.command == "verdicts":

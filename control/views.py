@@ -122,7 +122,9 @@ def phase_title(index: int, phases: Sequence[Mapping[str, Any]]) -> str:
     own = f"phase {index + 1}"
     if label.lower().startswith(own):
         label = label[len(own) :].lstrip(" :-")
-    return f"{own} of {len(phases)}" + (f": {label}" if label else "")
+    if not label:
+        return f"{own} of {len(phases)}"
+    return f"{own} of {len(phases)}" + (f" {label}" if label.startswith("(") else f": {label}")
 
 
 def event_text(event: Mapping[str, Any]) -> str:
@@ -146,14 +148,8 @@ def distinct(verdicts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def _judged(v: Mapping[str, Any], unit: str) -> str:
-    value, threshold = figure(v["value"], unit), v.get("threshold", "")
-    if v.get("role") == "rollback":
-        return (
-            f"{value} {threshold}: roll back"
-            if v["verdict"] == "fail"
-            else f"{value}, not {threshold}"
-        )
-    return f"{value} {'meets' if v['verdict'] == 'pass' else 'misses'} {threshold}"
+    """The figure alone: the line already names the threshold and the verdict."""
+    return figure(v["value"], unit)
 
 
 def _reason(v: Mapping[str, Any], metric: str, unit: str) -> str:
@@ -190,7 +186,14 @@ def explain(v: Mapping[str, Any]) -> str:
 
 
 def verdict_line(v: Mapping[str, Any]) -> str:
-    return f"{v.get('metric')} {v.get('verdict')}: {explain(v)}"
+    """``error_rate < 2% pass: …``; a comparison reads ``error rate vs baseline …``."""
+    metric = str(v.get("metric"))
+    name = (
+        metric.replace("_", " ")
+        if metric.endswith("_vs_baseline")
+        else f"{metric} {v.get('threshold') or ''}".rstrip()
+    )
+    return f"{name} {v.get('verdict')}: {explain(v)}"
 
 
 def verdict_lines(verdicts: Sequence[Mapping[str, Any]], indent: str = "  ") -> list[str]:

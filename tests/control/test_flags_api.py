@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -410,3 +411,25 @@ async def test_auth_and_openapi(client: TestClient[Any, Any]) -> None:
         "/v1/attributes",
     ):
         assert path in spec["paths"], path
+
+
+async def test_the_one_flag_file_of_the_docs_loads(client: TestClient[Any, Any]) -> None:
+    """docs/FLAGS.md's walkthrough file, on this module's route (tracks v1 and v2)."""
+    docs = (Path(__file__).parents[2] / "docs" / "FLAGS.md").read_text(encoding="utf-8")
+    block = docs.split("<!-- flag-file -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    text = block.replace("track: canary", "track: v2")
+    headers = {**AUTH, "Content-Type": "application/yaml"}
+    r = await client.put("/v1/flags/premium_canary", data=text, headers=headers)
+    assert r.status == 200, await r.text()
+    r = await client.post(
+        "/v1/flags/explain",
+        json={"route": "chat", "headers": {"x-user-id": "alice"}},
+        headers=AUTH,
+    )
+    explained = await r.json()
+    assert (explained["track"], explained["flag"]) == ("v2", "premium_canary"), explained
+    broken = text.replace("operator: in", "operator: near")
+    r = await client.put("/v1/flags/premium_canary", data=broken, headers=headers)
+    assert r.status == 422
+    [e] = (await r.json())["errors"]
+    assert (e["field"], e["reason"][:7]) == ("flag.conditions[0].operator", "line 7:")

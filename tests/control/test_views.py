@@ -218,9 +218,9 @@ CASES = {
             "current     2. Phase 2: 25%",
             "1 min 10 s in phase, 50 s of 2 min left, decides within 2 min 50 s",
             "next        3. 50%",
-            "error_rate pass: 0.4 % (upper bound 0.9 %) over 1,234 requests, below 5 %, baseline 0.3 %",
-            "error_rate_vs_baseline inconclusive: 5 of 1234 requests",
-            "latency_p95 inconclusive: 812 ms over 50 requests",
+            "error_rate > 5% pass: 0.4 % (upper bound 0.9 %) over 1,234 requests, below 5 %, baseline 0.3 %",
+            "error rate vs baseline inconclusive: 5 of 1234 requests",
+            "latency_p95 < 2000ms inconclusive: 812 ms over 50 requests",
             "baseline 640 ms",
             "~2 min 10 s to go at the current rate",
             "waiting for the phase's observation period: 50 s left",
@@ -258,8 +258,8 @@ CASES = {
     "without the new keys": (
         old_record(),
         [
-            "error_rate fail: 1.23 % misses < 1%, 2,000 samples",
-            "user_satisfaction inconclusive: 3 samples, 30 needed",
+            "error_rate < 1% fail: 1.23 %, 2,000 samples",
+            "user_satisfaction > 4.0/5.0 inconclusive: 3 samples, 30 needed",
             "decides within 4 min 50 s",  # 3 × the 2 min bake, less 1 min 10 s
         ],
     ),
@@ -278,7 +278,7 @@ def test_status_lines(name: str) -> None:
 
 def test_a_criterion_is_listed_once() -> None:
     out = text(views.status_lines(old_record(), NOW, tz=UTC))
-    assert out.count("error_rate fail") == 1
+    assert out.count("error_rate < 1% fail") == 1
 
 
 @pytest.mark.parametrize(
