@@ -79,16 +79,17 @@ def criteria(plan: CanaryPlan) -> list[tuple[str, Threshold, bool]]:
 
 
 def judge_phase(
-    plan: CanaryPlan, phase: int, candidate: TrackWindow, confidence: float
+    plan: CanaryPlan, phase: int, candidate: TrackWindow
 ) -> tuple[list[Assessment], list[Assessment]]:
     """(rollback conditions, success criteria) of a phase, from its own counts."""
+    confidence, d = plan.comparison.confidence, plan.comparison.design_effect
     rollback = [
-        breached(c.metric, c.threshold, candidate, confidence)
+        breached(c.metric, c.threshold, candidate, confidence, design_effect=d)
         for c in plan.phases[phase].rollback_if
     ]
     success = []
     for metric, threshold, secondary in criteria(plan):
-        result = assess(metric, threshold, candidate, confidence)
+        result = assess(metric, threshold, candidate, confidence, design_effect=d)
         # Quality signals arrive slowly: without them a phase is not held forever.
         if (
             secondary
@@ -102,12 +103,13 @@ def judge_phase(
 
 def compare(
     record: dict[str, Any],
-    confidence: float,
+    plan: CanaryPlan,
     candidate: TrackWindow,
     baseline: TrackWindow,
     name: str,
 ) -> Assessment:
     """Feed one sequential test the counts that arrived since its last look."""
+    confidence = plan.comparison.confidence
     edge = record["latency_edge"]
     slot = record["tests"][name]
     c_n, c_e = _COUNTS[name](candidate, edge)
@@ -116,6 +118,7 @@ def compare(
     delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
     test = RateTest(**slot["test"])
     test.pass_alpha = 1 - confidence
+    test.design_effect = plan.comparison.design_effect
     test.add(Interval(delta[0], delta[1], delta[2], delta[3]))
     slot["test"], slot["consumed"] = asdict(test), totals
     minimum = _MINIMUM.get(name, MIN_RATINGS)

@@ -34,10 +34,10 @@ from redis.exceptions import RedisError
 from config import jsonsafe
 from config.keys import Keys
 from config.metrics import TrackWindow, percentile_index
-from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, Phase, SmokeTest
+from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, SmokeTest
 from config.schema import RoutingDocument
 from config.thresholds import parse_threshold
-from control import accumulate, edits, looks
+from control import accumulate, edits, looks, waiting
 from control.analysis.compare import compare
 from control.analysis.verdict import Assessment, Verdict, assess
 from control.smoke import probe, reachable, run_smoke_tests
@@ -298,7 +298,7 @@ class Rollouts:
             record["warnings"] = _warnings(record)
             if status is Status.PENDING:
                 record["waiting_for"] = (
-                    _waiting_for_checklist(record) or "the control plane's next step"
+                    waiting.waiting_for_checklist(record) or "the control plane's next step"
                 )
             try:
                 await self._save(record)
@@ -381,7 +381,7 @@ class Rollouts:
                 "checks": [],
                 "counts": counts,
             }
-        record["waiting_for"] = _waiting_for(record, state, now)
+        record["waiting_for"] = waiting.waiting_for(record, state, now)
         await self._save(record)
         if record["desired"] is not None:
             try:
@@ -440,7 +440,7 @@ class Rollouts:
                 record["state"] = state_to_dict(written(state, stored.generation))
                 await self._start_counting(record, stored.generation, self._clock())
             record["desired"] = None
-            record["waiting_for"] = _waiting_for(
+            record["waiting_for"] = waiting.waiting_for(
                 record, state_from_dict(record["state"]), self._clock()
             )
             await self._save(record)
@@ -467,7 +467,7 @@ class Rollouts:
                 }
             record.setdefault("probe_results", {})[item.name] = detail
         record["warnings"] = _warnings(record)
-        return _waiting_for_checklist(record)
+        return waiting.waiting_for_checklist(record)
 
     async def _restart_counts(self, record: dict[str, Any], now: float) -> None:
         """Judge only what happens from the start on: a rollout may have waited for its
@@ -575,14 +575,13 @@ class Rollouts:
             )
         except (RedisError, OSError) as exc:  # the store is down: an error, never a failure
             return Observation(now, True, (_unreadable(str(exc)),), ())
-        confidence = plan.comparison.confidence
-        rollback, success = looks.judge_phase(plan, state.phase, phase[cand], confidence)
+        rollback, success = looks.judge_phase(plan, state.phase, phase[cand])
         compared = []
         if plan.comparison.method == "statistical":
             for name in looks.TESTS:
                 if name == "slow_requests" and record["latency_edge"] is None:
                     continue
-                compared.append(looks.compare(record, confidence, since[cand], since[base], name))
+                compared.append(looks.compare(record, plan, since[cand], since[base], name))
         phase_s = now - record["phase_counts"]["from"]
         rollout_s = now - record["accumulator"].get("from", record["created_at"])
         verdicts = [
@@ -712,7 +711,8 @@ class Rollouts:
             window = None
         for metric, text in criteria.items():
             threshold = parse_threshold(text, metric)
-            a = assess(metric, threshold, window, plan.comparison.confidence)
+            c = plan.comparison
+            a = assess(metric, threshold, window, c.confidence, design_effect=c.design_effect)
             checks.append({"check": metric, "verdict": a.verdict.value, "detail": a.reason})
         verdicts = {c["verdict"] for c in checks}
         status = (
@@ -781,13 +781,6 @@ def _warnings(record: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _waiting_for_checklist(record: Mapping[str, Any]) -> str:
-    missing = [name for name, done in record["checklist"]["required"].items() if done is None]
-    if not missing:
-        return ""
-    return f"required checklist items: {', '.join(missing)} (splitgate rollout check {record['id']} ITEM)"
-
-
 def _needs_step(record: Mapping[str, Any], now: float) -> bool:
     if record["desired"] is not None:
         return True
@@ -805,72 +798,3 @@ def _weights(record: Mapping[str, Any], action: Action) -> dict[str, float]:
         plan["candidate"]["track"]: action.candidate,
         plan["baseline"]: round(100 - action.candidate, 2),
     }
-
-
-def _waiting_for(record: Mapping[str, Any], state: State, now: float) -> str:
-    """What the rollout waits for, in words (``GET /v1/rollouts/{id}``)."""
-    if record["desired"] is not None:
-        return "its weights to be written"
-    status = state.status
-    if status is Status.PENDING:
-        return _waiting_for_checklist(record) or "the control plane's next step"
-    if status is Status.AWAITING_APPROVAL:
-        return f"an approval (splitgate rollout approve {record['id']})"
-    if status is Status.AWAITING_PROMOTION:
-        return f"a promotion (splitgate rollout promote {record['id']})"
-    if status is Status.PAUSED:
-        return f"a resume or an abort (splitgate rollout resume|abort {record['id']})"
-    if status is Status.PROMOTED and record["post_deploy"] is not None:
-        post = record["post_deploy"]
-        if post["status"] == "scheduled":
-            return f"post-deploy checks in {_span(max(0.0, post['due_at'] - now))}"
-        return ""
-    if status in FINAL:
-        return ""
-    if state.generation is None:
-        return "its weights to be written"
-    if record["strategy"] == "ab_test":
-        plan = record["plan"]
-        parts = []
-        if plan.get("duration") is not None:
-            parts.append(f"{_span(max(0.0, state.phase_started_at + plan['duration'] - now))} left")
-        if plan.get("sample_size") is not None:
-            parts.append(f"{plan['sample_size']} requests on each version")
-        return "the end of the test: " + " or ".join(parts)
-    if record.get("acked") is False:
-        return f"every proxy replica to apply the phase's weights (generation {state.generation})"
-    phase = Phase.model_validate(record["plan"]["phases"][state.phase])
-    elapsed = now - state.phase_started_at
-    if phase.duration is not None and elapsed < phase.duration:
-        return f"the phase's minimum bake: {_span(phase.duration - elapsed)} left"
-    pending = [
-        v for v in record["verdicts"] if v["verdict"] == "inconclusive" and v["role"] == "success"
-    ]
-    if not pending:
-        return "the next look"
-    deadline = _span(max(0.0, phase.deadline() - elapsed))
-    on = record["plan"].get("on_inconclusive", "pause")
-    return (
-        "enough evidence: "
-        + "; ".join(_shortfall(v) for v in pending)
-        + f" (decides within {deadline}, then on_inconclusive: {on})"
-    )
-
-
-def _shortfall(v: Mapping[str, Any]) -> str:
-    what = f"{v['metric']} {v['threshold']}"
-    needed, eta = v.get("needed"), v.get("eta_s")
-    if needed is None:
-        return f"{what}: {v['reason']}"
-    more = f"{what}: {needed} more samples"
-    return more + (f", about {_span(eta)} at the current rate" if eta is not None else "")
-
-
-def _span(seconds: float) -> str:
-    """``45 s``, ``3 min``, ``2 h 5 min``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

@@ -25,6 +25,7 @@ from config.metrics import TrackWindow, bucket_index_ms
 from config.plans import CanaryPlan
 from config.thresholds import parse_threshold
 from control.analysis.sequential import Interval, RateTest
+from control.analysis.simulate import poisson
 from control.analysis.verdict import Assessment, Verdict, assess, breached
 from control.strategies import canary
 from control.strategies.canary import FINAL, Observation, SetWeights, State, Status
@@ -119,16 +120,6 @@ class _Counts:
             "rating_bad": self.bad,
         }
         return w
-
-
-def poisson(rng: random.Random, mean: float) -> int:
-    if mean > 50:  # the normal approximation keeps large means cheap
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, k, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        k += 1
-        product *= rng.random()
-    return k
 
 
 def binomial(rng: random.Random, n: int, p: float) -> int:

@@ -102,3 +102,33 @@ async def test_post_deploy_checks_judge_every_request_since_promotion(bench: Ben
     (check,) = post["checks"]
     assert check["check"] == "error_rate"
     assert "150 requests" in check["detail"], check
+
+
+async def test_a_phase_short_of_traffic_pauses_at_its_deadline_and_says_why(
+    bench: Bench,
+) -> None:
+    plan = canary_plan(bench.upstream, '  config: {success_criteria: {error_rate: "< 1%"}}\n')
+    rid = (await bench.rollouts.create(plan, "ci"))["id"]
+    await bench.step(rid)
+    await bench.ack()
+    bench.clock.now += 30
+    await bench.serve("canary", "v2", requests=102)
+    await bench.serve("stable", "v1", requests=1938)
+    baking = await bench.step(rid)
+    assert baking["waiting_for"] == "the phase's minimum bake: 30 s left"
+    bench.clock.now += 60  # past the bake (60 s), inside max_duration (3 × 60 s)
+    held = await bench.step(rid)
+    assert held["state"]["status"] == "running"
+    (pending,) = [v for v in held["verdicts"] if v["role"] == "success"]
+    assert (pending["verdict"], pending["sample"]) == ("inconclusive", 102)
+    assert pending["needed"] > 200 and pending["eta_s"] > 0
+    assert held["waiting_for"].startswith("enough evidence: error_rate < 1%: ")
+    assert "(decides within 1 min 30 s, then on_inconclusive: pause)" in held["waiting_for"]
+    bench.clock.now += 91
+    paused = await bench.step(rid)
+    assert paused["state"]["status"] == "paused"
+    reason = paused["state"]["history"][-1]["detail"]
+    assert reason.startswith("not enough traffic: 102 of ~3"), reason
+    assert reason.endswith("samples for error_rate < 1% (on_inconclusive: pause)"), reason
+    assert (await bench.events())[-1] == "paused"  # the webhooks hear of it
+    assert await bench.weights() == {"stable": 95, "canary": 5}  # where it stopped

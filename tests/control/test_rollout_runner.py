@@ -175,7 +175,7 @@ async def test_post_deploy_checks_run_after_promotion_and_are_recorded(bench: Be
     promoted = await bench.step(rid)
     assert promoted["state"]["status"] == "promoted"
     assert promoted["post_deploy"]["status"] == "scheduled"
-    assert promoted["waiting_for"].startswith("post-deploy checks in 60 s")
+    assert promoted["waiting_for"].startswith("post-deploy checks in 1 min")
     await bench.rollouts.step_all()  # not due yet
     assert (await bench.record(rid))["post_deploy"]["status"] == "scheduled"
     bench.clock.now += 30

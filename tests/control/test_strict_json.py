@@ -16,37 +16,12 @@ from redis.asyncio import Redis
 
 from config.keys import Keys
 from config.metrics import BUCKETS, WINDOW_TTL_S, field_name, window_start
-from config.schema import RoutingDocument
 from control.app import ControlApp
 from control.openapi import OPENAPI
 from control.redis_client import connect
 from splitgate.redis_server import RedisServer
+from tests.control.test_api import AUTH, SEED, TOKEN
 
-TOKEN = "test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-SEED = RoutingDocument.model_validate(
-    {
-        "routes": [
-            {
-                "name": "chat",
-                "tracks": [
-                    {
-                        "name": "stable",
-                        "version": "v1",
-                        "upstreams": ["http://127.0.0.1:9001"],
-                        "weight": 90,
-                    },
-                    {
-                        "name": "canary",
-                        "version": "v2",
-                        "upstreams": ["http://127.0.0.1:9002"],
-                        "weight": 10,
-                    },
-                ],
-            }
-        ]
-    }
-)
 PARAMS = {"route": "chat", "track": "canary", "id": "chat-00000000", "name": "nope"}
 
 
