@@ -180,6 +180,7 @@ async def list_routes(request: web.Request) -> web.Response:
     return json_response(
         {
             "generation": document.generation,
+            "digest": document.digest,
             "written_at": document.written_at,
             "written_by": document.written_by,
             "routes": [r.model_dump() for r in document.routes],
@@ -197,6 +198,7 @@ async def get_route(request: web.Request) -> web.Response:
     return json_response(
         {
             "generation": document.generation,
+            "digest": document.digest,
             "route": route.model_dump(),
             **await replicas(request.app[STORE], document.generation),
             "sample_ratio": _sample_ratio(document, route, first, merged),

@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
+from config import jsonsafe
+
 DEFAULT_ADMIN_URL = "http://127.0.0.1:8081"
 INTERRUPTED = 130
 PIPE_CLOSED = 141
@@ -243,14 +245,27 @@ def parse_weights(pairs: Sequence[str]) -> dict[str, float]:
     return weights
 
 
-def show(route: dict[str, Any], generation: int, replicas: Mapping[str, Any]) -> str:
+def show(
+    route: dict[str, Any], generation: int, replicas: Mapping[str, Any], digest: str | None = None
+) -> str:
+    """The route's tracks, and how many replicas do not route by this document yet: behind
+    it, or at its generation number with other content (a write lost by a Redis failover)."""
     lines = [f"route {route['name']} at generation {generation}"]
     for track in route["tracks"]:
         lines.append(
             f"  {track['name']:<16} {track['weight']:>7g} %  {track['version']}  {', '.join(track['upstreams'])}"
         )
     if replicas:
-        behind = [name for name, ack in replicas.items() if ack["generation"] < generation]
+        behind = [
+            name
+            for name, ack in replicas.items()
+            if ack["generation"] < generation
+            or (
+                ack["generation"] == generation
+                and digest
+                and ack.get("digest") not in ("", None, digest)
+            )
+        ]
         lines.append(
             f"replicas: {len(replicas)} live, {len(behind)} behind"
             + (f" ({', '.join(behind)})" if behind else "")
@@ -299,16 +314,20 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.1)
             answer = call(base, token, "GET", path)
         if args.wait and not answer["converged"]:
-            print(show(answer["route"], answer["generation"], answer["replicas"]))
+            print(
+                show(
+                    answer["route"], answer["generation"], answer["replicas"], answer.get("digest")
+                )
+            )
             print(
                 f"{PROG}: not every replica applied generation {answer['generation']} within {args.wait:g} s",
                 file=sys.stderr,
             )
             return 1
     print(
-        json.dumps(answer, indent=2)
+        jsonsafe.dumps(answer, indent=2)
         if args.json
-        else show(answer["route"], answer["generation"], answer["replicas"])
+        else show(answer["route"], answer["generation"], answer["replicas"], answer.get("digest"))
     )
     return 0
 

@@ -10,7 +10,6 @@ the API unreachable.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import urllib.parse
@@ -21,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from config import jsonsafe
 from control.cli import admin_options, call, guarded, request_text
 
 PROG = "splitgate flags"
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 def show(args: argparse.Namespace) -> int:
     answer, lines = run(args)
     if args.json:
-        print(json.dumps(answer, indent=2, ensure_ascii=False))
+        print(jsonsafe.dumps(answer, indent=2, ensure_ascii=False))
     else:
         print("\n".join(lines))
     return 0

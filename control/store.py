@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config import jsonsafe
 from config.keys import Ack, Keys, StoredDocument
 from config.schema import RoutingDocument
 
@@ -186,7 +187,7 @@ class DocumentStore:
                 expected,
                 stored.encode(),
                 new_generation,
-                json.dumps(record),
+                jsonsafe.dumps(record),
                 AUDIT_MAX,
                 self._keys.changes,
                 "" if epoch is None else epoch,

@@ -221,3 +221,15 @@ def test_top_table() -> None:
     assert "sample ratio p = 0.0002" in lines[4]
     # Figures are right-aligned under their heading.
     assert canary.index(" 2.0 ") + 4 == lines[0].index("REQ/S") + len("REQ/S")
+
+
+def test_a_replica_at_the_same_generation_with_other_content_is_behind() -> None:
+    route = {"name": "chat", "tracks": []}
+    replicas = {
+        "a": {"generation": 12, "digest": "d12"},
+        "b": {"generation": 12, "digest": "lost"},  # a write Redis lost in a failover
+        "c": {"generation": 11, "digest": "d11"},
+        "d": {"generation": 12},  # a proxy from before digests: judged by its generation
+    }
+    assert cli.show(route, 12, replicas, "d12").endswith("replicas: 4 live, 2 behind (b, c)")
+    assert cli.show(route, 12, replicas).endswith("replicas: 4 live, 1 behind (c)")
