@@ -105,6 +105,8 @@ class ControlApp:
                 await self.rollouts.step_all()
             except (RedisError, OSError) as exc:
                 log.debug("rollout runner: Redis unavailable: %s", exc)
+            except Exception:  # a bug or a bad record must not end the runner until a restart
+                log.exception("rollout runner: this pass failed; the next one runs as usual")
 
     async def _step_schedules(self) -> None:
         """Only the leader carries out flag schedules, at the rollout runner's interval."""
@@ -116,6 +118,8 @@ class ControlApp:
                 await self.schedules.step_all()
             except (RedisError, OSError) as exc:
                 log.debug("flag schedules: Redis unavailable: %s", exc)
+            except Exception:  # as for the rollouts: log it, count on the next pass
+                log.exception("flag schedules: this pass failed; the next one runs as usual")
 
     async def ensure_seeded(self) -> StoredDocument:
         """Return the stored document, writing one first if Redis holds none."""

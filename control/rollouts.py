@@ -199,9 +199,18 @@ class Rollouts:
         return None if raw is None else dict(json.loads(raw))
 
     async def all(self) -> list[dict[str, Any]]:
-        ids = sorted(await self._redis.smembers(self._keys.rollouts))
-        records = [await self.get(i) for i in ids]
-        return [r for r in records if r is not None]
+        """Every rollout record that reads; one that does not (hand-edited, truncated) is
+        logged and skipped, so it never stops the others."""
+        records = []
+        for rollout_id in sorted(await self._redis.smembers(self._keys.rollouts)):
+            try:
+                record = await self.get(rollout_id)
+            except ValueError as exc:
+                log.error("rollout %s: the stored record does not read: %s", rollout_id, exc)
+                continue
+            if record is not None:
+                records.append(record)
+        return records
 
     async def verdicts(self, rollout_id: str, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` looks, newest first, each with its verdicts and figures."""
@@ -564,7 +573,8 @@ class Rollouts:
             return Observation(now, False)
         cand, base = plan.candidate.track, plan.baseline
         await self._start_counting(record, state.generation, now)
-        if record.get("phase_counts") is None:
+        counts = record.get("phase_counts") or {}
+        if record.get("accumulator") is None or counts.get("generation") != state.generation:
             return Observation(now, True, (_unreadable("cannot start the counts"),), ())
         try:
             since = await accumulate.totals(

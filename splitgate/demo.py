@@ -34,6 +34,7 @@ from config.loader import ConfigError, load_config
 from config.schema import SplitgateConfig
 from control.__main__ import serve as serve_control
 from control.app import ControlApp
+from control.app import stop as stop_task
 from control.redis_client import connect
 from loadtests.fake_llm import Behaviour, FakeLLM
 from loadtests.fake_llm import serve as serve_fake
@@ -314,9 +315,7 @@ async def until_stopped() -> None:
 
 
 async def stop_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Cancel the load and the feed, and wait for each to finish its cleanup."""
+    """Cancel the load and the feed, and wait for each to finish its cleanup (the
+    cancellation repeated, as the control plane's loops are stopped: ``control.app.stop``)."""
     for task in reversed(tasks):
-        task.cancel()
-    for result in await asyncio.gather(*tasks, return_exceptions=True):
-        if isinstance(result, Exception):
-            logging.getLogger("splitgate.demo").error("demo task failed: %r", result)
+        await stop_task(task)

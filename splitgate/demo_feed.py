@@ -129,6 +129,11 @@ class Feed:
                     self._ids = {key: await self._newest(key) for key in self._streams()}
                 await self.read_once()
             except (RedisError, OSError, ValueError) as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # On Python 3.11 redis-py's own timeout can turn our cancellation into
+                    # a TimeoutError (an OSError): honour the cancellation, do not retry.
+                    raise asyncio.CancelledError from exc
                 if not self._failing:
                     log.warning("demo feed: cannot read Redis (%s); retrying", exc)
                 self._failing = True

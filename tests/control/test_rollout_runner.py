@@ -311,3 +311,12 @@ async def test_a_candidate_track_with_users_is_registered_at_zero(bench: Bench) 
     assert await bench.weights() == {"stable": 100, "canary": 0}
     registered = await bench.store.read()
     assert registered is not None and registered.routes[0].tracks[1].version == "v2"
+
+
+async def test_a_record_that_does_not_read_never_stops_the_others(bench: Bench) -> None:
+    await bench.redis.sadd(bench.keys.rollouts, "chat-broken")
+    await bench.redis.set(bench.keys.rollout("chat-broken"), '{"id": "chat-broken", ')
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    await bench.rollouts.step_all()
+    assert (await bench.record(rid))["state"]["status"] == "running"
+    assert [r["id"] for r in await bench.rollouts.all()] == [rid]
