@@ -9,9 +9,10 @@ thresholds ``< 1%``, ``< 2000ms``, ``> 4.0/5.0``; conditions ``error_rate > 5%``
 
 from __future__ import annotations
 
+import copy
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
@@ -19,7 +20,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from config.durations import Duration
 from config.loader import load_model, parse_model
 from config.schema import Model, Name, UpstreamURL, Weight
-from config.thresholds import ConditionField, Metric, parse_threshold
+from config.thresholds import (
+    ConditionField,
+    Metric,
+    parse_threshold,
+    with_unit,
+    with_unit_condition,
+)
 
 
 class Candidate(Model):
@@ -189,7 +196,8 @@ class PostDeploy(Model):
     the new version's upstreams answer, and its metrics meet ``criteria`` (by default the
     plan's primary canary metrics)."""
 
-    after: Duration = 600.0
+    after: Duration = Field(default=600.0, le=21_600.0)
+    """At most 6 hours: the metric windows it is judged from live that long."""
     health: bool = True
     health_path: str = Field(default="/v1/models", pattern=r"^/")
     criteria: dict[Metric, str] | None = None
@@ -426,6 +434,25 @@ class EnvironmentsFile(Model):
 
     environments: dict[Literal["development", "staging", "production"], Environment]
     webhooks: list[Annotated[str, AfterValidator(_check_probe_url)]] = Field(default_factory=list)
+
+
+def stored_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan as a rollout record stored it, readable by today's models: rate thresholds
+    written as bare fractions (``< 0.01``), which plans may no longer use, get their unit
+    (``< 1%``), so a rollout started before that rule keeps running."""
+    fixed = copy.deepcopy(plan)
+    criteria = (fixed.get("config") or {}).get("success_criteria") or {}
+    for metric, text in criteria.items():
+        criteria[metric] = with_unit(text, metric)
+    for group in ("primary", "secondary"):
+        for check in (fixed.get("canary_metrics") or {}).get(group) or []:
+            check["threshold"] = with_unit(check["threshold"], check["name"])
+    for phase in fixed.get("phases") or []:
+        phase["rollback_if"] = [with_unit_condition(c) for c in phase.get("rollback_if") or []]
+    post = fixed.get("post_deploy") or {}
+    for metric, text in (post.get("criteria") or {}).items():
+        post["criteria"][metric] = with_unit(text, metric)
+    return fixed
 
 
 def parse_plan(text: str, source: str = "plan") -> Plan:

@@ -71,7 +71,8 @@ def parse_threshold(text: str, metric: str) -> Threshold:
         if unit != "%":
             # "error_rate < 1" read as a fraction means 100 % and always passes: refuse it.
             raise ValueError(
-                f"{text!r}: {metric} is a rate: write it as a percentage, e.g. '< {number}%'"
+                f"{text!r}: {metric} is a rate: write it as a percentage, e.g. '{op} {number}%'"
+                + (f" (or '{op} {value * 100:g}%' if {number} was a fraction)" if value < 1 else "")
             )
         value /= 100
         if not 0 <= value <= 1:
@@ -91,6 +92,22 @@ def parse_threshold(text: str, metric: str) -> Threshold:
     if not math.isfinite(value):
         raise ValueError(f"{text!r}: not a finite number")
     return Threshold(op, value, text.strip())
+
+
+def with_unit(text: str, metric: str) -> str:
+    """``< 0.01`` → ``< 1%`` for a rate (the fraction plans could once write); else ``text``."""
+    match = _THRESHOLD.match(text) if isinstance(text, str) else None
+    if match is None or _KIND.get(metric) != "rate" or match.group(3):
+        return text
+    op, number, _ = match.groups()
+    return f"{op} {float(number) * 100:g}%"
+
+
+def with_unit_condition(text: str) -> str:
+    match = _CONDITION.match(text) if isinstance(text, str) else None
+    if match is None:
+        return text
+    return f"{match.group(1)} {with_unit(match.group(2), match.group(1))}"
 
 
 @dataclass(frozen=True)

@@ -421,6 +421,30 @@ async def start_rollout(request: web.Request) -> web.Response:
             for t in route.tracks
             if t.name not in (plan.baseline, plan.candidate.track) and t.weight > 0
         ]
+        serving = next((t for t in route.tracks if t.name == plan.candidate.track), None)
+        baseline = edits.find_track(route, plan.baseline)
+        if (
+            serving is not None
+            and serving.weight > baseline.weight
+            and (serving.version, serving.upstreams)
+            != (plan.candidate.version, plan.candidate.upstreams)
+        ):
+            # Registering the new version there would hand its users to the older baseline.
+            field = (
+                "blue_green_deployment.idle"
+                if strategy == "blue_green"
+                else "canary_deployment.candidate.track"
+            )
+            raise EditError(
+                [
+                    FieldError(
+                        field,
+                        f"track {serving.name!r} serves {serving.weight:g}% of route {plan.route!r} "
+                        f"({serving.version}), more than the baseline {plan.baseline!r}: it is what "
+                        f"runs now; name it as the baseline, or move its weight to {plan.baseline!r} first",
+                    )
+                ]
+            )
         if loaded:
             raise EditError(
                 [

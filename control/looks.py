@@ -64,18 +64,18 @@ def fresh_tests() -> dict[str, dict[str, Any]]:
 def criteria(plan: CanaryPlan) -> list[tuple[str, Threshold, bool]]:
     """The success criteria, each once: (metric, threshold, secondary). ``canary_metrics``
     and ``config.success_criteria`` often repeat each other (the seed's plan does)."""
-    out: list[tuple[str, Threshold, bool]] = []
-    seen: set[tuple[str, str]] = set()
+    found: dict[tuple[str, str], tuple[str, Threshold, bool]] = {}
     checks = [(c.name, c.threshold, False) for c in plan.canary_metrics.primary]
     checks += [(c.name, c.threshold, True) for c in plan.canary_metrics.secondary]
     checks += [(m, t, False) for m, t in plan.config.success_criteria.items()]
     for metric, text, secondary in checks:
         threshold = parse_threshold(text, metric)
         key = (metric, f"{threshold.op}{threshold.value!r}")
-        if key not in seen:
-            seen.add(key)
-            out.append((metric, threshold, secondary))
-    return out
+        if key in found:  # required if any of its mentions requires it
+            secondary = secondary and found[key][2]
+            threshold = found[key][1]
+        found[key] = (metric, threshold, secondary)
+    return list(found.values())
 
 
 def judge_phase(

@@ -38,20 +38,11 @@ TIMED_OUT = 3
 REFRESH_S = 1.0
 
 
-def acked(base: str, token: str, record: Mapping[str, Any]) -> bool | None:
-    """Whether every live proxy replica routes by the phase's weights (None: not asked)."""
-    generation = record["state"].get("generation")
-    if generation is None or "acks from every proxy replica" not in str(
-        record.get("waiting_for") or ""
-    ):
-        return None
-    replicas = call(base, token, "GET", f"/v1/routes/{record['route']}").get("replicas") or {}
-    return bool(replicas) and all(r["generation"] >= generation for r in replicas.values())
-
-
 def fetch(base: str, token: str, rollout_id: str) -> tuple[dict[str, Any], bool | None]:
+    """The record, and whether every live replica applies its phase's weights (as the
+    runner's last look found: ``acked``; None before its first look)."""
     record = call(base, token, "GET", f"/v1/rollouts/{rollout_id}")
-    return record, acked(base, token, record)
+    return record, record.get("acked")
 
 
 def follow(base: str, token: str, rollout_id: str, timeout: float, printed: str = "") -> int:

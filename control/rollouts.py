@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from config import jsonsafe
 from config.keys import Keys
 from config.metrics import TrackWindow, percentile_index
-from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, SmokeTest
+from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, SmokeTest, stored_plan
 from config.schema import RoutingDocument
 from config.thresholds import parse_threshold
 from control import accumulate, edits, looks, waiting
@@ -106,9 +106,10 @@ def state_from_dict(data: dict[str, Any]) -> State:
 
 
 def plan_of(record: Mapping[str, Any]) -> CanaryPlan | ABTestPlan:
+    plan = stored_plan(record["plan"])
     if record["strategy"] == "ab_test":
-        return ABTestPlan.model_validate(record["plan"])
-    return CanaryPlan.model_validate(record["plan"])
+        return ABTestPlan.model_validate(plan)
+    return CanaryPlan.model_validate(plan)
 
 
 class Rollouts:
@@ -205,8 +206,10 @@ class Rollouts:
         for rollout_id in sorted(await self._redis.smembers(self._keys.rollouts)):
             try:
                 record = await self.get(rollout_id)
-            except ValueError as exc:
-                log.error("rollout %s: the stored record does not read: %s", rollout_id, exc)
+                if record is not None:
+                    _needs_step(record, 0.0)  # has the fields every reader relies on
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("rollout %s: the stored record does not read: %r", rollout_id, exc)
                 continue
             if record is not None:
                 records.append(record)
@@ -373,8 +376,9 @@ class Rollouts:
             record["desired"] = {"weights": _weights(record, actions[-1]), "reason": reason}
         now = self._clock()
         if state.status is Status.PROMOTED and record["post_deploy"] is None:
-            plan = CanaryPlan.model_validate(record["plan"])
-            if plan.after_promotion == "baseline":
+            plan = CanaryPlan.model_validate(stored_plan(record["plan"]))
+            # A record from before ``after_promotion`` keeps the promotion it was started with.
+            if record["plan"].get("after_promotion", "candidate") == "baseline":
                 record["desired"] = _handover(plan)
                 state = state.note(now, "baseline_updated", record["desired"]["reason"])
                 record["state"] = state_to_dict(state)

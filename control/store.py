@@ -237,6 +237,11 @@ class DocumentStore:
         stored = await self.read()
         if stored is None or stored.generation >= lost.generation:
             return None  # empty: the guardian seeds it; not behind: nothing lost
+        if any(a.generation > lost.generation for a in (await self.acks()).values()):
+            # The fleet applied a newer document than this store knows (another control plane
+            # wrote it): re-applying ours would roll them back. The guardian's ``realign``
+            # republishes what Redis holds above their acks instead.
+            return None
         change = Change(
             GUARDIAN,
             f"re-applied generation {lost.generation} lost by a Redis failover "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from config.plans import Phase
+from config.plans import Phase, stored_plan
 from control.strategies.canary import FINAL, State, Status
 from control.views import span
 
@@ -53,7 +53,7 @@ def waiting_for(record: Mapping[str, Any], state: State, now: float) -> str:
         return "the end of the test: " + " or ".join(parts)
     if record.get("acked") is False:
         return f"every proxy replica to apply the phase's weights (generation {state.generation})"
-    phase = Phase.model_validate(record["plan"]["phases"][state.phase])
+    phase = Phase.model_validate(stored_plan(record["plan"])["phases"][state.phase])
     elapsed = now - state.phase_started_at
     if phase.duration is not None and elapsed < phase.duration:
         return f"the phase's minimum bake: {span(phase.duration - elapsed)} left"

@@ -448,3 +448,19 @@ async def test_a_rollout_is_refused_while_a_third_track_carries_traffic(
     [problem] = (await r.json())["errors"]
     assert problem["field"] == "route" and "'other' of route 'chat' has 5%" in problem["reason"]
     assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []
+
+
+async def test_a_rollout_that_would_hand_production_to_the_older_baseline_is_refused(
+    client: TestClient[Any, Any],
+) -> None:
+    # The candidate's track runs what most users get (a blue-green switch, or a promotion kept
+    # on the candidate): registering a new version there would move them to the baseline.
+    weights = {"weights": {"stable": 10, "canary": 90}}
+    r = await client.put("/v1/routes/chat/weights", json=weights, headers=AUTH)
+    assert r.status == 200, await r.text()
+    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
+    assert r.status == 422, await r.text()
+    [problem] = (await r.json())["errors"]
+    assert problem["field"] == "canary_deployment.candidate.track"
+    assert "track 'canary' serves 90% of route 'chat' (v2)" in problem["reason"]
+    assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []

@@ -26,14 +26,12 @@ def script(*statuses: str) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Serve ``GET /v1/rollouts/ID`` from a script, and a route every replica of which
-    applied the phase's weights; no waiting between looks."""
+    """Serve ``GET /v1/rollouts/ID`` from a script, each record as the runner's last look
+    left it with every replica applying the phase's weights; no waiting between looks."""
 
     def serve(records: Iterator[dict[str, Any]]) -> None:
         def call(base: str, token: str, method: str, path: str, *rest: Any) -> Any:
-            if path.startswith("/v1/routes/"):
-                return {"replicas": {"p1": {"generation": 7}}}
-            return next(records)
+            return {**next(records), "acked": True}
 
         monkeypatch.setattr(rollout_cli, "call", call)
         monkeypatch.setattr(rollout_cli, "sleep_until", lambda deadline: None)

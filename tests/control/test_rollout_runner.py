@@ -320,3 +320,26 @@ async def test_a_record_that_does_not_read_never_stops_the_others(bench: Bench) 
     await bench.rollouts.step_all()
     assert (await bench.record(rid))["state"]["status"] == "running"
     assert [r["id"] for r in await bench.rollouts.all()] == [rid]
+
+
+async def test_a_record_stored_with_fraction_thresholds_keeps_running(bench: Bench) -> None:
+    """Plans may no longer write a rate as a bare fraction (``< 0.01`` read as 1 % was easy to
+    confuse with ``< 1``); records stored before that rule still load and step."""
+    plan = canary_plan(bench.upstream, '  config: {success_criteria: {error_rate: "< 5%"}}\n')
+    rid = (await bench.rollouts.create(plan, "ci"))["id"]
+    record = await bench.record(rid)
+    record["plan"]["config"]["success_criteria"] = {"error_rate": "< 0.05"}
+    record["plan"]["phases"][0]["rollback_if"] = ["error_rate > 0.2"]
+    del record["plan"]["after_promotion"]  # stored before it existed
+    await bench.rollouts._save(record)
+    stepped = await bench.step(rid)
+    assert stepped["state"]["status"] == "running"
+    await bench.ack()
+    bench.clock.now += 10
+    await bench.serve("canary", "v2", requests=200)
+    looked = await bench.step(rid)
+    assert {v["threshold"] for v in looked["verdicts"] if not v["metric"].endswith("baseline")} == {
+        "< 5%",
+        "> 20%",
+    }
+    assert (await bench.rollouts.command(rid, "abort"))["state"]["status"] == "aborted"

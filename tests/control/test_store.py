@@ -96,6 +96,21 @@ async def test_the_guardian_restores_a_lost_write_and_realigns_strays(raw_redis:
     assert "apply generation 4, which Redis does not hold" in record["reason"]
 
 
+async def test_a_store_never_restores_over_a_newer_document_the_fleet_applied(
+    raw_redis: Redis,
+) -> None:
+    leader, follower = DocumentStore(raw_redis, KEYS), DocumentStore(raw_redis, KEYS)
+    first = await leader.write(SEED, 0, CHANGE)
+    second = await leader.write(canary(SEED, 20), first.generation, CHANGE)
+    await follower.read()  # the follower's newest view: generation 2 (20 %)
+    third = await leader.write(canary(SEED, 50), second.generation, CHANGE)
+    await ack(raw_redis, "proxy-a", third.generation, third.digest)  # the fleet runs 50 %
+    await put_back(raw_redis, first)  # the failover lost generations 2 and 3
+    assert await follower.restore() is None  # 20 % over the fleet's 50 % would roll it back
+    restored = await leader.restore()  # the leader knows generation 3
+    assert restored is not None and restored.routing() == third.routing()
+
+
 async def test_the_same_generation_with_another_digest_is_not_applied(raw_redis: Redis) -> None:
     store = DocumentStore(raw_redis, KEYS)
     stored = await store.write(SEED, 0, CHANGE)
