@@ -342,4 +342,5 @@ async def test_a_record_stored_with_fraction_thresholds_keeps_running(bench: Ben
         "< 5%",
         "> 20%",
     }
-    assert (await bench.rollouts.command(rid, "abort"))["state"]["status"] == "aborted"
+    aborted = await bench.rollouts.command(rid, "abort")
+    assert aborted is not None and aborted["state"]["status"] == "aborted"
