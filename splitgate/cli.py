@@ -19,7 +19,8 @@ commands:
   rollout   start a rollout from a plan file, follow it, approve, promote, pause, resume, abort
   flags     feature flags: list, get, set, delete, explain, pause, resume, schedule
   top       each track's requests/s, errors, latency and tokens over the last minute, live
-  demo      run everything on this machine: Redis, control plane, proxy, two fake LLM backends
+  demo      run everything on this machine: Redis, control plane, proxy, three fake LLM backends,
+            and with --load its own traffic
 
 'splitgate <command> --help' describes a command's options; 'splitgate --version' the version.
 """

@@ -145,7 +145,16 @@ def main(argv: Sequence[str]) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="splitgate demo", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="splitgate demo",
+        description=(
+            "The whole system on this machine: a private Redis, the control plane, the proxy "
+            "and three fake LLM backends (stable v1.0.0, canary v1.1.0, and v1.2.0, which "
+            "fails a quarter of its requests). Every weight change, rollout event and flag "
+            "change is printed as it happens; with --load the demo sends itself traffic, so "
+            "rollouts have requests to judge. Walkthrough: docs/DEMO.md."
+        ),
+    )
     p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT for the proxy")
     p.add_argument("--admin-listen", default="127.0.0.1:8081", help="HOST:PORT for the admin API")
     p.add_argument(
