@@ -1,7 +1,8 @@
 """Rollout plans, in the vocabulary of the deployment-pattern notes.
 
 A plan file holds exactly one of ``canary_deployment``, ``blue_green_deployment``,
-``big_bang_deployment`` or ``ab_testing``; an environments file holds ``environments``.
+``big_bang_deployment`` or ``ab_testing``. The checks around a rollout (checklist, post-deploy
+checks, limits) are in ``config.checks``; environment defaults in ``config.environments``.
 The seed's own blocks load as written once they say which route and which new version they
 move (``route`` and ``candidate``). Durations read ``2 hours``, ``30 minutes``, ``5m``;
 thresholds ``< 1%``, ``< 2000ms``, ``> 4.0/5.0``; conditions ``error_rate > 5%``.
@@ -12,11 +13,11 @@ from __future__ import annotations
 import copy
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from config.checks import Checklist, Limits, PostDeploy, check_thresholds
 from config.durations import Duration
 from config.loader import load_model, parse_model
 from config.schema import Model, Name, UpstreamURL, Weight
@@ -35,12 +36,6 @@ class Candidate(Model):
     track: Name = "canary"
     version: str = Field(min_length=1, max_length=128)
     upstreams: list[UpstreamURL] = Field(min_length=1)
-
-
-def _check_thresholds(criteria: dict[str, str]) -> dict[str, str]:
-    for metric, text in criteria.items():
-        parse_threshold(text, metric)
-    return criteria
 
 
 DEFAULT_MAX_DURATION = 3600.0
@@ -137,83 +132,7 @@ class CanaryConfig(Model):
     observation_period: Duration = 7200.0
     success_criteria: dict[Metric, str] = Field(default_factory=dict)
 
-    _criteria = field_validator("success_criteria")(_check_thresholds)
-
-
-def _check_probe_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r}: a probe URL is http:// or https:// with a host")
-    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
-        raise ValueError(f"{value!r}: a probe URL cannot hold spaces or control characters")
-    return value
-
-
-class Probe(Model):
-    """An HTTP check that satisfies a checklist item by itself (e.g. a CI status endpoint)."""
-
-    url: Annotated[str, AfterValidator(_check_probe_url)]
-    method: Literal["GET", "POST"] = "GET"
-    expect_status: int = Field(default=200, ge=100, le=599)
-    expect_regex: str | None = None
-
-
-def _item_from_text(value: object) -> object:
-    return {"name": value} if isinstance(value, str) else value
-
-
-class ChecklistItem(Model):
-    """One item of the pre-deploy checklist: attested by a person or a pipeline
-    (``splitgate rollout check ID ITEM``), or satisfied by its ``probe``."""
-
-    name: Name
-    description: str | None = Field(default=None, max_length=500)
-    probe: Probe | None = None
-
-
-Item = Annotated[ChecklistItem, BeforeValidator(_item_from_text)]
-
-
-class Checklist(Model):
-    """The notes' pre-deploy checklist: ``required`` items hold the rollout before any user
-    traffic until each is attested or probed; ``recommended`` items are shown as warnings."""
-
-    required: list[Item] = Field(default_factory=list)
-    recommended: list[Item] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique(self) -> Checklist:
-        seen: set[str] = set()
-        for item in (*self.required, *self.recommended):
-            if item.name in seen:
-                raise ValueError(f"checklist item {item.name!r} is listed twice")
-            seen.add(item.name)
-        return self
-
-
-class PostDeploy(Model):
-    """Checks run by themselves once a rollout is promoted, over the ``after`` that follows:
-    the new version's upstreams answer, and its metrics meet ``criteria`` (by default the
-    plan's primary canary metrics)."""
-
-    after: Duration = Field(default=600.0, le=21_600.0)
-    """At most 6 hours: the metric windows it is judged from live that long."""
-    health: bool = True
-    health_path: str = Field(default="/v1/models", pattern=r"^/")
-    criteria: dict[Metric, str] | None = None
-
-    _criteria = field_validator("criteria")(lambda v: None if v is None else _check_thresholds(v))
-
-
-class Limits(Model):
-    """How many bad looks a rollout takes before it rolls back (Argo Rollouts' failure and
-    error limits). A failure is a look where a ``rollback_if`` condition or a comparison with
-    the baseline failed; an error is a look whose metrics could not be read."""
-
-    consecutive_failures: int = Field(default=1, ge=1, le=100)
-    total_failures: int = Field(default=1, ge=1, le=1000)
-    consecutive_errors: int = Field(default=4, ge=1, le=100)
-    total_errors: int = Field(default=20, ge=1, le=1000)
+    _criteria = field_validator("success_criteria")(check_thresholds)
 
 
 class CanaryPlan(Model):
@@ -419,23 +338,6 @@ class PlanFile(Model):
         return next(value for _, value in self if value is not None)  # type: ignore[no-any-return]
 
 
-class Environment(Model):
-    deployment: Literal["big_bang", "blue_green", "canary"]
-    auto_deploy: bool = False
-    monitoring: Literal["basic", "detailed", "comprehensive"] = "detailed"
-    rollback: Literal["manual", "automatic"] = "automatic"
-    approval_required: bool = False
-    ab_testing: bool = False
-
-
-class EnvironmentsFile(Model):
-    """The control plane's rollout settings: environment defaults, and the webhooks told of
-    phase changes, approvals needed, promotions and rollbacks."""
-
-    environments: dict[Literal["development", "staging", "production"], Environment]
-    webhooks: list[Annotated[str, AfterValidator(_check_probe_url)]] = Field(default_factory=list)
-
-
 def stored_plan(plan: dict[str, Any]) -> dict[str, Any]:
     """A plan as a rollout record stored it, readable by today's models: rate thresholds
     written as bare fractions (``< 0.01``), which plans may no longer use, get their unit
@@ -460,41 +362,6 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
     return parse_model(text, PlanFile, source=source).plan()
 
 
-def with_environment(plan: CanaryPlan, environment: Environment | None) -> CanaryPlan:
-    """Apply an environment's defaults.
-
-    - ``approval_required``: the last phase (full traffic) waits for an approval whatever the
-      plan says.
-    - ``monitoring``: ``basic`` judges the thresholds alone (no comparison with the baseline,
-      no quality signals); ``detailed`` runs the plan as written; ``comprehensive`` also holds
-      a phase until the quality signals (secondary metrics) have enough samples to pass.
-
-    ``auto_deploy`` and ``ab_testing`` are for the pipeline that starts rollouts; the
-    ``rollback`` choice is applied by the runner (manual: pause with the reason).
-    """
-    if environment is None:
-        return plan
-    update: dict[str, object] = {}
-    if environment.approval_required:
-        last = plan.phases[-1].model_copy(update={"requires_approval": True})
-        update["phases"] = [*plan.phases[:-1], last]
-    if environment.monitoring == "basic":
-        update["comparison"] = plan.comparison.model_copy(update={"method": "none"})
-        update["canary_metrics"] = plan.canary_metrics.model_copy(update={"secondary": []})
-    elif environment.monitoring == "comprehensive":
-        update["canary_metrics"] = plan.canary_metrics.model_copy(
-            update={"hold_for_secondary": True}
-        )
-    return plan.model_copy(update=update) if update else plan
-
-
-SHIPPED_ENVIRONMENTS = Path(__file__).parent / "examples" / "environments.yaml"
-
-
 def load_plan(path: str | Path) -> Plan:
     """Read a plan file; ``ConfigError`` names the file, line, field and reason."""
     return load_model(path, PlanFile).plan()
-
-
-def load_environments(path: str | Path) -> EnvironmentsFile:
-    return load_model(path, EnvironmentsFile)

@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from config.environments import EnvironmentsFile
 from config.keys import Keys, StoredDocument
-from config.plans import EnvironmentsFile
 from config.schema import RoutingDocument
-from control.api import create_api
+from control.admin import create_api
 from control.guardian import Guardian
 from control.leadership import Leadership
 from control.notify import Notifier

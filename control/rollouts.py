@@ -32,9 +32,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from config import jsonsafe
+from config.checks import Checklist
 from config.keys import Keys
 from config.metrics import TrackWindow, percentile_index
-from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, Checklist, SmokeTest, stored_plan
+from config.plans import ABTestPlan, CanaryMetrics, CanaryPlan, SmokeTest, stored_plan
 from config.schema import RoutingDocument
 from config.thresholds import parse_threshold
 from control import accumulate, edits, looks, waiting

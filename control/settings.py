@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.durations import parse_duration
+from config.environments import SHIPPED_ENVIRONMENTS, EnvironmentsFile, load_environments
 from config.keys import DEFAULT_NAMESPACE
 from config.listen import parse_listen
 from config.loader import ConfigError, load_config
-from config.plans import SHIPPED_ENVIRONMENTS, EnvironmentsFile, load_environments
 from config.redis_url import parse_redis_url, with_settings
 from config.schema import RoutingDocument
 from control.notify import parse_webhook_urls

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from config.environments import load_environments
 from config.loader import ConfigError
 from config.plans import (
     ABTestPlan,
     BigBangPlan,
     BlueGreenPlan,
     CanaryPlan,
-    load_environments,
     load_plan,
 )
 from config.thresholds import parse_condition, parse_threshold

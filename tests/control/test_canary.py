@@ -246,7 +246,7 @@ def test_a_phase_without_auto_promote_waits_for_promote() -> None:
 
 
 def test_production_requires_approval_for_full_traffic() -> None:
-    from config.plans import Environment, with_environment
+    from config.environments import Environment, with_environment
 
     plan = PLAN.model_copy(
         update={"phases": [p.model_copy(update={"requires_approval": False}) for p in PLAN.phases]}
@@ -277,7 +277,7 @@ def test_manual_rollback_pauses_and_says_why() -> None:
 
 
 def test_monitoring_level_sets_what_is_judged() -> None:
-    from config.plans import Environment, with_environment
+    from config.environments import Environment, with_environment
 
     basic = with_environment(PLAN, Environment(deployment="canary", monitoring="basic"))
     assert basic.comparison.method == "none" and basic.canary_metrics.secondary == []

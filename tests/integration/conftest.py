@@ -13,6 +13,25 @@ import pytest
 from splitgate.redis_server import free_port
 
 
+async def run_cli(
+    *args: str, admin_url: str, token: str, within_s: float = 60
+) -> tuple[int, str, str]:
+    """``splitgate ARGS`` as a user runs it, against the admin API: (exit code, out, err)."""
+    env = {**os.environ, "SPLITGATE_ADMIN_URL": admin_url, "SPLITGATE_ADMIN_TOKEN": token}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "splitgate",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), within_s)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 class PlaneProcess:
     def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
         self.process = process

@@ -16,10 +16,8 @@ asserted tightly.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -32,7 +30,7 @@ from redis.exceptions import RedisError
 
 from splitgate.redis_server import find_binary, free_port
 from tests.conftest import StartUpstream
-from tests.integration.conftest import PlaneProcess, RunPlane
+from tests.integration.conftest import PlaneProcess, RunPlane, run_cli
 
 TOKEN = "failover-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -273,19 +271,7 @@ async def lose_a_write(fleet: Fleet) -> int:
 
 
 async def splitgate(*args: str, admin_url: str) -> tuple[int, str, str]:
-    env = {**os.environ, "SPLITGATE_ADMIN_URL": admin_url, "SPLITGATE_ADMIN_TOKEN": TOKEN}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "splitgate",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(*args, admin_url=admin_url, token=TOKEN)
 
 
 async def test_a_change_after_a_failover_that_lost_a_write_reaches_every_proxy(

@@ -3,9 +3,6 @@ by two proxy processes that agree with each other and with explain, counted per 
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +16,7 @@ from config.keys import Keys
 from config.metrics import merge_flag_windows
 from splitgate.redis_server import RedisServer
 from tests.conftest import StartUpstream
-from tests.integration.conftest import PlaneProcess, RunPlane
+from tests.integration.conftest import PlaneProcess, RunPlane, run_cli
 from tests.integration.test_fleet import eventually
 
 TOKEN = "flags-admin-token-0123456789"
@@ -136,22 +133,8 @@ async def test_both_replicas_give_each_user_the_answer_explain_gives(
 
 
 async def test_the_flags_command_line(fleet: Fleet, tmp_path: Path) -> None:
-    env = {**os.environ, "SPLITGATE_ADMIN_URL": fleet.control.url, "SPLITGATE_ADMIN_TOKEN": TOKEN}
-
     async def splitgate(*args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "splitgate",
-            "flags",
-            *args,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        return await run_cli("flags", *args, admin_url=fleet.control.url, token=TOKEN, within_s=30)
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -7,8 +7,6 @@ freezing and coming back empty costs no request and moves no user.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 
 from splitgate.redis_server import RedisServer
 from tests.conftest import StartUpstream
-from tests.integration.conftest import PlaneProcess, RunPlane
+from tests.integration.conftest import PlaneProcess, RunPlane, run_cli
 
 TOKEN = "fleet-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -182,21 +180,8 @@ async def test_redis_crash_freeze_and_empty_restart_cost_nothing(
 
 @pytest.mark.usefixtures("session_closer")
 async def test_weights_command_line(fleet: Fleet) -> None:
-    env = {**os.environ, "SPLITGATE_ADMIN_URL": fleet.control.url, "SPLITGATE_ADMIN_TOKEN": TOKEN}
-
     async def splitgate(*args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "splitgate",
-            *args,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        return await run_cli(*args, admin_url=fleet.control.url, token=TOKEN, within_s=30)
 
     code, out, _ = await splitgate(
         "weights", "set", "chat", "stable=75", "canary=25", "--reason", "phase 2", "--wait", "20"

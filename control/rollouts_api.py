@@ -1,0 +1,229 @@
+"""The admin API's rollouts: start one from a plan, read them, act on them, attest checklist
+items, read each look's verdicts. Same rules as the rest of the API (``control.api``): bearer
+auth, JSON errors naming the field, 409 naming the state when a command does not apply."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from config.environments import with_environment
+from config.loader import ConfigError
+from config.plans import (
+    ABTestPlan,
+    BigBangPlan,
+    BlueGreenPlan,
+    CanaryPlan,
+    as_canary,
+    blue_green_as_canary,
+    parse_plan,
+)
+from control import edits
+from control.api import (
+    ENVIRONMENTS,
+    ROLLOUTS,
+    STORE,
+    actor_and_reason,
+    current,
+    error,
+    json_response,
+)
+from control.edits import EditError, FieldError
+from control.rollouts import RolloutConflict, UnknownItem
+from control.strategies.canary import CommandRefused
+
+
+async def start_rollout(request: web.Request) -> web.Response:
+    """Start a rollout from a plan: YAML text (``application/yaml``) or the same as JSON."""
+    rollouts = request.app[ROLLOUTS]
+    text = (await request.read()).decode("utf-8", "replace")
+    try:
+        parsed = parse_plan(text)
+    except ConfigError as exc:
+        errors = [FieldError(*_split_problem(p)) for p in exc.problems]
+        raise EditError(errors) from None
+    document = await current(request)
+    route = edits.find_route(document, parsed.route)
+    tracks = {t.name for t in route.tracks}
+    environments = request.app[ENVIRONMENTS].environments
+    environment = environments.get(parsed.environment) if parsed.environment else None
+    rollback = environment.rollback if environment is not None else "automatic"
+    actor, _ = actor_and_reason(request, None)
+    plan: CanaryPlan | ABTestPlan
+    strategy, smoke = "canary", []
+    if isinstance(parsed, ABTestPlan):
+        missing = [name for name in parsed.split if name not in tracks]
+        if missing:
+            raise EditError(
+                [
+                    FieldError(
+                        f"ab_testing.split.{name}", f"route {parsed.route!r} has no track {name!r}"
+                    )
+                    for name in missing
+                ]
+            )
+        strategy, plan = "ab_test", parsed
+    else:
+        if isinstance(parsed, BigBangPlan):
+            strategy, canary_plan = "big_bang", as_canary(parsed)
+        elif isinstance(parsed, BlueGreenPlan):
+            smoke = [t.model_dump(mode="json") for t in parsed.phase_1_prepare.smoke_tests]
+            strategy, canary_plan = "blue_green", blue_green_as_canary(parsed)
+        else:
+            canary_plan = parsed
+        plan = with_environment(canary_plan, environment)
+        if plan.baseline not in tracks:
+            where = (
+                "blue_green_deployment.active"
+                if strategy == "blue_green"
+                else "canary_deployment.baseline"
+            )
+            raise EditError(
+                [FieldError(where, f"route {plan.route!r} has no track {plan.baseline!r}")]
+            )
+        # A rollout moves traffic between the baseline and the candidate alone.
+        loaded = [
+            t
+            for t in route.tracks
+            if t.name not in (plan.baseline, plan.candidate.track) and t.weight > 0
+        ]
+        serving = next((t for t in route.tracks if t.name == plan.candidate.track), None)
+        baseline = edits.find_track(route, plan.baseline)
+        if (
+            serving is not None
+            and serving.weight > baseline.weight
+            and (serving.version, serving.upstreams)
+            != (plan.candidate.version, plan.candidate.upstreams)
+        ):
+            # Registering the new version there would hand its users to the older baseline.
+            field = (
+                "blue_green_deployment.idle"
+                if strategy == "blue_green"
+                else "canary_deployment.candidate.track"
+            )
+            raise EditError(
+                [
+                    FieldError(
+                        field,
+                        f"track {serving.name!r} serves {serving.weight:g}% of route {plan.route!r} "
+                        f"({serving.version}), more than the baseline {plan.baseline!r}: it is what "
+                        f"runs now; name it as the baseline, or move its weight to {plan.baseline!r} first",
+                    )
+                ]
+            )
+        if loaded:
+            raise EditError(
+                [
+                    FieldError(
+                        "route",
+                        f"track {t.name!r} of route {plan.route!r} has {t.weight:g}%: a rollout "
+                        f"moves traffic between {plan.baseline!r} and {plan.candidate.track!r} "
+                        "only; set it to 0 first",
+                    )
+                    for t in loaded
+                ]
+            )
+    try:
+        record = await rollouts.create(plan, actor, strategy, smoke, rollback=rollback)
+    except RolloutConflict as exc:
+        return error(409, "rollout_active", str(exc))
+    return json_response(record, status=201)
+
+
+def _split_problem(problem: str) -> tuple[str, str]:
+    # "plan:12: canary_deployment.phases[0].traffic: reason" → (field, "line 12: reason")
+    where, _, rest = problem.partition(": ")
+    field, _, reason = rest.partition(": ")
+    line = where.rpartition(":")[2]
+    return (field or "plan"), (f"line {line}: {reason}" if line.isdigit() else reason or rest)
+
+
+async def list_rollouts(request: web.Request) -> web.Response:
+    return json_response({"rollouts": await request.app[ROLLOUTS].all()})
+
+
+async def get_rollout(request: web.Request) -> web.Response:
+    record = await request.app[ROLLOUTS].get(request.match_info["id"])
+    if record is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    state = record["state"]
+    # What a person asks first: where is it, for how long, with which weights.
+    record["time_in_phase_s"] = (
+        round(time.time() - state["phase_started_at"], 1)
+        if state["status"] not in ("pending", "promoted", "rolled_back", "aborted", "completed")
+        else None
+    )
+    document = await request.app[STORE].read()
+    route = (
+        next((r for r in document.routes if r.name == record["route"]), None) if document else None
+    )
+    record["weights"] = {t.name: t.weight for t in route.tracks} if route is not None else None
+    return json_response(record)
+
+
+async def rollout_command(request: web.Request) -> web.Response:
+    name = request.match_info["command"]
+    if name not in ("approve", "promote", "pause", "resume", "abort"):
+        raise EditError(
+            [FieldError("command", "one of approve, promote, pause, resume, abort")], status=404
+        )
+    try:
+        record = await request.app[ROLLOUTS].command(request.match_info["id"], name)
+    except CommandRefused as exc:
+        return error(409, "not_applicable", str(exc))
+    except RolloutConflict as exc:
+        return error(409, "conflict", str(exc))
+    if record is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    return json_response(record)
+
+
+async def check_item(request: web.Request) -> web.Response:
+    """Attest a checklist item: ``POST /v1/rollouts/{id}/checks/{item}`` with an optional
+    ``{"note": "..."}``; recorded with the actor (``X-Splitgate-Actor``) and the time."""
+    body = await request.read()
+    note = ""
+    if body.strip():
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise EditError([FieldError("body", "not valid JSON")], status=400) from None
+        if not isinstance(data, dict) or not isinstance(data.get("note", ""), str):
+            raise EditError([FieldError("note", "a string")])
+        note = data.get("note", "")[:1000]
+    actor, _ = actor_and_reason(request, None)
+    try:
+        record = await request.app[ROLLOUTS].attest(
+            request.match_info["id"], request.match_info["item"], actor, note
+        )
+    except UnknownItem as exc:
+        raise EditError([FieldError("item", str(exc))], status=404) from None
+    except CommandRefused as exc:
+        return error(409, "not_applicable", str(exc))
+    except RolloutConflict as exc:
+        return error(409, "conflict", str(exc))
+    if record is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    return json_response(record)
+
+
+async def rollout_verdicts(request: web.Request) -> web.Response:
+    """Every look's verdicts with their figures, newest first (``?limit=``, default 20)."""
+    raw = request.query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise EditError([FieldError("limit", "a number from 1 to 1000")], status=400)
+    rollouts = request.app[ROLLOUTS]
+    if await rollouts.get(request.match_info["id"]) is None:
+        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
+    return json_response({"looks": await rollouts.verdicts(request.match_info["id"], int(raw))})
+
+
+def add_rollout_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/rollouts", start_rollout)
+    app.router.add_get("/v1/rollouts", list_rollouts)
+    app.router.add_get("/v1/rollouts/{id}", get_rollout)
+    app.router.add_get("/v1/rollouts/{id}/verdicts", rollout_verdicts)
+    app.router.add_post("/v1/rollouts/{id}/checks/{item}", check_item)
+    app.router.add_post("/v1/rollouts/{id}/{command}", rollout_command)
