@@ -32,6 +32,21 @@ def sign(key: bytes, nonce: str, payload: str) -> str:
     return f"{body}.{tag}"
 
 
+class Signer:
+    """``sign`` for one key, with the key's HMAC state prepared once: the same ids, cheaper."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, key: bytes) -> None:
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+
+    def __call__(self, nonce: str, payload: str) -> str:
+        body = f"{nonce}.{payload}"
+        mac = self._mac.copy()
+        mac.update(body.encode())
+        return f"{body}.{mac.hexdigest()[:24]}"
+
+
 def verify(key: bytes, request_id: str) -> tuple[str, str, str] | None:
     """(route, track, version) of a genuine id; None for anything else."""
     parts = request_id.split(".")

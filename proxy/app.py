@@ -20,13 +20,14 @@ from redis.exceptions import RedisError
 from config.keys import Keys, StoredDocument
 from config.schema import SplitgateConfig
 from proxy.affinity import ClientAddress
-from proxy.client import AiohttpClient, UpstreamClient
+from proxy.client import UpstreamClient
 from proxy.endpoints import EndpointPool
 from proxy.feedback import FeedbackEndpoint, RateLimiter
 from proxy.flusher import MetricsFlusher
 from proxy.forward import Forwarder
 from proxy.health import Health, healthz, readyz
 from proxy.metrics import ProxyMetrics
+from proxy.pool import PooledClient
 from proxy.redis_client import connect
 from proxy.stats import StatsRegistry
 from proxy.table import RoutingTable, TableRef
@@ -68,7 +69,7 @@ class ProxyApp:
         self.stats = StatsRegistry()
         self.table = TableRef(RoutingTable.build(config, self.pool, stats=self.stats))
         self.health = Health()
-        self.client: UpstreamClient = client or AiohttpClient(
+        self.client: UpstreamClient = client or PooledClient(
             connect_timeout=settings.timeouts.connect,
             keepalive=settings.timeouts.upstream_keepalive,
             limit_per_host=settings.limits.max_connections_per_upstream,

@@ -22,7 +22,7 @@ from itertools import count
 from aiohttp import HttpVersion11, web
 from aiohttp.web_exceptions import HTTPRequestEntityTooLarge
 
-from config.feedback import sign
+from config.feedback import Signer
 from config.schema import ProxySettings
 from proxy.affinity import ClientAddress, sticky_key
 from proxy.body import StreamedBody
@@ -117,7 +117,7 @@ class Forwarder:
         self._headers = RequestHeaderFilter((self._override_header, self._secret_header))
         self._client_address = ClientAddress(settings.trusted_proxies)
         self._id_prefix = os.urandom(6).hex()
-        self._signing_key = signing_key
+        self._sign = Signer(signing_key)
         self._ids = count(1)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -144,7 +144,7 @@ class Forwarder:
             track.stats.assigned += 1  # the weighted split's decisions only (sample ratio)
         # Our own ids are signed for the track that serves them: feedback on an id needs no
         # lookup (config.feedback). A client's own id is kept, and a signed one added beside.
-        request_id = client_id or sign(self._signing_key, nonce, track.feedback_payload)
+        request_id = client_id or self._sign(nonce, track.feedback_payload)
 
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
@@ -176,7 +176,7 @@ class Forwarder:
         track = exchange.track
         request_id = exchange.request_id
         if track is not None and (exchange.client_id or track is not exchange.chosen):
-            signed = sign(self._signing_key, exchange.nonce, track.feedback_payload)
+            signed = self._sign(exchange.nonce, track.feedback_payload)
             if exchange.client_id:
                 response.headers["X-Splitgate-Feedback-Id"] = signed
             else:

@@ -34,11 +34,20 @@ _RESPONSE_REBUILT = frozenset({"content-length", "x-request-id"})
 VIA = "1.1 splitgate"
 
 
+_PLAIN_CONNECTION = frozenset({"keep-alive", "close", "Keep-Alive", "Close", "keep-alive, close"})
+"""``Connection`` values that name no other header (what nearly every client sends)."""
+_NO_TOKENS: frozenset[str] = frozenset()
+_RESPONSE_DROP = HOP_BY_HOP | _RESPONSE_REBUILT
+
+
 def connection_tokens(headers: Mapping[str, str]) -> frozenset[str]:
     """Header names listed in ``Connection`` (lower-case); empty when there are none."""
-    value = headers.get("connection")
-    if not value:
-        return frozenset()
+    return _tokens(headers.get("connection"))
+
+
+def _tokens(value: str | None) -> frozenset[str]:
+    if not value or value in _PLAIN_CONNECTION:
+        return _NO_TOKENS  # keep-alive and close are hop-by-hop already
     return frozenset(token.strip().lower() for token in value.split(",") if token.strip())
 
 
@@ -59,7 +68,7 @@ class RequestHeaderFilter:
         content_length: int | None,
     ) -> list[tuple[str, str]]:
         drop = self._drop
-        named = connection_tokens(headers)
+        named = _tokens(headers.get("connection"))
         if named:
             drop = drop | named
         out = [(k, v) for k, v in items if k.lower() not in drop]
@@ -80,9 +89,10 @@ def response_headers(
     items: Iterable[tuple[str, str]], connection: str | None
 ) -> list[tuple[str, str]]:
     """The upstream's response headers that may reach the client."""
-    drop = HOP_BY_HOP | _RESPONSE_REBUILT
-    if connection:
-        drop = drop | {t.strip().lower() for t in connection.split(",") if t.strip()}
+    drop = _RESPONSE_DROP
+    named = _tokens(connection)
+    if named:
+        drop = drop | named
     out: list[tuple[str, str]] = []
     for key, value in items:
         lower = key.lower()

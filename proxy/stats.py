@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from config.metrics import BUCKET_BOUNDS_MS, BUCKETS, ERROR_CLASSES
 
@@ -126,8 +126,7 @@ class StatsRegistry:
         return iter(list(self._stats.values()))
 
 
-@dataclass(frozen=True)
-class BodyFacts:
+class BodyFacts(NamedTuple):
     """What the end of a response body says: token usage, and whether a stream finished."""
 
     prompt_tokens: int | None = None
@@ -160,7 +159,8 @@ def read_tail(tail: bytes, sse: bool) -> BodyFacts:
                 p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
                 prompt = p if isinstance(p, int) else None
                 completion = c if isinstance(c, int) else None
-    finished = not sse or _DONE in tail or _finish_reason(tail)
+    # The stream's end is at the end: rfind meets it first, where `in` would scan every event.
+    finished = not sse or tail.rfind(_DONE) >= 0 or _finish_reason(tail)
     return BodyFacts(prompt, completion, finished)
 
 

@@ -1,7 +1,8 @@
 """A deadline that cancels a task, moved forward cheaply on every sign of progress.
 
 ``asyncio.timeout`` would need a new timer for each chunk of a stream. Here moving the
-deadline is one float store; the single timer handle is re-armed only when it fires early.
+deadline is one float store; the single timer handle is re-armed only when it fires early or
+the deadline moves before the time it is armed for.
 The task learns that the cancellation was ours from ``fired`` and calls ``Task.uncancel``.
 """
 
@@ -11,7 +12,7 @@ import asyncio
 
 
 class Watchdog:
-    __slots__ = ("_handle", "_loop", "_task", "deadline", "fired", "phase")
+    __slots__ = ("_armed", "_handle", "_loop", "_task", "deadline", "fired", "phase")
 
     def __init__(
         self,
@@ -25,13 +26,15 @@ class Watchdog:
         self.deadline = deadline
         self.phase = phase
         self.fired = False
+        self._armed = deadline
         self._handle: asyncio.TimerHandle | None = loop.call_at(deadline, self._check)
 
     def set(self, deadline: float, phase: str) -> None:
         """Move the deadline (earlier or later) and name what it now guards."""
         self.phase = phase
-        if deadline < self.deadline and self._handle is not None:
+        if deadline < self._armed and self._handle is not None:
             self._handle.cancel()
+            self._armed = deadline
             self._handle = self._loop.call_at(deadline, self._check)
         self.deadline = deadline
 
@@ -46,4 +49,5 @@ class Watchdog:
             self.fired = True
             self._task.cancel()
         else:
+            self._armed = self.deadline
             self._handle = self._loop.call_at(self.deadline, self._check)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+import uvloop
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from blockbuster import BlockBuster, blockbuster_ctx
@@ -138,3 +140,17 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on uvloop, the loop splitgate serves on (its transports differ).
+
+    Tests that drive the planes as subprocesses (``run_plane``) keep asyncio's own loop: the
+    planes run uvloop in their own processes, and uvloop will not close a loop while a
+    killed supervisor's draining workers still hold the inherited stdout pipe.
+    """
+    if "run_plane" in getattr(item, "fixturenames", ()):
+        return {"asyncio": asyncio.new_event_loop}
+    return {"uvloop": uvloop.new_event_loop}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from config.feedback import Feedback, feedback_fields, sign, track_payload, verify
+from config.feedback import Feedback, Signer, feedback_fields, sign, track_payload, verify
 
 KEY = b"k" * 32
 
@@ -13,6 +13,14 @@ KEY = b"k" * 32
 def test_signed_id_carries_route_track_and_version() -> None:
     rid = sign(KEY, "abc123", track_payload("chat", "canary", "v1.1.0"))
     assert verify(KEY, rid) == ("chat", "canary", "v1.1.0")
+
+
+def test_the_prepared_signer_signs_as_sign_does() -> None:
+    signer = Signer(KEY)
+    payload = track_payload("chat", "canary", "v1.1.0")
+    for nonce in ("abc123", "f00d0000000001", "x" * 40):
+        assert signer(nonce, payload) == sign(KEY, nonce, payload)
+    assert Signer(b"other" * 8)("abc123", payload) != sign(KEY, "abc123", payload)
 
 
 @pytest.mark.parametrize(
