@@ -47,6 +47,10 @@ class UpstreamResponse(Protocol):
         """The next chunk of the body as it arrives; ``b""`` at the end."""
         ...
 
+    def arrived(self) -> bytes | None:
+        """The whole body if all of it has already arrived (and none was read), else None."""
+        ...
+
     def release(self) -> None:
         """The body was read to the end: the connection may be reused."""
         ...

@@ -39,6 +39,7 @@ log = logging.getLogger("splitgate.proxy")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _GATEWAY_ERRORS = frozenset({502, 503, 504})
+_NO_BODY = frozenset({204, 304})
 
 
 class _Exchange:
@@ -329,19 +330,24 @@ class Forwarder:
             exchange.error = "upstream_5xx"
         elif status == 429:
             exchange.error = "upstream_429"
+        headers = response_headers(upstream.header_items(), upstream.header("connection"))
+        content_type = upstream.header("content-type")
+        sse = content_type is not None and content_type.startswith("text/event-stream")
+        if content_type is not None and request.method != "HEAD" and status not in _NO_BODY:
+            whole = upstream.arrived()
+            if whole is not None:
+                # All of it is here (a JSON answer, usually): one response, one write.
+                return self._answer_whole(upstream, whole, headers, content_type, sse, exchange)
         response = web.StreamResponse(
-            status=status,
-            reason=upstream.reason or None,
-            headers=response_headers(upstream.header_items(), upstream.header("connection")),
+            status=status, reason=upstream.reason or None, headers=headers
         )
         exchange.response = response
         if upstream.content_length is not None and request.method != "HEAD":
             response.content_length = upstream.content_length
-        content_type = upstream.header("content-type") or ""
-        sse = content_type.startswith("text/event-stream")
         if sse:
             response.headers["X-Accel-Buffering"] = "no"
             response.headers.setdefault("Cache-Control", "no-cache")
+        content_type = content_type or ""
         self._stamp(response, exchange)
         loop = asyncio.get_running_loop()
         idle = self._timeouts.idle
@@ -372,6 +378,28 @@ class Forwarder:
         upstream.release()
         if status < 300 and (sse or "json" in content_type):
             self._read_tail(previous + last, sse, exchange)
+        return response
+
+    def _answer_whole(
+        self,
+        upstream: UpstreamResponse,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        content_type: str,
+        sse: bool,
+        exchange: _Exchange,
+    ) -> web.Response:
+        """The answer when its whole body arrived with its head; ``handle`` stamps it."""
+        exchange.first_byte = asyncio.get_running_loop().time()
+        response = web.Response(
+            body=body, status=upstream.status, reason=upstream.reason or None, headers=headers
+        )
+        if sse:
+            response.headers["X-Accel-Buffering"] = "no"
+            response.headers.setdefault("Cache-Control", "no-cache")
+        upstream.release()
+        if upstream.status < 300 and (sse or "json" in content_type):
+            self._read_tail(body, sse, exchange)
         return response
 
     @staticmethod

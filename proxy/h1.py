@@ -131,7 +131,7 @@ class Connection(asyncio.Protocol):
             raise self.error
 
     async def drain(self) -> None:
-        if self.write_paused and not self.closed:
+        if self.write_paused and not self.closed and self.status == 0:
             waiter = self._drain_waiter = self._loop.create_future()
             await waiter
 
@@ -155,6 +155,17 @@ class Connection(asyncio.Protocol):
             self._reading_paused = False
             self.transport.resume_reading()
         return chunk
+
+    def arrived(self) -> bytes | None:
+        """The whole body, if it is complete and nothing of it was read yet."""
+        if not self.complete or self.error is not None:
+            return None
+        body = self._body
+        if len(body) == 1:
+            return body.popleft()
+        whole = b"".join(body)
+        body.clear()
+        return whole
 
     @property
     def reusable(self) -> bool:
@@ -212,9 +223,6 @@ class Connection(asyncio.Protocol):
                     "disconnected", True, "the upstream closed the connection mid-body"
                 )
         self._wake()
-        drain = self._drain_waiter
-        if drain is not None and not drain.done():
-            drain.set_result(None)
         release = self._release
         if release is not None:
             self._release = None
@@ -285,9 +293,8 @@ class Connection(asyncio.Protocol):
         elif self.content_length is None and not self.chunked:
             self.eof_ends_body = True
             self.keep_alive = False
-        waiter = self._head_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        # The answer is here: a request body still going (stuck, maybe) stops (pool._stream).
+        self._wake()
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
@@ -320,6 +327,6 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def _wake(self) -> None:
-        for waiter in (self._head_waiter, self._body_waiter):
+        for waiter in (self._head_waiter, self._body_waiter, self._drain_waiter):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)

@@ -50,7 +50,7 @@ class _Origin:
 class Response:
     """One exchange's answer (``proxy.client.UpstreamResponse``)."""
 
-    __slots__ = ("_conn", "_pool", "content_length", "read", "reason", "status")
+    __slots__ = ("_conn", "_pool", "arrived", "content_length", "read", "reason", "status")
 
     def __init__(self, pool: PooledClient, conn: Connection) -> None:
         self._pool = pool
@@ -59,6 +59,7 @@ class Response:
         self.reason = conn.reason
         self.content_length = conn.content_length
         self.read = conn.read
+        self.arrived = conn.arrived
 
     def header_items(self) -> list[tuple[str, str]]:
         conn = self._conn
