@@ -9,46 +9,34 @@ before our checks run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
-from config.keys import Keys, StoredDocument
+from config.keys import StoredDocument
 from config.schema import SplitgateConfig
 from proxy.affinity import ClientAddress
 from proxy.client import UpstreamClient
 from proxy.endpoints import EndpointPool
 from proxy.feedback import FeedbackEndpoint, RateLimiter
-from proxy.flusher import MetricsFlusher
 from proxy.forward import Forwarder
 from proxy.health import Health, healthz, readyz
 from proxy.metrics import ProxyMetrics
 from proxy.pool import PooledClient
-from proxy.redis_client import connect
+from proxy.settings import Follow as Follow
 from proxy.stats import StatsRegistry
 from proxy.table import RoutingTable, TableRef
-from proxy.watcher import RoutingWatcher
+
+if TYPE_CHECKING:
+    from proxy.flusher import MetricsFlusher
+    from proxy.watcher import RoutingWatcher
 
 RESERVED_PATHS = ("/healthz", "/readyz", "/metrics", "POST /v1/feedback")
 """Answered by the proxy itself, whatever the routes say."""
 
 log = logging.getLogger("splitgate.proxy")
-
-
-@dataclass(frozen=True)
-class Follow:
-    """Follow the routing document in Redis instead of serving the file's routing alone."""
-
-    redis_url: str
-    instance: str
-    keys: Keys = field(default_factory=Keys)
-    poll_s: float = 1.0
-    pubsub: bool = True
-    first_sync_s: float = 1.0
 
 
 class ProxyApp:
@@ -83,9 +71,8 @@ class ProxyApp:
         self._follow = follow
         self.watcher: RoutingWatcher | None = None
         self._redis: object | None = None
-        self._watching: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.flusher: MetricsFlusher | None = None
-        self._flushing: asyncio.Task[None] | None = None
         self.feedback = FeedbackEndpoint(
             self.signing_key,
             self.stats,
@@ -111,25 +98,13 @@ class ProxyApp:
         follow = self._follow
         if follow is None:
             return
-        redis = connect(follow.redis_url)
-        self._redis = redis
-        self.watcher = RoutingWatcher(
-            redis,
-            follow.keys,
-            follow.instance,
-            self.apply,
-            lambda: self.table.current.generation,
-            poll_s=follow.poll_s,
-            pubsub=follow.pubsub,
+        # redis-py (about 15 MiB) and the loops that use it load only when the proxy follows
+        # Redis: a proxy serving a file never imports them.
+        from proxy.following import join
+
+        self._redis, self.watcher, self.flusher, self._tasks = await join(
+            follow, self.apply, lambda: self.table.current.generation, self.stats
         )
-        try:
-            async with asyncio.timeout(follow.first_sync_s):
-                await self.watcher.sync()
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("Redis not reachable at start (%s): serving the file's routing", exc)
-        self._watching = asyncio.create_task(self.watcher.run(), name="routing-watcher")
-        self.flusher = MetricsFlusher(redis, follow.keys, self.stats)
-        self._flushing = asyncio.create_task(self.flusher.run(), name="metrics-flusher")
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -144,24 +119,8 @@ class ProxyApp:
         return await self._forward(request)
 
     async def close(self) -> None:
-        for task in (self._watching, self._flushing):
-            if task is not None:
-                await stop(task)
-        if self.flusher is not None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                async with asyncio.timeout(2):
-                    await self.flusher.flush()  # the last second's counts
-        if self._redis is not None:
-            await self._redis.aclose()  # type: ignore[attr-defined]
+        if self._follow is not None and self._redis is not None:
+            from proxy.following import leave
+
+            await leave(self._redis, self._tasks, self.flusher)
         await self.client.close()
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel a background task and wait for it to end. The cancellation is repeated: on
-    Python 3.11 a cancellation that meets a library's own timeout can surface as a
-    ``TimeoutError`` (an ``OSError``), which the loops catch and carry on from."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s ended with an error", task.get_name(), exc_info=task.exception())

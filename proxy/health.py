@@ -8,13 +8,15 @@ stale that table is, so an operator sees the reason behind a probe, not just a s
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from config import jsonsafe
 from proxy.table import TableRef
-from proxy.watcher import RoutingWatcher
+
+if TYPE_CHECKING:
+    from proxy.watcher import RoutingWatcher
 
 json_response = partial(web.json_response, dumps=jsonsafe.dumps)
 """Strict JSON answers: no NaN or Infinity (``config.jsonsafe``)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from itertools import accumulate
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
@@ -32,10 +33,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from config.srm import sample_ratio
-from proxy.flusher import MetricsFlusher
 from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry, TrackStats
 from proxy.table import TableRef
-from proxy.watcher import RoutingWatcher
+
+if TYPE_CHECKING:
+    from proxy.flusher import MetricsFlusher
+    from proxy.watcher import RoutingWatcher
 
 LABELS = ["route", "track", "version"]
 FLAG_LABELS = [*LABELS, "flag"]

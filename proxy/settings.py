@@ -9,17 +9,30 @@ import argparse
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from config.durations import parse_duration
-from config.keys import DEFAULT_NAMESPACE
+from config.keys import DEFAULT_NAMESPACE, Keys
 from config.listen import parse_listen as listen_address
 from config.loader import ConfigError, describe_validation_error, load_config
 from config.redis_url import parse_redis_url, with_settings
 from config.schema import SplitgateConfig
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Follow the routing document in Redis instead of serving the file's routing alone."""
+
+    redis_url: str
+    instance: str
+    keys: Keys = field(default_factory=Keys)
+    poll_s: float = 1.0
+    pubsub: bool = True
+    first_sync_s: float = 1.0
+
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 MAX_WORKERS = 64

@@ -1,0 +1,79 @@
+"""Following Redis: the routing watcher and the metrics flusher, on one client.
+
+Imported only by a proxy that follows Redis (``ProxyApp.start``), so that redis-py stays
+out of a proxy that serves a file alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from redis.exceptions import RedisError
+
+from config.keys import StoredDocument
+from proxy.flusher import MetricsFlusher
+from proxy.redis_client import connect
+from proxy.settings import Follow
+from proxy.stats import StatsRegistry
+from proxy.watcher import RoutingWatcher
+
+log = logging.getLogger("splitgate.proxy")
+
+
+async def join(
+    follow: Follow,
+    apply: Callable[[StoredDocument], None],
+    generation: Callable[[], int],
+    stats: StatsRegistry,
+) -> tuple[object, RoutingWatcher, MetricsFlusher, list[asyncio.Task[None]]]:
+    """One quick first look, then the watcher and the flusher in the background: the Redis
+    client, both, and their tasks. When Redis does not answer within ``first_sync_s`` the
+    proxy serves the file's routing and the watcher keeps trying."""
+    redis = connect(follow.redis_url)
+    watcher = RoutingWatcher(
+        redis,
+        follow.keys,
+        follow.instance,
+        apply,
+        generation,
+        poll_s=follow.poll_s,
+        pubsub=follow.pubsub,
+    )
+    try:
+        async with asyncio.timeout(follow.first_sync_s):
+            await watcher.sync()
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("Redis not reachable at start (%s): serving the file's routing", exc)
+    flusher = MetricsFlusher(redis, follow.keys, stats)
+    tasks = [
+        asyncio.create_task(watcher.run(), name="routing-watcher"),
+        asyncio.create_task(flusher.run(), name="metrics-flusher"),
+    ]
+    return redis, watcher, flusher, tasks
+
+
+async def leave(
+    redis: object, tasks: list[asyncio.Task[None]], flusher: MetricsFlusher | None
+) -> None:
+    """Stop the loops, flush the last second's counts, close the client."""
+    for task in tasks:
+        await stop(task)
+    if flusher is not None:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2):
+                await flusher.flush()
+    await redis.aclose()  # type: ignore[attr-defined]
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it to end. The cancellation is repeated: on
+    Python 3.11 a cancellation that meets a library's own timeout can surface as a
+    ``TimeoutError`` (an ``OSError``), which the loops catch and carry on from."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
