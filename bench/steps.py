@@ -36,8 +36,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from config.feedback import sign
 from config.schema import SplitgateConfig
 from proxy.affinity import ClientAddress, sticky_key
+from proxy.answers import stamp as _stamp
 from proxy.endpoints import EndpointPool
-from proxy.forward import _Exchange, _stamp
+from proxy.exchange import Exchange as _Exchange
 from proxy.headers import RequestHeaderFilter, response_headers
 from proxy.stats import StatsRegistry, read_tail
 from proxy.table import RoutingTable

@@ -14,8 +14,9 @@ from multiprocessing.process import BaseProcess
 import uvloop
 
 from config.loader import ConfigError
-from proxy.server import Supervisor, WorkerRole, check_free, run, run_worker
+from proxy.server import WorkerRole, run, run_worker
 from proxy.settings import ProxyProcess, from_args
+from proxy.supervisor import Supervisor, check_free
 
 
 def main(argv: Sequence[str] | None = None) -> int:

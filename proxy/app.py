@@ -107,7 +107,7 @@ class ProxyApp:
         )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        path = request.path
+        path = request.raw_path.partition("?")[0]
         if path == "/healthz":
             return healthz()
         if path == "/readyz":

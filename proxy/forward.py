@@ -19,18 +19,20 @@ import os
 import re
 from itertools import count
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 from aiohttp.web_exceptions import HTTPRequestEntityTooLarge
 
 from config.feedback import Signer
 from config.schema import ProxySettings
 from proxy.affinity import ClientAddress, sticky_key
+from proxy.answers import abort, reject_early, stamp, too_large, upstream_failure
 from proxy.body import StreamedBody
 from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse
 from proxy.endpoints import Endpoint, EndpointPool
 from proxy.errors import error_response
+from proxy.exchange import Exchange, failure_class, record
 from proxy.headers import RequestHeaderFilter, response_headers
-from proxy.stats import TrackStats, read_tail
+from proxy.stats import read_tail
 from proxy.table import CompiledFlag, CompiledRoute, CompiledTrack, TableRef
 from proxy.watchdog import Watchdog
 
@@ -40,60 +42,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _GATEWAY_ERRORS = frozenset({502, 503, 504})
 _NO_BODY = frozenset({204, 304})
-
-
-class _Exchange:
-    """What one request has in flight, for clean-up whatever way it ends."""
-
-    __slots__ = (
-        "chosen",
-        "client_id",
-        "endpoint",
-        "error",
-        "first_byte",
-        "flag",
-        "generation",
-        "nonce",
-        "request_id",
-        "response",
-        "started",
-        "track",
-        "upstream",
-    )
-
-    def __init__(
-        self,
-        request_id: str,
-        nonce: str,
-        client_id: bool,
-        chosen: CompiledTrack,
-        flag: CompiledFlag | None,
-        generation: int,
-        started: float,
-    ) -> None:
-        self.request_id = request_id
-        self.nonce = nonce
-        self.client_id = client_id
-        self.chosen = chosen
-        self.flag = flag
-        """The feature flag that released this request to ``chosen``, if one did."""
-        self.generation = generation
-        self.started = started
-        self.first_byte: float | None = None
-        self.error: str | None = None
-        """The error class this request counts under (see ``proxy.stats``), if any."""
-        self.endpoint: Endpoint | None = None
-        self.track: CompiledTrack | None = None
-        self.upstream: UpstreamResponse | None = None
-        self.response: web.StreamResponse | None = None
-
-    def stats(self) -> TrackStats | None:
-        """Where this request counts: its flag's counts if the flag's track answered."""
-        track = self.track
-        if track is None:
-            return None
-        flag = self.flag
-        return flag.stats if flag is not None and flag.track is track else track.stats
 
 
 class Forwarder:
@@ -120,17 +68,19 @@ class Forwarder:
         self._id_prefix = os.urandom(6).hex()
         self._sign = Signer(signing_key)
         self._ids = count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        rejected = _reject_early(request)
+        target = request.raw_path  # the request line's target, as sent
+        path = target.partition("?")[0] if target[:1] == "/" else request.rel_url.raw_path
+        rejected = reject_early(request, path)
         if rejected is not None:
             return rejected
         headers = request.headers
-        path = request.rel_url.raw_path
         table = self._table.current
         # request.host is the absolute-form authority if the client sent one, else Host
         # (RFC 9112 §3.2.2); it only selects a route, never the upstream address.
-        route = table.match(path, request.host)
+        route = table.match(path, request.host if table.by_host else None)
         if route is None:
             return error_response(404, "no_route", f"no route matches {path!r}")
         client_id = headers.get("x-request-id")
@@ -139,7 +89,7 @@ class Forwarder:
         nonce = f"{self._id_prefix}{next(self._ids):010x}"
         chosen = self._choose(route, request)
         if isinstance(chosen, web.Response):
-            return _stamp(chosen, client_id or nonce, None, table.generation)
+            return stamp(chosen, client_id or nonce, None, table.generation)
         track, forced, flag = chosen
         if not forced and flag is None:
             track.stats.assigned += 1  # the weighted split's decisions only (sample ratio)
@@ -147,12 +97,15 @@ class Forwarder:
         # lookup (config.feedback). A client's own id is kept, and a signed one added beside.
         request_id = client_id or self._sign(nonce, track.feedback_payload)
 
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            # Once: on Python 3.11 each get_running_loop() is a getpid() system call.
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         assert task is not None
         started = loop.time()
         dog = Watchdog(loop, task, started + self._timeouts.client_body, "client_body")
-        exchange = _Exchange(
+        exchange = Exchange(
             request_id, nonce, client_id is not None, track, flag, table.generation, started
         )
         try:
@@ -168,12 +121,12 @@ class Forwarder:
             dog.stop()
             if exchange.endpoint is not None:
                 exchange.endpoint.in_flight -= 1
-            _record(exchange, loop.time())
+            record(exchange, loop.time())
         if not response.prepared:
             self._stamp(response, exchange)
         return response
 
-    def _stamp(self, response: web.StreamResponse, exchange: _Exchange) -> None:
+    def _stamp(self, response: web.StreamResponse, exchange: Exchange) -> None:
         track = exchange.track
         request_id = exchange.request_id
         if track is not None and (exchange.client_id or track is not exchange.chosen):
@@ -182,7 +135,7 @@ class Forwarder:
                 response.headers["X-Splitgate-Feedback-Id"] = signed
             else:
                 request_id = signed  # fell back to the baseline: sign for who answered
-        _stamp(response, request_id, track, exchange.generation)
+        stamp(response, request_id, track, exchange.generation)
         if exchange.flag is not None:
             response.headers["X-Splitgate-Flag"] = exchange.flag.name
 
@@ -220,7 +173,7 @@ class Forwarder:
         track: CompiledTrack,
         forced: bool,
         dog: Watchdog,
-        exchange: _Exchange,
+        exchange: Exchange,
     ) -> web.StreamResponse:
         exchange.track = track
         body = await self._read_body(request, dog)
@@ -246,15 +199,19 @@ class Forwarder:
             exchange.request_id,
             request.content_length if streamed is not None else None,
         )
-        target = request.rel_url.raw_path_qs
+        target = request.raw_path
+        if target[:1] != "/":
+            target = request.rel_url.raw_path_qs  # absolute-form: the path and query only
         dog.set(exchange.started + self._timeouts.first_byte, "first_byte")
         upstream, error = await self._send(
             request.method, target, outgoing, payload, streamed, plan, exchange
         )
         if upstream is None:
-            response = _upstream_failure(exchange, error, streamed)
-            exchange.error = _failure_class(response.status, error)
+            response = upstream_failure(exchange, error, streamed)
+            exchange.error = failure_class(response.status, error)
             return response
+        # The request is sent: a long stream must not hold its body and headers.
+        del body, payload, outgoing, plan
         return await self._relay(request, upstream, dog, exchange)
 
     def _plan(
@@ -274,7 +231,7 @@ class Forwarder:
         payload: Body,
         streamed: StreamedBody | None,
         plan: list[tuple[CompiledTrack, Endpoint]],
-        exchange: _Exchange,
+        exchange: Exchange,
     ) -> tuple[UpstreamResponse | None, UpstreamError | None]:
         error: UpstreamError | None = None
         for track, endpoint in plan:
@@ -304,12 +261,17 @@ class Forwarder:
         limits = self._limits
         length = request.content_length
         if length is not None and length > limits.max_body_bytes:
-            return _too_large(limits.max_body_bytes)
+            return too_large(limits.max_body_bytes)
         if length is not None and length <= limits.buffer_body_bytes:
+            content = request.content
+            if content.is_eof():
+                # All of it came with the head: take it without a wait, and without the copy
+                # request.read() keeps for the request's whole life (a long stream's too).
+                return content.read_nowait()
             try:
                 return await request.read()
             except HTTPRequestEntityTooLarge:
-                return _too_large(limits.max_body_bytes)
+                return too_large(limits.max_body_bytes)
         return StreamedBody(request.content, limits.max_body_bytes, dog.deadline)
 
     async def _relay(
@@ -317,7 +279,7 @@ class Forwarder:
         request: web.BaseRequest,
         upstream: UpstreamResponse,
         dog: Watchdog,
-        exchange: _Exchange,
+        exchange: Exchange,
     ) -> web.StreamResponse:
         endpoint = exchange.endpoint
         assert endpoint is not None and exchange.track is not None
@@ -349,7 +311,8 @@ class Forwarder:
             response.headers.setdefault("Cache-Control", "no-cache")
         content_type = content_type or ""
         self._stamp(response, exchange)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         idle = self._timeouts.idle
         dog.set(loop.time() + idle, "idle")
         previous = last = b""
@@ -369,7 +332,7 @@ class Forwarder:
             log.debug("upstream %s broke mid-body: %s", endpoint.url, exc)
             exchange.error = "cut"
             upstream.close()
-            _abort(request, response)
+            abort(request, response)
             return response
         except ConnectionError:
             exchange.error = "client_gone"
@@ -387,10 +350,12 @@ class Forwarder:
         headers: list[tuple[str, str]],
         content_type: str,
         sse: bool,
-        exchange: _Exchange,
+        exchange: Exchange,
     ) -> web.Response:
         """The answer when its whole body arrived with its head; ``handle`` stamps it."""
-        exchange.first_byte = asyncio.get_running_loop().time()
+        loop = self._loop
+        assert loop is not None
+        exchange.first_byte = loop.time()
         response = web.Response(
             body=body, status=upstream.status, reason=upstream.reason or None, headers=headers
         )
@@ -403,7 +368,7 @@ class Forwarder:
         return response
 
     @staticmethod
-    def _read_tail(tail: bytes, sse: bool, exchange: _Exchange) -> None:
+    def _read_tail(tail: bytes, sse: bool, exchange: Exchange) -> None:
         facts = read_tail(tail, sse)
         stats = exchange.stats()
         assert stats is not None
@@ -413,12 +378,12 @@ class Forwarder:
             exchange.error = "truncated"
 
     def _timed_out(
-        self, request: web.BaseRequest, exchange: _Exchange, phase: str
+        self, request: web.BaseRequest, exchange: Exchange, phase: str
     ) -> web.StreamResponse:
         exchange.error = "proxy_4xx" if phase == "client_body" else "timeout"
         response = exchange.response
         if response is not None and response.prepared:
-            _abort(request, response)
+            abort(request, response)
             return response
         if phase == "client_body":
             return error_response(
@@ -429,106 +394,7 @@ class Forwarder:
         return error_response(504, "upstream_timeout", "the upstream did not answer in time")
 
 
-def _record(exchange: _Exchange, now: float) -> None:
-    stats = exchange.stats()
-    if stats is None:
-        return
-    started = exchange.started
-    first = exchange.first_byte
-    stats.record(
-        (now - started) * 1000.0,
-        None if first is None else (first - started) * 1000.0,
-        exchange.error,
-    )
-
-
-def _failure_class(status: int, error: UpstreamError | None) -> str:
-    if status < 500:
-        return "proxy_4xx"  # 408 or 413 from the streamed request body
-    if error is None or error.kind == "connect":
-        return "connect"
-    return "timeout" if error.kind == "timeout" else "cut"
-
-
-def _reject_early(request: web.BaseRequest) -> web.Response | None:
-    """Requests the proxy refuses before routing: tunnels, upgrades, path tricks."""
-    if request.method == "CONNECT":
-        return error_response(405, "method_not_allowed", "CONNECT is not supported", close=True)
-    if request.version < HttpVersion11 and "transfer-encoding" in request.headers:
-        # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing cannot be trusted.
-        return error_response(
-            400, "bad_framing", "Transfer-Encoding is not allowed in HTTP/1.0", close=True
-        )
-    upgrade = request.headers.get("upgrade")
-    # h2c may be ignored (RFC 9113 §3.2 lets a server answer in HTTP/1.1); any other upgrade
-    # would turn the connection into a tunnel, which this proxy never opens.
-    if upgrade is not None and upgrade.strip().lower() != "h2c":
-        return error_response(
-            400, "upgrade_not_supported", "protocol upgrades are not supported", close=True
-        )
-    path = request.rel_url.raw_path
-    if "." in path or "%" in path or "\\" in path:
-        for segment in path.split("/"):
-            if segment.replace("%2e", ".").replace("%2E", ".") in (".", "..") or "\\" in segment:
-                return error_response(
-                    400, "bad_path", "dot segments and backslashes are not allowed in the path"
-                )
-    return None
-
-
 def _may_retry(error: UpstreamError, method: str, streamed: StreamedBody | None) -> bool:
     if streamed is not None and streamed.started:
         return False
     return error.kind == "connect" or method in IDEMPOTENT
-
-
-def _upstream_failure(
-    exchange: _Exchange, error: UpstreamError | None, streamed: StreamedBody | None
-) -> web.Response:
-    if streamed is not None and streamed.too_large:
-        return _too_large(None)
-    if streamed is not None and streamed.timed_out:
-        return error_response(
-            408, "request_timeout", "the request body did not arrive in time", close=True
-        )
-    name = exchange.track.name if exchange.track is not None else "?"
-    if error is None or error.kind == "connect":
-        return error_response(
-            502, "upstream_unreachable", f"cannot connect to an upstream of track {name!r}"
-        )
-    if error.kind == "timeout":
-        return error_response(504, "upstream_timeout", f"track {name!r} did not answer in time")
-    if error.kind == "protocol":
-        return error_response(
-            502, "bad_upstream_response", f"track {name!r} sent a malformed response"
-        )
-    return error_response(
-        502, "upstream_disconnected", f"track {name!r} closed the connection before answering"
-    )
-
-
-def _too_large(limit: int | None) -> web.Response:
-    detail = f" (limit {limit} bytes)" if limit is not None else ""
-    return error_response(
-        413, "request_too_large", f"the request body is too large{detail}", close=True
-    )
-
-
-def _abort(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """End the client's response without a clean end: flush what was sent, then close."""
-    response.force_close()
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-
-
-def _stamp(
-    response: web.StreamResponse, request_id: str, track: CompiledTrack | None, generation: int
-) -> web.StreamResponse:
-    headers = response.headers
-    headers["X-Request-Id"] = request_id
-    if track is not None:
-        headers["X-Splitgate-Track"] = track.name
-        headers["X-Splitgate-Version"] = track.version
-    headers["X-Splitgate-Generation"] = str(generation)
-    return response

@@ -110,6 +110,8 @@ class PooledClient:
         self._origins: dict[str, _Origin] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Bound at the first send (on Python 3.11 each get_running_loop() is a getpid())."""
 
     async def send(
         self,
@@ -119,6 +121,8 @@ class PooledClient:
         headers: list[tuple[str, str]],
         body: Body,
     ) -> Response:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         origin = self._origins.get(endpoint.origin)
         if origin is None:
             origin = self._origins[endpoint.origin] = _Origin(endpoint.origin)
@@ -151,7 +155,7 @@ class PooledClient:
             conn.close()
             return
         origin = self._origins[conn.origin]
-        loop = asyncio.get_running_loop()
+        loop = self._running()
         conn.idle_since = loop.time()
         origin.idle.append(conn)
         if origin.waiters:
@@ -165,7 +169,7 @@ class PooledClient:
         idle = origin.idle
         if not idle:
             return None
-        expired = asyncio.get_running_loop().time() - self._keepalive
+        expired = self._running().time() - self._keepalive
         while idle:
             conn = idle.pop()
             if conn.closed:
@@ -184,7 +188,7 @@ class PooledClient:
             conn = self._idle(origin)
             if conn is not None:
                 return conn
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._running().create_future()
             origin.waiters.append(waiter)
             try:
                 await waiter
@@ -196,7 +200,7 @@ class PooledClient:
             conn = self._idle(origin)
             if conn is not None:
                 return conn
-        loop = asyncio.get_running_loop()
+        loop = self._running()
         context = self._context() if origin.tls else None
         origin.open += 1
         try:
@@ -230,7 +234,7 @@ class PooledClient:
     def _expire(self) -> None:
         """Close the connections idle for ``keepalive``; come back when the next one is due."""
         self._sweep = None
-        loop = asyncio.get_running_loop()
+        loop = self._running()
         expired = loop.time() - self._keepalive
         oldest: float | None = None
         for origin in self._origins.values():
@@ -250,6 +254,12 @@ class PooledClient:
         if oldest is not None and not self._closed:
             due = max(oldest + self._keepalive - loop.time(), 0.05)
             self._sweep = loop.call_later(due, self._expire)
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def _forget(self, origin: _Origin) -> None:
         origin.open -= 1

@@ -175,6 +175,8 @@ class RoutingTable:
     generation: int
     routes: tuple[CompiledRoute, ...]
     """Longest path prefix first; a route with a host comes before one without."""
+    by_host: bool = False
+    """Some route matches on the host: only then is a request's host looked at."""
 
     def match(self, path: str, host: str | None) -> CompiledRoute | None:
         """The route for a request path and ``Host`` header value (port and case ignored)."""
@@ -202,7 +204,11 @@ class RoutingTable:
         registry = stats if stats is not None else StatsRegistry()
         compiled = [_compile_route(route, document, pool, registry) for route in document.routes]
         compiled.sort(key=lambda r: (r.host is None, -len(r.path_prefix)))
-        return cls(generation=generation, routes=tuple(compiled))
+        return cls(
+            generation=generation,
+            routes=tuple(compiled),
+            by_host=any(r.host is not None for r in compiled),
+        )
 
 
 class TableRef:

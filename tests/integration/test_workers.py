@@ -23,7 +23,7 @@ import pytest
 from redis.asyncio import Redis
 
 from config.keys import Keys
-from proxy.server import RestartBudget, StartWorker, Supervisor
+from proxy.supervisor import RestartBudget, StartWorker, Supervisor
 from splitgate.redis_server import RedisServer, free_port
 from tests.conftest import StartUpstream
 from tests.integration.conftest import PlaneProcess, RunProxy

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from config.loader import ConfigError
-from proxy.server import RestartBudget
 from proxy.settings import MAX_WORKERS, from_args, parse_workers
+from proxy.supervisor import RestartBudget
 
 INLINE = ["--upstream", "a=http://127.0.0.1:1"]
 
