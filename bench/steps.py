@@ -33,7 +33,7 @@ import uvloop
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from config.feedback import sign
+from config.feedback import Signer
 from config.schema import SplitgateConfig
 from proxy.affinity import ClientAddress, sticky_key
 from proxy.answers import stamp as _stamp
@@ -138,7 +138,8 @@ def steps() -> list[Step]:
     filt = RequestHeaderFilter((override.header, override.secret_header))
     secret, prefix, ids = os.urandom(32), os.urandom(6).hex(), count(1)
     nonce = f"{prefix}{next(ids):010x}"
-    request_id = sign(secret, nonce, track.feedback_payload)
+    signer = Signer(secret)  # as Forwarder: the key's HMAC state prepared once
+    request_id = signer(nonce, track.feedback_payload)
     loop, task, timeouts = asyncio.get_running_loop(), asyncio.current_task(), plain.proxy.timeouts
     assert task is not None
     sources = route.stickiness
@@ -182,7 +183,7 @@ def steps() -> list[Step]:
             lambda _: response_headers(answer.items(), answer.get("connection")),
         ),
         step("request id: nonce formatting", "AB", lambda _: f"{prefix}{next(ids):010x}"),
-        step("request id: `sign`", "AB", lambda _: sign(secret, nonce, track.feedback_payload)),
+        step("request id: `Signer`", "AB", lambda _: signer(nonce, track.feedback_payload)),
         step("watchdog: `loop.time()` + create + `set` + `stop`", "AB", watchdog),
         step(
             "exchange: `_Exchange(...)`",
