@@ -47,6 +47,10 @@ class UpstreamResponse(Protocol):
         """The next chunk of the body as it arrives; ``b""`` at the end."""
         ...
 
+    def forget_head(self) -> None:
+        """The head was read: its headers may go (a long stream need not hold them)."""
+        ...
+
     def arrived(self) -> bytes | None:
         """The whole body if all of it has already arrived (and none was read), else None."""
         ...

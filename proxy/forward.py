@@ -78,8 +78,7 @@ class Forwarder:
             return rejected
         headers = request.headers
         table = self._table.current
-        # request.host is the absolute-form authority if the client sent one, else Host
-        # (RFC 9112 §3.2.2); it only selects a route, never the upstream address.
+        # request.host (absolute-form authority, else Host) only selects a route, never an address.
         route = table.match(path, request.host if table.by_host else None)
         if route is None:
             return error_response(404, "no_route", f"no route matches {path!r}")
@@ -294,6 +293,7 @@ class Forwarder:
             exchange.error = "upstream_429"
         headers = response_headers(upstream.header_items(), upstream.header("connection"))
         content_type = upstream.header("content-type")
+        upstream.forget_head()
         sse = content_type is not None and content_type.startswith("text/event-stream")
         if content_type is not None and request.method != "HEAD" and status not in _NO_BODY:
             whole = upstream.arrived()

@@ -14,7 +14,6 @@ socket is full), and a request body waits for ``resume_writing`` when the upstre
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import cast
 
@@ -87,7 +86,7 @@ class Connection(asyncio.Protocol):
         self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
-        self._body: deque[bytes] = deque()
+        self._body: list[bytes] = []  # a deque would allocate 64 slots for a stream's 1
         self._body_waiter: asyncio.Future[None] | None = None
         self._head_waiter: asyncio.Future[None] | None = None
         self._reset(False)
@@ -146,7 +145,7 @@ class Connection(asyncio.Protocol):
             waiter = self._body_waiter = self._loop.create_future()
             await waiter
         if len(body) == 1:
-            chunk = body.popleft()
+            chunk = body.pop()
         else:
             chunk = b"".join(body)
             body.clear()
@@ -162,7 +161,7 @@ class Connection(asyncio.Protocol):
             return None
         body = self._body
         if len(body) == 1:
-            return body.popleft()
+            return body.pop()
         whole = b"".join(body)
         body.clear()
         return whole

@@ -79,6 +79,11 @@ class Response:
                 return value
         return None
 
+    def forget_head(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.headers = []
+
     def release(self) -> None:
         conn = self._conn
         if conn is not None:
