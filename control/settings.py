@@ -102,6 +102,10 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
     except ValueError as exc:
         problems.append(f"SPLITGATE_WEBHOOKS: {exc}")
         extra_hooks = []
+    rollout_interval_s = _duration(
+        env, "SPLITGATE_ROLLOUT_INTERVAL", "10s", (0.1, 3600.0), problems
+    )
+    lease_s = _duration(env, "SPLITGATE_LEASE", "10s", (1.0, 600.0), problems)
     if problems:
         raise ConfigError(problems)
     assert config_path is not None and redis_url is not None
@@ -117,10 +121,30 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
         log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
         signing_key=env.get("SPLITGATE_SIGNING_KEY", "").encode(),
-        rollout_interval_s=parse_duration(env.get("SPLITGATE_ROLLOUT_INTERVAL", "10s")),
+        rollout_interval_s=rollout_interval_s,
         instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
-        lease_s=parse_duration(env.get("SPLITGATE_LEASE", "10s")),
+        lease_s=lease_s,
         environments=environments,
         webhooks=tuple(dict.fromkeys([*environments.webhooks, *extra_hooks])),
         webhook_secret=env.get("SPLITGATE_WEBHOOK_SECRET", "").encode(),
     )
+
+
+def _duration(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    bounds: tuple[float, float],
+    problems: list[str],
+) -> float:
+    """A duration setting from the environment; a bad one is a problem naming it."""
+    raw = env.get(name, default)
+    low, high = bounds
+    try:
+        value = parse_duration(raw)
+    except ValueError as exc:
+        problems.append(f"{name}: {exc}")
+        return parse_duration(default)
+    if not low <= value <= high:
+        problems.append(f"{name}: {raw!r} is outside {low:g}s to {high:g}s")
+    return value

@@ -107,7 +107,8 @@ class ProxyApp:
         )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        path = request.raw_path.partition("?")[0]
+        target = request.raw_path  # as sent: no URL object for every request
+        path = target.partition("?")[0] if target[:1] == "/" else request.path
         if path == "/healthz":
             return healthz()
         if path == "/readyz":

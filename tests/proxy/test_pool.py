@@ -17,7 +17,6 @@ from proxy.client import UpstreamError
 from proxy.pool import PooledClient
 from tests.proxy.scripted_upstream import (
     WAIT,
-    Clients,
     Conn,
     Servers,
     answer,
@@ -29,21 +28,6 @@ from tests.proxy.scripted_upstream import (
     read_all,
     response,
 )
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    servers = Servers()
-    yield servers
-    await servers.close()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[PooledClient]:
-    clients = Clients()
-    yield clients()
-    await clients.close()
-
 
 # --- the request as the upstream receives it ---
 

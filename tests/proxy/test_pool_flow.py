@@ -22,20 +22,6 @@ from tests.proxy.scripted_upstream import (
 MiB = 1 << 20
 
 
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    servers = Servers()
-    yield servers
-    await servers.close()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    clients = Clients()
-    yield clients
-    await clients.close()
-
-
 async def cancel(*tasks: asyncio.Task[object]) -> None:
     """Cancel what a failed test left running, so that nothing outlives the test."""
     for task in tasks:

@@ -5,13 +5,10 @@ The upstreams are scripted raw TCP servers (``scripted_upstream``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from proxy.pool import PooledClient
 from tests.proxy.scripted_upstream import (
-    Clients,
     Conn,
     Servers,
     answer,
@@ -20,20 +17,6 @@ from tests.proxy.scripted_upstream import (
     fetch,
     response,
 )
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    servers = Servers()
-    yield servers
-    await servers.close()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[PooledClient]:
-    clients = Clients()
-    yield clients()
-    await clients.close()
 
 
 async def test_response_arriving_one_byte_at_a_time(servers: Servers, client: PooledClient) -> None:

@@ -4,7 +4,7 @@ and back-pressure, against scripted raw TCP upstreams (``scripted_upstream``).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -27,20 +27,6 @@ from tests.proxy.scripted_upstream import (
     read_all,
     response,
 )
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    servers = Servers()
-    yield servers
-    await servers.close()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    clients = Clients()
-    yield clients
-    await clients.close()
 
 
 async def cancel(*tasks: asyncio.Task[object]) -> None:

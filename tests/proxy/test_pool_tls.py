@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,6 @@ from tests.proxy.scripted_upstream import (
     fetch,
     response,
 )
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    servers = Servers()
-    yield servers
-    await servers.close()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    clients = Clients()
-    yield clients
-    await clients.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,29 @@
+"""Fixtures of the upstream client's tests: scripted upstreams and clients closed after."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from proxy.pool import PooledClient
+from tests.proxy.scripted_upstream import Clients, Servers
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    servers = Servers()
+    yield servers
+    await servers.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    clients = Clients()
+    yield clients
+    await clients.close()
+
+
+@pytest.fixture
+def client(clients: Clients) -> PooledClient:
+    return clients()
