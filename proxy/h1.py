@@ -64,8 +64,9 @@ class Connection(asyncio.Protocol):
         "error",
         "head_only",
         "headers",
-        "idle_since",
+        "idle_until",
         "keep_alive",
+        "keep_alive_s",
         "origin",
         "reason",
         "status",
@@ -80,7 +81,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.busy = False
-        self.idle_since = 0.0
+        self.idle_until = 0.0
+        """While pooled: the time after which the connection is not used again."""
         self.origin = ""
         """The pool this connection belongs to (its upstream origin)."""
         self.write_paused = False
@@ -102,6 +104,8 @@ class Connection(asyncio.Protocol):
         self.chunked = False
         self.eof_ends_body = False
         self.keep_alive = False
+        self.keep_alive_s: float | None = None
+        """The idle time the upstream announced (``Keep-Alive: timeout=N``), if it did."""
         self.complete = False
         self.error: UpstreamError | None = None
         self._head_size = 0
@@ -269,6 +273,8 @@ class Connection(asyncio.Protocol):
                 self.content_length = int(value)
             elif lower == b"connection":
                 self.connection = text
+            elif lower == b"keep-alive":
+                self.keep_alive_s = _timeout_of(value)
             elif lower == b"transfer-encoding":
                 self.chunked = True  # llhttp refuses any coding but a final chunked
 
@@ -329,3 +335,15 @@ class Connection(asyncio.Protocol):
         for waiter in (self._head_waiter, self._body_waiter, self._drain_waiter):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+
+def _timeout_of(value: bytes) -> float | None:
+    """``timeout=N`` of a ``Keep-Alive`` header (RFC 7230 appendix A.1.2), None without one."""
+    for part in value.split(b","):
+        name, _, number = part.strip().partition(b"=")
+        if name.strip().lower() == b"timeout":
+            try:
+                return max(float(number.strip()), 0.0)
+            except ValueError:
+                return None
+    return None

@@ -161,12 +161,22 @@ class PooledClient:
             return
         origin = self._origins[conn.origin]
         loop = self._running()
-        conn.idle_since = loop.time()
+        idle_s = self._keepalive
+        if conn.keep_alive_s is not None:
+            # Stop a second short of what the upstream announced: it closes at that time.
+            idle_s = min(idle_s, conn.keep_alive_s - 1.0)
+            if idle_s <= 0:
+                conn.close()
+                return
+        conn.idle_until = loop.time() + idle_s
         origin.idle.append(conn)
         if origin.waiters:
             _wake_one(origin.waiters)
-        if self._sweep is None:
-            self._sweep = loop.call_later(self._keepalive, self._expire)
+        sweep = self._sweep
+        if sweep is None or sweep.when() > conn.idle_until:
+            if sweep is not None:
+                sweep.cancel()
+            self._sweep = loop.call_at(conn.idle_until, self._expire)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -174,17 +184,14 @@ class PooledClient:
         idle = origin.idle
         if not idle:
             return None
-        expired = self._running().time() - self._keepalive
+        now = self._running().time()
         while idle:
-            conn = idle.pop()
+            conn = idle.pop()  # the freshest first
             if conn.closed:
                 continue
-            if conn.idle_since <= expired:
-                conn.close()  # the freshest is too old: so are all below it
-                for older in idle:
-                    older.close()
-                idle.clear()
-                return None
+            if conn.idle_until <= now:
+                conn.close()  # idle too long: the upstream may be closing it right now
+                continue
             return conn
         return None
 
@@ -240,8 +247,8 @@ class PooledClient:
         """Close the connections idle for ``keepalive``; come back when the next one is due."""
         self._sweep = None
         loop = self._running()
-        expired = loop.time() - self._keepalive
-        oldest: float | None = None
+        now = loop.time()
+        due: float | None = None
         for origin in self._origins.values():
             if not origin.idle:
                 continue
@@ -249,16 +256,15 @@ class PooledClient:
             for conn in origin.idle:
                 if conn.closed:
                     continue
-                if conn.idle_since <= expired:
+                if conn.idle_until <= now:
                     conn.close()
                 else:
                     kept.append(conn)
-                    if oldest is None or conn.idle_since < oldest:
-                        oldest = conn.idle_since
+                    if due is None or conn.idle_until < due:
+                        due = conn.idle_until
             origin.idle = kept
-        if oldest is not None and not self._closed:
-            due = max(oldest + self._keepalive - loop.time(), 0.05)
-            self._sweep = loop.call_later(due, self._expire)
+        if due is not None and not self._closed:
+            self._sweep = loop.call_at(max(due, now + 0.05), self._expire)
 
     def _running(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
