@@ -49,7 +49,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from xxhash import xxh64_intdigest
 
-from config.schema import BUCKETS, Model, Name, Route, RoutingDocument, SplitgateConfig
+from config.schema import HASH_BUCKETS, Model, Name, Route, RoutingDocument, SplitgateConfig
 
 ALL_USERS = "all_users"
 """The segment every user belongs to; it cannot be redefined."""
@@ -383,7 +383,7 @@ def flag_salt(name: str, flag: Flag) -> str:
 def bucket_of(salt: str, key: str) -> int:
     """``xxh64(salt ":" key) mod 10000``: the same mapping as ``proxy.hashing``."""
     data = salt.encode() + b":" + key.encode("utf-8", "surrogateescape")
-    return int(xxh64_intdigest(data)) % BUCKETS
+    return int(xxh64_intdigest(data)) % HASH_BUCKETS
 
 
 def threshold(flag: Flag) -> int:
@@ -564,7 +564,7 @@ def explain(
         )
     if last is not None and last.outcome == "released":
         flag = document.feature_flags[last.flag]
-        if user_id is None and threshold(flag) < BUCKETS:
+        if user_id is None and threshold(flag) < HASH_BUCKETS:
             return answer(None, None, "random", last.reason)
         return answer(flag.track, last.flag, "rollout", last.reason)
     passed = "; ".join(s.reason for s in steps) + ("; " if steps else "")
@@ -598,7 +598,7 @@ def _evaluate(
         return step("not_in_audience", f"no condition set of flag {name!r} holds")
     share = threshold(flag)
     where = f"{matched} matched"
-    if share >= BUCKETS:
+    if share >= HASH_BUCKETS:
         return step("released", f"{where} and the flag is at 100 %")
     if share == 0:
         return step("held_out", f"{where} but the flag is at 0 %")

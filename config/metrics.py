@@ -37,8 +37,9 @@ ERROR_CLASSES = (
 BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(round(2 ** (i / 4), 3) for i in range(0, 81))
 """Upper bounds (inclusive) in milliseconds: 1, 1.189, 1.414, … 1,048,576 (about 17.5 min)."""
 
-BUCKETS = len(BUCKET_BOUNDS_MS) + 1
-"""One more bucket than bounds: the last one counts everything above the top bound."""
+LATENCY_BUCKETS = len(BUCKET_BOUNDS_MS) + 1
+"""Histogram buckets for latency and TTFB (not the routes' hash buckets,
+``config.schema.HASH_BUCKETS``): one more than bounds, the last counts everything above."""
 
 WINDOW_S = 10
 """Length of one metric window in seconds."""
@@ -72,8 +73,8 @@ class TrackWindow:
     assigned: int = 0
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_CLASSES, 0))
     client_gone: int = 0
-    latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
-    ttfb: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
+    ttfb: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
     latency_sum_ms: float = 0.0
     ttfb_sum_ms: float = 0.0
     prompt_tokens: int = 0
@@ -89,7 +90,7 @@ class TrackWindow:
             self.assigned += int(value)
         elif kind == "err" and rest in self.errors:
             self.errors[rest] += int(value)
-        elif kind in ("lat", "ttfb") and rest.isdigit() and int(rest) < BUCKETS:
+        elif kind in ("lat", "ttfb") and rest.isdigit() and int(rest) < LATENCY_BUCKETS:
             (self.latency if kind == "lat" else self.ttfb)[int(rest)] += int(value)
         elif metric == "client_gone":
             self.client_gone += int(value)

@@ -28,7 +28,7 @@ from config.durations import Duration
 if TYPE_CHECKING:
     from config.flags import AttributeName, Flag, Segment
 
-BUCKETS = 10_000
+HASH_BUCKETS = 10_000
 """Hash buckets per route: one bucket is 0.01 % of the users."""
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
@@ -189,7 +189,7 @@ class Route(Model):
                 raise ValueError(f"track {track.name!r} is listed twice")
             names.add(track.name)
         total = sum(weight_to_basis_points(t.weight) for t in value)
-        if total != BUCKETS:
+        if total != HASH_BUCKETS:
             shown = ", ".join(f"{t.name}={t.weight:g}" for t in value)
             raise ValueError(f"weights must add up to 100 (got {total / 100:g}: {shown})")
         return value

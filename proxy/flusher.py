@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 
 from config.keys import Keys
 from config.metrics import (
-    BUCKETS,
     ERROR_CLASSES,
+    LATENCY_BUCKETS,
     WINDOW_TTL_S,
     field_name,
     flag_field_name,
@@ -54,8 +54,8 @@ METRICS: tuple[str, ...] = (
     "assigned",
     "client_gone",
     *(f"err:{name}" for name in ERROR_CLASSES),
-    *(f"lat:{i}" for i in range(BUCKETS)),
-    *(f"ttfb:{i}" for i in range(BUCKETS)),
+    *(f"lat:{i}" for i in range(LATENCY_BUCKETS)),
+    *(f"ttfb:{i}" for i in range(LATENCY_BUCKETS)),
     "lat_sum_ms",
     "ttfb_sum_ms",
     "tok:prompt",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from xxhash import xxh64_intdigest
 
-from config.schema import BUCKETS
+from config.schema import HASH_BUCKETS
 
 
 def salt_prefix(salt: str) -> bytes:
@@ -20,4 +20,4 @@ def salt_prefix(salt: str) -> bytes:
 
 def bucket(prefix: bytes, key: str) -> int:
     """The bucket in ``[0, 10_000)`` of ``key`` under a salt prefix from ``salt_prefix``."""
-    return int(xxh64_intdigest(prefix + key.encode("utf-8", "surrogateescape"))) % BUCKETS
+    return int(xxh64_intdigest(prefix + key.encode("utf-8", "surrogateescape"))) % HASH_BUCKETS

@@ -23,12 +23,12 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from config.metrics import BUCKET_BOUNDS_MS, BUCKETS, ERROR_CLASSES
+from config.metrics import BUCKET_BOUNDS_MS, ERROR_CLASSES, LATENCY_BUCKETS
 
 __all__ = [
-    "BUCKETS",
     "BUCKET_BOUNDS_MS",
     "ERROR_CLASSES",
+    "LATENCY_BUCKETS",
     "StatsRegistry",
     "TrackStats",
     "read_tail",
@@ -73,8 +73,8 @@ class TrackStats:
         what the sample-ratio check compares with the weights."""
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.client_gone = 0
-        self.latency = [0] * BUCKETS
-        self.ttfb = [0] * BUCKETS
+        self.latency = [0] * LATENCY_BUCKETS
+        self.ttfb = [0] * LATENCY_BUCKETS
         self.latency_sum_ms = 0.0
         self.ttfb_sum_ms = 0.0
         self.prompt_tokens = 0

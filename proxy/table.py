@@ -41,7 +41,7 @@ from config.flags import (
     parse_semver,
     threshold,
 )
-from config.schema import BUCKETS, Route, RoutingDocument
+from config.schema import HASH_BUCKETS, Route, RoutingDocument
 from proxy.affinity import Source, compile_sources
 from proxy.endpoints import Balancer, EndpointPool
 from proxy.hashing import bucket, salt_prefix
@@ -131,9 +131,9 @@ class CompiledFlags:
 
     def _in_rollout(self, flag: CompiledFlag, key: str | None) -> bool:
         share = flag.threshold
-        if share >= BUCKETS:
+        if share >= HASH_BUCKETS:
             return True
-        value = self.rng.randrange(BUCKETS) if key is None else bucket(flag.salt, key)
+        value = self.rng.randrange(HASH_BUCKETS) if key is None else bucket(flag.salt, key)
         return value < share
 
 
@@ -166,7 +166,7 @@ class CompiledRoute:
 
     def pick(self, key: str | None) -> CompiledTrack:
         """The track for a sticky ``key``; no key gets a random track, drawn by weight."""
-        value = self._rng.randrange(BUCKETS) if key is None else bucket(self.salt, key)
+        value = self._rng.randrange(HASH_BUCKETS) if key is None else bucket(self.salt, key)
         return self.ordered[bisect_right(self.bounds, value)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config.metrics import (
     BUCKET_BOUNDS_MS,
-    BUCKETS,
+    LATENCY_BUCKETS,
     field_name,
     merge_windows,
     percentile,
@@ -39,15 +39,15 @@ def test_windows_from_several_replicas_add_up() -> None:
 
 
 def test_percentiles_come_from_merged_buckets() -> None:
-    counts = [0] * BUCKETS
+    counts = [0] * LATENCY_BUCKETS
     counts[4] = 90  # <= 2 ms
     counts[40] = 9  # <= 1024 ms
     counts[60] = 1  # <= 32768 ms
     assert percentile(counts, 0.5) == BUCKET_BOUNDS_MS[4]
     assert percentile(counts, 0.95) == BUCKET_BOUNDS_MS[40]
     assert percentile(counts, 0.995) == BUCKET_BOUNDS_MS[60]
-    assert percentile([0] * BUCKETS, 0.5) is None
-    over = [0] * BUCKETS
+    assert percentile([0] * LATENCY_BUCKETS, 0.5) is None
+    over = [0] * LATENCY_BUCKETS
     over[-1] = 1
     assert percentile(over, 0.5) == float("inf")
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from config.metrics import BUCKET_BOUNDS_MS, BUCKETS, TrackWindow, bucket_index_ms
+from config.metrics import BUCKET_BOUNDS_MS, LATENCY_BUCKETS, TrackWindow, bucket_index_ms
 from control.analysis.compare import (
     compare,
     holm_adjust,
@@ -218,8 +218,8 @@ def brute_force_mann_whitney(
 @pytest.mark.parametrize("seed", range(8))
 def test_mann_whitney_from_bins_equals_ranks_on_the_expanded_samples(seed: int) -> None:
     rng = random.Random(seed)
-    a_counts = [rng.randrange(0, 7) for _ in range(6)] + [0] * (BUCKETS - 6)
-    b_counts = [rng.randrange(0, 7) for _ in range(6)] + [0] * (BUCKETS - 6)
+    a_counts = [rng.randrange(0, 7) for _ in range(6)] + [0] * (LATENCY_BUCKETS - 6)
+    b_counts = [rng.randrange(0, 7) for _ in range(6)] + [0] * (LATENCY_BUCKETS - 6)
     b_counts[0] += 1  # never an empty arm
     a_counts[5] += 1
     excess, sigma, p = brute_force_mann_whitney(a_counts, b_counts)
@@ -269,7 +269,7 @@ def test_equal_latency_distributions_differ_in_about_one_minus_confidence_of_dra
     draws = 2000
     positives = 0
     for _ in range(draws):
-        a, b = [0] * BUCKETS, [0] * BUCKETS
+        a, b = [0] * LATENCY_BUCKETS, [0] * LATENCY_BUCKETS
         for counts in (a, b):
             for bucket in rng.choices(buckets, weights, k=200):
                 counts[bucket] += 1

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from config.keys import Keys
-from config.metrics import BUCKETS, WINDOW_TTL_S, field_name, window_start
+from config.metrics import LATENCY_BUCKETS, WINDOW_TTL_S, field_name, window_start
 from control.app import ControlApp
 from control.openapi import OPENAPI
 from control.redis_client import connect
@@ -47,8 +47,8 @@ async def served_then_zeroed(client: TestClient[Any, Any], raw_redis: Redis) -> 
     for track, version in (("stable", "v1"), ("canary", "v2")):
         fields[field_name(track, version, "requests")] = 400
         fields[field_name(track, version, "assigned")] = 400
-        fields[field_name(track, version, f"lat:{BUCKETS - 1}")] = 400
-        fields[field_name(track, version, f"ttfb:{BUCKETS - 1}")] = 400
+        fields[field_name(track, version, f"lat:{LATENCY_BUCKETS - 1}")] = 400
+        fields[field_name(track, version, f"ttfb:{LATENCY_BUCKETS - 1}")] = 400
     for name, value in fields.items():
         await raw_redis.hset(key, name, value)
     await raw_redis.expire(key, WINDOW_TTL_S)

@@ -9,7 +9,7 @@ import pytest
 
 from proxy.stats import (
     BUCKET_BOUNDS_MS,
-    BUCKETS,
+    LATENCY_BUCKETS,
     StatsRegistry,
     TrackStats,
     bucket_index,
@@ -21,7 +21,7 @@ def test_buckets_are_log_spaced_and_fixed() -> None:
     assert (
         BUCKET_BOUNDS_MS[0] == 1.0 and BUCKET_BOUNDS_MS[4] == 2.0 and BUCKET_BOUNDS_MS[40] == 1024.0
     )
-    assert BUCKETS == 82
+    assert LATENCY_BUCKETS == 82
     ratios = {round(b / a, 3) for a, b in pairwise(BUCKET_BOUNDS_MS)}
     assert ratios <= {1.189, 1.19, 1.188}
 
