@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 from aiohttp import web
 
@@ -169,15 +171,7 @@ async def rollout_command(request: web.Request) -> web.Response:
         raise EditError(
             [FieldError("command", "one of approve, promote, pause, resume, abort")], status=404
         )
-    try:
-        record = await request.app[ROLLOUTS].command(request.match_info["id"], name)
-    except CommandRefused as exc:
-        return error(409, "not_applicable", str(exc))
-    except RolloutConflict as exc:
-        return error(409, "conflict", str(exc))
-    if record is None:
-        raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
-    return json_response(record)
+    return await _answer(request, request.app[ROLLOUTS].command(request.match_info["id"], name))
 
 
 async def check_item(request: web.Request) -> web.Response:
@@ -194,12 +188,20 @@ async def check_item(request: web.Request) -> web.Response:
             raise EditError([FieldError("note", "a string")])
         note = data.get("note", "")[:1000]
     actor, _ = actor_and_reason(request, None)
+    rollouts = request.app[ROLLOUTS]
     try:
-        record = await request.app[ROLLOUTS].attest(
-            request.match_info["id"], request.match_info["item"], actor, note
+        return await _answer(
+            request,
+            rollouts.attest(request.match_info["id"], request.match_info["item"], actor, note),
         )
     except UnknownItem as exc:
         raise EditError([FieldError("item", str(exc))], status=404) from None
+
+
+async def _answer(request: web.Request, change: Awaitable[dict[str, Any] | None]) -> web.Response:
+    """The record a command left, or why it was refused (409), or 404 for no such rollout."""
+    try:
+        record = await change
     except CommandRefused as exc:
         return error(409, "not_applicable", str(exc))
     except RolloutConflict as exc:

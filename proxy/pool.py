@@ -82,7 +82,7 @@ class Response:
     def forget_head(self) -> None:
         conn = self._conn
         if conn is not None:
-            conn.headers = []
+            conn.headers.clear()  # the forwarder built its own list from it
 
     def release(self) -> None:
         conn = self._conn
