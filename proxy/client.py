@@ -10,7 +10,7 @@ as sent), no cookies, no redirects (passed to the client) and no retries of its 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Literal, Protocol
 
 from proxy.endpoints import Endpoint
@@ -45,6 +45,15 @@ class UpstreamResponse(Protocol):
 
     async def read(self) -> bytes:
         """The next chunk of the body as it arrives; ``b""`` at the end."""
+        ...
+
+    def pipe(self, sink: Callable[[bytes], bool] | None) -> None:
+        """Offer each body chunk to ``sink`` as it arrives, before ``read`` sees it.
+
+        ``sink`` answers whether it took the chunk. One it refuses, and every one after it
+        until ``read`` has caught up, goes to ``read``: the order never changes. It is
+        called from the connection's own callback, so it must not block or raise.
+        """
         ...
 
     def forget_head(self) -> None:

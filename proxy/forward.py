@@ -31,8 +31,8 @@ from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse
 from proxy.endpoints import Endpoint, EndpointPool
 from proxy.errors import error_response
 from proxy.exchange import Exchange, failure_class, record
-from proxy.headers import RequestHeaderFilter, response_headers
-from proxy.stats import read_tail
+from proxy.headers import RequestHeaderFilter
+from proxy.relay import Relay
 from proxy.table import CompiledFlag, CompiledRoute, CompiledTrack, TableRef
 from proxy.watchdog import Watchdog
 
@@ -40,8 +40,6 @@ log = logging.getLogger("splitgate.proxy")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-_GATEWAY_ERRORS = frozenset({502, 503, 504})
-_NO_BODY = frozenset({204, 304})
 
 
 class Forwarder:
@@ -69,6 +67,7 @@ class Forwarder:
         self._sign = Signer(signing_key)
         self._ids = count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._relay = Relay(pool, settings.timeouts.idle, self._stamp)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         target = request.raw_path  # the request line's target, as sent
@@ -211,7 +210,9 @@ class Forwarder:
             return response
         # The request is sent: a long stream must not hold its body and headers.
         del body, payload, outgoing, plan
-        return await self._relay(request, upstream, dog, exchange)
+        loop = self._loop
+        assert loop is not None
+        return await self._relay.answer(request, upstream, dog, exchange, loop)
 
     def _plan(
         self, route: CompiledRoute, track: CompiledTrack, forced: bool
@@ -272,110 +273,6 @@ class Forwarder:
             except HTTPRequestEntityTooLarge:
                 return too_large(limits.max_body_bytes)
         return StreamedBody(request.content, limits.max_body_bytes, dog.deadline)
-
-    async def _relay(
-        self,
-        request: web.BaseRequest,
-        upstream: UpstreamResponse,
-        dog: Watchdog,
-        exchange: Exchange,
-    ) -> web.StreamResponse:
-        endpoint = exchange.endpoint
-        assert endpoint is not None and exchange.track is not None
-        status = upstream.status
-        if status in _GATEWAY_ERRORS:
-            self._pool.failed(endpoint, exchange.track.balancer.endpoints)
-        else:
-            self._pool.succeeded(endpoint)
-        if status >= 500:
-            exchange.error = "upstream_5xx"
-        elif status == 429:
-            exchange.error = "upstream_429"
-        headers = response_headers(upstream.header_items(), upstream.header("connection"))
-        content_type = upstream.header("content-type")
-        upstream.forget_head()
-        sse = content_type is not None and content_type.startswith("text/event-stream")
-        if content_type is not None and request.method != "HEAD" and status not in _NO_BODY:
-            whole = upstream.arrived()
-            if whole is not None:
-                # All of it is here (a JSON answer, usually): one response, one write.
-                return self._answer_whole(upstream, whole, headers, content_type, sse, exchange)
-        response = web.StreamResponse(
-            status=status, reason=upstream.reason or None, headers=headers
-        )
-        exchange.response = response
-        if upstream.content_length is not None and request.method != "HEAD":
-            response.content_length = upstream.content_length
-        if sse:
-            response.headers["X-Accel-Buffering"] = "no"
-            response.headers.setdefault("Cache-Control", "no-cache")
-        content_type = content_type or ""
-        self._stamp(response, exchange)
-        loop = self._loop
-        assert loop is not None
-        idle = self._timeouts.idle
-        dog.set(loop.time() + idle, "idle")
-        previous = last = b""
-        try:
-            await response.prepare(request)
-            read = upstream.read
-            write = response.write
-            chunk = await read()
-            exchange.first_byte = loop.time()
-            while chunk:
-                dog.deadline = loop.time() + idle
-                await write(chunk)
-                previous, last = last, chunk  # the tail, for usage and the stream's end
-                chunk = await read()
-            await response.write_eof()
-        except UpstreamError as exc:
-            log.debug("upstream %s broke mid-body: %s", endpoint.url, exc)
-            exchange.error = "cut"
-            upstream.close()
-            abort(request, response)
-            return response
-        except ConnectionError:
-            exchange.error = "client_gone"
-            upstream.close()  # the client went away: stop the generation upstream
-            return response
-        upstream.release()
-        if status < 300 and (sse or "json" in content_type):
-            self._read_tail(previous + last, sse, exchange)
-        return response
-
-    def _answer_whole(
-        self,
-        upstream: UpstreamResponse,
-        body: bytes,
-        headers: list[tuple[str, str]],
-        content_type: str,
-        sse: bool,
-        exchange: Exchange,
-    ) -> web.Response:
-        """The answer when its whole body arrived with its head; ``handle`` stamps it."""
-        loop = self._loop
-        assert loop is not None
-        exchange.first_byte = loop.time()
-        response = web.Response(
-            body=body, status=upstream.status, reason=upstream.reason or None, headers=headers
-        )
-        if sse:
-            response.headers["X-Accel-Buffering"] = "no"
-            response.headers.setdefault("Cache-Control", "no-cache")
-        upstream.release()
-        if upstream.status < 300 and (sse or "json" in content_type):
-            self._read_tail(body, sse, exchange)
-        return response
-
-    @staticmethod
-    def _read_tail(tail: bytes, sse: bool, exchange: Exchange) -> None:
-        facts = read_tail(tail, sse)
-        stats = exchange.stats()
-        assert stats is not None
-        if facts.prompt_tokens is not None or facts.completion_tokens is not None:
-            stats.add_usage(facts.prompt_tokens or 0, facts.completion_tokens or 0)
-        if not facts.finished:
-            exchange.error = "truncated"
 
     def _timed_out(
         self, request: web.BaseRequest, exchange: Exchange, phase: str

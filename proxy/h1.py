@@ -53,6 +53,7 @@ class Connection(asyncio.Protocol):
         "_parser",
         "_reading_paused",
         "_release",
+        "_sink",
         "busy",
         "chunked",
         "closed",
@@ -90,6 +91,7 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._body: list[bytes] = []  # a deque would allocate 64 slots for a stream's 1
         self._body_waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[bytes], bool] | None = None
         self._head_waiter: asyncio.Future[None] | None = None
         self._reset(False)
 
@@ -121,6 +123,7 @@ class Connection(asyncio.Protocol):
             self._parser = httptools.HttpResponseParser(self)
         self._reset(head_only)
         self._body.clear()
+        self._sink = None
         self.busy = True
         self._head_waiter = self._loop.create_future()
 
@@ -158,6 +161,14 @@ class Connection(asyncio.Protocol):
             self._reading_paused = False
             self.transport.resume_reading()
         return chunk
+
+    def pipe(self, sink: Callable[[bytes], bool] | None) -> None:
+        """Offer body chunks to ``sink`` as they arrive, from this protocol's callback.
+
+        A chunk the sink refuses (it answers False), and every chunk after it while one
+        waits, is kept for ``read``: the order never changes. ``None`` stops offering.
+        """
+        self._sink = sink
 
     def arrived(self) -> bytes | None:
         """The whole body, if it is complete and nothing of it was read yet."""
@@ -304,6 +315,9 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self.complete:
             return  # the body of a second answer
+        sink = self._sink
+        if sink is not None and not self._body and sink(body):
+            return
         self._body.append(body)
         buffered = self._buffered = self._buffered + len(body)
         if buffered > HIGH_WATER and not self._reading_paused and self.transport is not None:

@@ -50,7 +50,16 @@ class _Origin:
 class Response:
     """One exchange's answer (``proxy.client.UpstreamResponse``)."""
 
-    __slots__ = ("_conn", "_pool", "arrived", "content_length", "read", "reason", "status")
+    __slots__ = (
+        "_conn",
+        "_pool",
+        "arrived",
+        "content_length",
+        "pipe",
+        "read",
+        "reason",
+        "status",
+    )
 
     def __init__(self, pool: PooledClient, conn: Connection) -> None:
         self._pool = pool
@@ -60,6 +69,7 @@ class Response:
         self.content_length = conn.content_length
         self.read = conn.read
         self.arrived = conn.arrived
+        self.pipe = conn.pipe
 
     def header_items(self) -> list[tuple[str, str]]:
         conn = self._conn
@@ -88,12 +98,14 @@ class Response:
         conn = self._conn
         if conn is not None:
             self._conn = None
+            conn.pipe(None)  # an idle connection must not hold the client's socket
             self._pool.put_back(conn)
 
     def close(self) -> None:
         conn = self._conn
         if conn is not None:
             self._conn = None
+            conn.pipe(None)
             conn.close()
 
 

@@ -147,3 +147,53 @@ async def test_an_early_answer_is_returned_while_the_body_is_still_going(
     if not reads:
         assert produced < TOTAL
         assert server.accepted == 2  # the upload was cut short: that connection is done
+
+
+async def test_a_piped_body_keeps_its_order_when_the_sink_refuses(
+    servers: Servers, clients: Clients
+) -> None:
+    """Chunks go to the sink as they arrive; one it refuses, and every one behind it while
+    one waits, goes to ``read``; once ``read`` caught up the sink gets chunks again."""
+    go = [asyncio.Event() for _ in range(6)]
+
+    async def handler(conn: Conn) -> None:
+        await conn.request()
+        await conn.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i, event in enumerate(go):
+            await event.wait()
+            await conn.write(b"1\r\n" + str(i).encode() + b"\r\n")
+        await conn.write(b"0\r\n\r\n")
+        await conn.until_peer_closes()
+
+    server = await servers.start(handler)
+    client = clients()
+    taken: list[bytes] = []
+    refuse = {b"1"}
+
+    def sink(chunk: bytes) -> bool:
+        if chunk in refuse:
+            return False
+        taken.append(chunk)
+        return True
+
+    async with asyncio.timeout(10):
+        resp = await client.send(server.endpoint(), "GET", "/", [], None)
+        resp.pipe(sink)
+        go[0].set()
+        await eventually(lambda: taken == [b"0"])
+        go[1].set()  # refused: waits for read
+        await asyncio.sleep(0.05)
+        go[2].set()  # the sink would take it, but "1" waits: it queues behind
+        await asyncio.sleep(0.05)
+        assert taken == [b"0"]
+        assert await resp.read() == b"12"
+        go[3].set()  # read caught up: the sink again
+        await eventually(lambda: taken == [b"0", b"3"])
+        resp.pipe(None)  # stopped: all goes to read
+        go[4].set()
+        go[5].set()
+        rest = b""
+        while chunk := await resp.read():
+            rest += chunk
+    resp.release()
+    assert rest == b"45" and taken == [b"0", b"3"]
