@@ -11,6 +11,12 @@ default), so the layout works on Redis Cluster as well as on a single server or 
 - ``{ns}:events``              stream of rollout events (phase changes, approvals needed,
                                promotions, rollbacks): the outbox webhooks are delivered from
 - ``{ns}:events:delivered``    the id of the last event delivered to the webhooks
+- ``{ns}:rollout:<id>``        a rollout's record, JSON with a ``version`` (``control.rollout_store``)
+- ``{ns}:rollout:<id>:verdicts`` stream of its looks' verdicts
+- ``{ns}:rollout:active:<route>`` the id of the route's one active rollout
+- ``{ns}:rollouts``             set: the index of rollouts the runner still steps
+- ``{ns}:rollouts:archive``     sorted set: rollouts that are over, by the time they ended
+- ``{ns}:rollouts:quarantine``  hash: id → why its record does not read (left out of the index)
 - ``{ns}:flag-schedule:<flag>`` a feature flag's schedule progress, JSON with a ``version``
                                (steps applied, last result, analysis since the last step):
                                the guard of the schedule runner's document writes
@@ -142,7 +148,18 @@ class Keys:
 
     @property
     def rollouts(self) -> str:
+        """The index of active rollouts: the runner reads these each pass."""
         return f"{self._tag}:rollouts"
+
+    @property
+    def rollouts_archive(self) -> str:
+        """Rollouts that are over, scored by the time they ended; deleted after retention."""
+        return f"{self._tag}:rollouts:archive"
+
+    @property
+    def rollouts_quarantine(self) -> str:
+        """Rollouts whose record does not read: id → ``{"reason", "at"}``."""
+        return f"{self._tag}:rollouts:quarantine"
 
     def rollout(self, rollout_id: str) -> str:
         return f"{self._tag}:rollout:{rollout_id}"

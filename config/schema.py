@@ -8,14 +8,11 @@ the proxy they become basis points (1/100 of a percent), the unit of the 10,000 
 from __future__ import annotations
 
 import ipaddress
-import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -23,41 +20,18 @@ from pydantic import (
     model_validator,
 )
 
+from config.base import (
+    HASH_BUCKETS,
+    HEADER_NAME,
+    HeaderName,
+    Model,
+    Name,
+    check_header_name,
+)
 from config.durations import Duration
+from config.flags import AttributeName, Flag, Segment, check_references
 
-if TYPE_CHECKING:
-    from config.flags import AttributeName, Flag, Segment
-
-HASH_BUCKETS = 10_000
-"""Hash buckets per route: one bucket is 0.01 % of the users."""
-
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$")
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def _check_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(
-            "must be 1-63 characters of lower-case letters, digits, '-', '_' or '.', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-Name = Annotated[str, AfterValidator(_check_name)]
-
-
-def _check_header_name(value: str) -> str:
-    if not _HEADER_NAME.match(value):
-        raise ValueError(f"{value!r} is not a valid HTTP header name")
-    return value.lower()
-
-
-HeaderName = Annotated[str, AfterValidator(_check_header_name)]
+__all__ = ["HASH_BUCKETS", "HeaderName", "Model", "Name"]  # from config.base, for importers
 
 
 def weight_to_basis_points(weight: float) -> int:
@@ -107,8 +81,8 @@ def _check_stickiness(value: str) -> str:
             f"{value!r}: a stickiness source is 'header:<name>', 'cookie:<name>' or 'client_ip'"
         )
     if kind == "header":
-        return "header:" + _check_header_name(name)
-    if not _HEADER_NAME.match(name):
+        return "header:" + check_header_name(name)
+    if not HEADER_NAME.match(name):
         raise ValueError(f"{value!r}: {name!r} is not a valid cookie name")
     return value
 
@@ -324,9 +298,8 @@ class RoutingDocument(Model):
 
     @model_validator(mode="after")
     def _flag_references(self) -> RoutingDocument:
-        from config.flags import check_references
-
-        check_references(self.routes, self.segments, self.feature_flags, self.attributes)
+        tracks = {r.name: {t.name for t in r.tracks} for r in self.routes}
+        check_references(tracks, self.segments, self.feature_flags, self.attributes)
         return self
 
     @model_serializer(mode="wrap")
@@ -368,9 +341,3 @@ class SplitgateConfig(RoutingDocument):
         return RoutingDocument(
             **{name: getattr(self, name) for name in RoutingDocument.model_fields}
         )
-
-
-# The flag fields' types live in config.flags, which builds on Model and Name above and, once
-# its models exist, completes RoutingDocument and SplitgateConfig (whichever module was
-# imported first). Importing it here means that loading the schema always loads it too.
-import config.flags  # noqa: E402, F401

@@ -66,6 +66,7 @@ async def run(process: ControlProcess) -> None:
         environments=process.environments,
         webhooks=process.webhooks,
         webhook_secret=process.webhook_secret,
+        retention_s=process.retention_s,
     )
     runner = await serve(control, process.host, process.port)
     stop = asyncio.Event()

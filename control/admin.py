@@ -1,9 +1,11 @@
 """The admin API as one aiohttp application: routes and weights (``control.api``), rollouts
-(``control.rollouts_api``) and flags (``control.flags_api``), behind one guard."""
+(``control.rollouts_api``), flags (``control.flags_api``) and the control plane's own health
+(``control.health_api``), behind one guard."""
 
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from config.environments import EnvironmentsFile
 from control.api import (
@@ -29,9 +31,11 @@ from control.api import (
     route_metrics,
 )
 from control.flags_api import add_flag_routes
+from control.health_api import Status, add_health_routes
 from control.rollouts import Rollouts
 from control.rollouts_api import add_rollout_routes
 from control.schedule import Schedules
+from control.segments_api import add_segment_routes
 from control.store import DocumentStore
 from control.windows import WindowReader
 
@@ -44,6 +48,9 @@ def create_api(
     rollouts: Rollouts | None = None,
     environments: EnvironmentsFile | None = None,
     schedules: Schedules | None = None,
+    *,
+    status: Status | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
@@ -67,4 +74,7 @@ def create_api(
     app.router.add_post("/v1/feedback", feedback)
     add_rollout_routes(app)
     add_flag_routes(app, schedules)
+    add_segment_routes(app)
+    if status is not None:
+        add_health_routes(app, status, registry or CollectorRegistry())
     return app

@@ -30,6 +30,7 @@ from config.schema import Route, RoutingDocument
 from config.srm import sample_ratio
 from control import edits
 from control.edits import EditError, FieldError
+from control.health_api import OPEN_PATHS
 from control.openapi import OPENAPI
 from control.rollouts import Rollouts
 from control.store import Change, DocumentStore, Stale
@@ -71,7 +72,7 @@ def error(
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authentication, and every failure turned into a JSON error."""
-    if request.path != "/healthz":
+    if request.path not in OPEN_PATHS:
         given = request.headers.get("Authorization", "")
         expected = "Bearer " + request.app[TOKEN]
         if not hmac.compare_digest(given.encode(), expected.encode()):

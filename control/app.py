@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from config.environments import EnvironmentsFile
@@ -23,14 +24,19 @@ from config.schema import RoutingDocument
 from control.admin import create_api
 from control.guardian import Guardian
 from control.leadership import Leadership
+from control.loops import Loops
 from control.notify import Notifier
 from control.redis_client import write_wait
+from control.rollout_store import RETENTION_S
 from control.rollouts import Rollouts
 from control.schedule import Schedules
 from control.store import DocumentStore
 from control.windows import WindowReader
 
 log = logging.getLogger("splitgate.control")
+
+RUNNER = "rollout-runner"
+SCHEDULES = "flag-schedules"
 
 
 class ControlApp:
@@ -49,16 +55,31 @@ class ControlApp:
         environments: EnvironmentsFile | None = None,
         webhooks: Sequence[str] = (),
         webhook_secret: bytes = b"",
+        retention_s: float = RETENTION_S,
     ) -> None:
         self.redis = redis
+        self.registry = CollectorRegistry()
+        self.loops = Loops(self.registry)
         self.store = DocumentStore(redis, keys, wait=write_wait(redis))
         self.guardian = Guardian(self.store, seed, guard_s)
         windows = WindowReader(redis, keys)
         self.leadership = Leadership(redis, keys, instance, lease_s=lease_s)
         self.rollouts = Rollouts(
-            redis, keys, self.store, windows, epoch=lambda: self.leadership.epoch
+            redis,
+            keys,
+            self.store,
+            windows,
+            epoch=lambda: self.leadership.epoch,
+            report=self.loops.reporter(RUNNER),
+            retention_s=retention_s,
         )
-        self.schedules = Schedules(redis, keys, self.store, epoch=lambda: self.leadership.epoch)
+        self.schedules = Schedules(
+            redis,
+            keys,
+            self.store,
+            epoch=lambda: self.leadership.epoch,
+            report=self.loops.reporter(SCHEDULES),
+        )
         self.api = create_api(
             self.store,
             windows,
@@ -67,6 +88,8 @@ class ControlApp:
             self.rollouts,
             environments,
             self.schedules,
+            status=self.status,
+            registry=self.registry,
         )
         self._guarding: asyncio.Task[None] | None = None
         self._rollout_interval_s = rollout_interval_s
@@ -82,8 +105,15 @@ class ControlApp:
         except (RedisError, OSError) as exc:
             log.warning("Redis not reachable at start (%s); will seed when it is", exc)
         self._guarding = asyncio.create_task(self.guardian.run(), name="guardian")
-        self._stepping = asyncio.create_task(self._step_rollouts(), name="rollout-runner")
-        self._scheduling = asyncio.create_task(self._step_schedules(), name="flag-schedules")
+        # Only the leader steps rollouts and schedules; its writes carry its fencing epoch.
+        leading = lambda: self.leadership.leading  # noqa: E731
+        interval = self._rollout_interval_s
+        self._stepping = asyncio.create_task(
+            self.loops.run(RUNNER, interval, self.rollouts.step_all, leading), name=RUNNER
+        )
+        self._scheduling = asyncio.create_task(
+            self.loops.run(SCHEDULES, interval, self.schedules.step_all, leading), name=SCHEDULES
+        )
         self._leading = asyncio.create_task(self.leadership.run(), name="leadership")
         if self.notifier is not None:
             try:
@@ -95,31 +125,25 @@ class ControlApp:
                 self.notifier.run(lambda: self.leadership.leading), name="webhooks"
             )
 
-    async def _step_rollouts(self) -> None:
-        """Only the leader steps rollouts; its writes carry its fencing epoch."""
-        while True:
-            await asyncio.sleep(self._rollout_interval_s)
-            if not self.leadership.leading:
-                continue
-            try:
-                await self.rollouts.step_all()
-            except (RedisError, OSError) as exc:
-                log.debug("rollout runner: Redis unavailable: %s", exc)
-            except Exception:  # a bug or a bad record must not end the runner until a restart
-                log.exception("rollout runner: this pass failed; the next one runs as usual")
-
-    async def _step_schedules(self) -> None:
-        """Only the leader carries out flag schedules, at the rollout runner's interval."""
-        while True:
-            await asyncio.sleep(self._rollout_interval_s)
-            if not self.leadership.leading:
-                continue
-            try:
-                await self.schedules.step_all()
-            except (RedisError, OSError) as exc:
-                log.debug("flag schedules: Redis unavailable: %s", exc)
-            except Exception:  # as for the rollouts: log it, count on the next pass
-                log.exception("flag schedules: this pass failed; the next one runs as usual")
+    async def status(self) -> tuple[bool, dict[str, Any]]:
+        """``/readyz``: ready while Redis answers; the loops' health and leadership beside."""
+        try:
+            await self.redis.ping()
+            redis: dict[str, Any] = {"ok": True}
+        except (RedisError, OSError) as exc:
+            redis = {"ok": False, "error": type(exc).__name__}
+        quarantined: int | None
+        try:
+            quarantined = len(await self.rollouts.records.quarantined()) if redis["ok"] else None
+        except (RedisError, OSError):
+            quarantined = None
+        details = {
+            "redis": redis,
+            "leading": self.leadership.leading,
+            "loops": {name: h.as_json() for name, h in sorted(self.loops.health.items())},
+            "quarantined_rollouts": quarantined,
+        }
+        return bool(redis["ok"]), details
 
     async def ensure_seeded(self) -> StoredDocument:
         """Return the stored document, writing one first if Redis holds none."""

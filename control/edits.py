@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from config.flags import Flag, ScheduleStep, Segment
+from config.flag_schedule import ScheduleStep
+from config.flags import Flag, Segment
 from config.loader import reason
 from config.schema import Route, RoutingDocument, Track, weight_to_basis_points
 

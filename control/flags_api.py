@@ -1,4 +1,4 @@
-"""The admin API of feature flags, segments and request attributes (``docs/FLAGS.md``).
+"""The admin API of feature flags (``docs/FLAGS.md``).
 
 The weights API's rules hold: bearer auth and JSON errors (``control.api.guard``), 422 with
 ``errors: [{field, reason}]``, 404 for an unknown flag or segment, ``If-Match`` answered with
@@ -9,8 +9,8 @@ flag, segment or attributes before and after. The edits are ``control.edits``'.
 - ``GET /v1/flags``: every flag in evaluation order, the segments and the attributes.
 - ``GET|PUT|PATCH|DELETE /v1/flags/{name}``: PUT takes JSON or YAML (``application/yaml``,
   whose field errors give the line); PATCH changes top-level fields.
-- ``GET|PUT|DELETE /v1/segments/{name}``, ``PUT /v1/attributes``.
-- ``POST /v1/flags/explain``: the track a request would get and why (``config.flags.explain``).
+- ``GET|PUT|DELETE /v1/segments/{name}``, ``PUT /v1/attributes``: ``control.segments_api``.
+- ``POST /v1/flags/explain``: the track a request would get and why (``config.targeting.explain``).
 - ``GET /v1/flags/{name}/schedule`` and ``POST .../schedule/{pause|resume}``
   (``control.schedule``).
 """
@@ -20,39 +20,32 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import tzinfo
-from functools import partial
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from config import jsonsafe
-from config.flags import Flag, explain, request_facts, zone_of
+from config.flag_schedule import zone_of
+from config.flags import Flag
 from config.loader import ConfigError, parse_model
 from config.schema import RoutingDocument
+from config.targeting import explain, request_facts
 from control import edits
 from control.api import (
-    STORE,
-    WRITE_ATTEMPTS,
-    Edit,
-    actor_and_reason,
     current,
-    error,
+    json_response,
     read_json,
 )
 from control.edits import EditError, FieldError
-from control.schedule import Schedules, progress, set_paused
-from control.store import Change, Stale
-
-json_response = partial(web.json_response, dumps=jsonsafe.dumps)
-"""Strict JSON answers: no NaN or Infinity (``config.jsonsafe``)."""
+from control.parts import Part, change_of, without_reason, write
+from control.schedule import Schedules, progress
+from control.schedule_steps import set_paused
 
 SCHEDULES = web.AppKey("schedules", Schedules)
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
 EXPLAIN_FIELDS = frozenset({"route", "headers", "user_id", "attributes", "client_ip"})
-Part = Callable[[RoutingDocument], Any]
 
 _ZONES: dict[str, tzinfo] = {}
 """Time zones loaded off the event loop, held so that validation finds them cached."""
@@ -69,41 +62,6 @@ def add_flag_routes(app: web.Application, schedules: Schedules | None) -> None:
     app.router.add_delete("/v1/flags/{name}", delete_flag)
     app.router.add_get("/v1/flags/{name}/schedule", get_schedule)
     app.router.add_post("/v1/flags/{name}/schedule/{command}", schedule_command)
-    app.router.add_get("/v1/segments/{name}", get_segment)
-    app.router.add_put("/v1/segments/{name}", put_segment)
-    app.router.add_delete("/v1/segments/{name}", delete_segment)
-    app.router.add_put("/v1/attributes", put_attributes)
-
-
-async def write(
-    request: web.Request, edit: Edit, change: Change, key: str, part: Part
-) -> tuple[web.Response, bool]:
-    """``control.api.write`` for a part of the document other than a route: ``part`` picks
-    what the audit records and the answer returns under ``key``. Also says if it wrote."""
-    store = request.app[STORE]
-    pinned = request.headers.get("If-Match")
-    if pinned is not None and not pinned.strip('"').isdigit():
-        raise EditError([FieldError("If-Match", "a generation number")], status=400)
-    for _ in range(WRITE_ATTEMPTS):
-        document = await current(request)
-        if pinned is not None and int(pinned.strip('"')) != document.generation:
-            return _stale(document.generation), False
-        new = edit(document)
-        try:
-            stored = await store.write(
-                new, document.generation, change, before=part(document), after=part(new)
-            )
-        except Stale as exc:
-            if pinned is not None:
-                return _stale(exc.current), False
-            continue
-        answer = {"generation": stored.generation, key: part(stored)}
-        return json_response(answer, headers={"ETag": f'"{stored.generation}"'}), True
-    return error(409, "conflict", "the routing document kept changing; try again"), False
-
-
-def _stale(generation: int) -> web.Response:
-    return error(412, "stale_generation", f"the routing document is at generation {generation}")
 
 
 def _flag(name: str) -> Part:
@@ -112,26 +70,6 @@ def _flag(name: str) -> Part:
         return None if flag is None else flag.model_dump()
 
     return part
-
-
-def _segment(name: str) -> Part:
-    def part(document: RoutingDocument) -> Any:
-        segment = document.segments.get(name)
-        return None if segment is None else segment.model_dump()
-
-    return part
-
-
-def _change(request: web.Request, body: Any, action: str, target: str) -> Change:
-    """The audit's who and why: ``reason`` from a JSON body, else from ``?reason=``."""
-    if not (isinstance(body, dict) and "reason" in body):
-        body = {"reason": request.query.get("reason", "")}
-    actor, reason = actor_and_reason(request, body)
-    return Change(actor, reason, action, target)
-
-
-def _without_reason(body: Any) -> Any:
-    return {k: v for k, v in body.items() if k != "reason"} if isinstance(body, dict) else body
 
 
 async def _load_zone(body: Any) -> None:
@@ -182,7 +120,7 @@ async def put_flag(request: web.Request) -> web.Response:
         body, reason_from = _yaml_flag(text), None
     else:
         text, reason_from = None, await read_json(request)
-        body = _without_reason(reason_from)
+        body = without_reason(reason_from)
         await _load_zone(body)
     created = False
 
@@ -194,7 +132,7 @@ async def put_flag(request: web.Request) -> web.Response:
         except EditError as exc:
             raise _with_lines(exc, text) from None
 
-    change = _change(request, reason_from, "put_flag", f"flags/{name}")
+    change = change_of(request, reason_from, "put_flag", f"flags/{name}")
     response, wrote = await write(request, edit, change, "flag", _flag(name))
     schedules = request.app.get(SCHEDULES)
     if wrote and created and schedules is not None:
@@ -205,13 +143,13 @@ async def put_flag(request: web.Request) -> web.Response:
 async def patch_flag(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body = await read_json(request)
-    changes = _without_reason(body)
+    changes = without_reason(body)
     await _load_zone(changes)
     return (
         await write(
             request,
             lambda document: edits.patch_flag(document, name, changes),
-            _change(request, body, "patch_flag", f"flags/{name}"),
+            change_of(request, body, "patch_flag", f"flags/{name}"),
             "flag",
             _flag(name),
         )
@@ -224,7 +162,7 @@ async def delete_flag(request: web.Request) -> web.Response:
     response, wrote = await write(
         request,
         lambda document: edits.delete_flag(document, name),
-        _change(request, None, "delete_flag", f"flags/{name}"),
+        change_of(request, None, "delete_flag", f"flags/{name}"),
         "flag",
         _flag(name),
     )
@@ -232,65 +170,6 @@ async def delete_flag(request: web.Request) -> web.Response:
     if wrote and schedules is not None:
         await schedules.forget(name)
     return response
-
-
-async def get_segment(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    document = await current(request)
-    segment = document.segments.get(name)
-    if segment is None:
-        raise EditError([FieldError("segment", f"no segment named {name!r}")], status=404)
-    return json_response(
-        {"generation": document.generation, "segment": segment.model_dump()},
-        headers={"ETag": f'"{document.generation}"'},
-    )
-
-
-async def put_segment(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    body = await read_json(request)
-    segment = _without_reason(body)
-    return (
-        await write(
-            request,
-            lambda document: edits.put_segment(document, name, segment),
-            _change(request, body, "put_segment", f"segments/{name}"),
-            "segment",
-            _segment(name),
-        )
-    )[0]
-
-
-async def delete_segment(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    return (
-        await write(
-            request,
-            lambda document: edits.delete_segment(document, name),
-            _change(request, None, "delete_segment", f"segments/{name}"),
-            "segment",
-            _segment(name),
-        )
-    )[0]
-
-
-async def put_attributes(request: web.Request) -> web.Response:
-    """Replace the attribute → header map: ``{"attributes": {"region": "x-geo"}}``."""
-    body = await read_json(request)
-    if not isinstance(body, dict) or "attributes" not in body:
-        raise EditError([FieldError("attributes", 'required: {"attributes": {"region": "x-geo"}}')])
-    unknown = set(body) - {"attributes", "reason"}
-    if unknown:
-        raise EditError([FieldError(name, "unknown field") for name in sorted(unknown)])
-    return (
-        await write(
-            request,
-            lambda document: edits.set_attributes(document, body["attributes"]),
-            _change(request, body, "set_attributes", "attributes"),
-            "attributes",
-            lambda document: dict(document.attributes),
-        )
-    )[0]
 
 
 async def explain_request(request: web.Request) -> web.Response:
@@ -345,7 +224,7 @@ async def schedule_command(request: web.Request) -> web.Response:
     if command not in ("pause", "resume"):
         raise EditError([FieldError("command", "pause or resume")], status=404)
     body = await read_json(request) if (await request.read()).strip() else None
-    change = _change(request, body, f"{command}_schedule", f"flags/{name}")
+    change = change_of(request, body, f"{command}_schedule", f"flags/{name}")
     response, wrote = await write(
         request,
         lambda document: set_paused(document, name, command == "pause"),

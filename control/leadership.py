@@ -10,6 +10,7 @@ decisions. A lease alone would not be enough for that.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any
 
@@ -18,6 +19,14 @@ from redis.exceptions import RedisError
 from config.keys import Keys
 
 log = logging.getLogger("splitgate.control.leadership")
+
+PASS_EPOCH: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "splitgate_pass_epoch", default=None
+)
+"""The fencing epoch a leader's pass (of the rollout runner, of the flag schedules) started
+with, taken once. Its saves and weight writes carry it, so a leader deposed mid-pass writes
+nothing more: the epoch has moved on. Commands from the admin API run without one (any
+replica accepts them; compare-and-set on the record orders them)."""
 
 _TAKE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then

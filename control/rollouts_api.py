@@ -143,7 +143,37 @@ def _split_problem(problem: str) -> tuple[str, str]:
 
 
 async def list_rollouts(request: web.Request) -> web.Response:
-    return json_response({"rollouts": await request.app[ROLLOUTS].all()})
+    """Active rollouts, then finished ones newest first, ``limit`` of those per page
+    (``?limit=``, 1 to 1000, default 100); ``next_cursor`` (``?cursor=``) reads the next page.
+    ``quarantined`` lists the records that do not read, with the reason."""
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise EditError([FieldError("limit", "a number from 1 to 1000")], status=400)
+    cursor = _cursor(request.query.get("cursor"))
+    records = request.app[ROLLOUTS].records
+    page, after = await records.page(int(raw), cursor)
+    return json_response(
+        {
+            "rollouts": page,
+            "next_cursor": None if after is None else f"{after[0]!r}:{after[1]}",
+            "quarantined": await records.quarantined(),
+        }
+    )
+
+
+def _cursor(raw: str | None) -> tuple[float, str] | None:
+    if raw is None:
+        return None
+    score, colon, after = raw.partition(":")
+    try:
+        value = float(score)
+    except ValueError:
+        value = float("nan")
+    if not colon or not after or value != value or value in (float("inf"), float("-inf")):
+        raise EditError(
+            [FieldError("cursor", "the next_cursor of an earlier page, as given")], status=400
+        )
+    return value, after
 
 
 async def get_rollout(request: web.Request) -> web.Response:

@@ -38,6 +38,8 @@ class ControlProcess:
     webhooks: tuple[str, ...] = ()
     """The environments file's ``webhooks`` and ``SPLITGATE_WEBHOOKS``, together."""
     webhook_secret: bytes = b""
+    retention_s: float = 30 * 86400.0
+    """How long a finished rollout stays readable before it is deleted."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,6 +108,9 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         env, "SPLITGATE_ROLLOUT_INTERVAL", "10s", (0.1, 3600.0), problems
     )
     lease_s = _duration(env, "SPLITGATE_LEASE", "10s", (1.0, 600.0), problems)
+    retention_s = _duration(
+        env, "SPLITGATE_ROLLOUT_RETENTION", "30d", (3600.0, 3650 * 86400.0), problems
+    )
     if problems:
         raise ConfigError(problems)
     assert config_path is not None and redis_url is not None
@@ -127,6 +132,7 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
         environments=environments,
         webhooks=tuple(dict.fromkeys([*environments.webhooks, *extra_hooks])),
         webhook_secret=env.get("SPLITGATE_WEBHOOK_SECRET", "").encode(),
+        retention_s=retention_s,
     )
 
 

@@ -17,7 +17,7 @@ run on the value once it is read). A request reads each attribute header once, O
 together, and a flag's audience holds when some condition set's bits are all present, one
 integer test per set. A gate of one bit per set lets most requests skip the flags after
 reading the headers, and override lists are one dict lookup; a route without flags pays one
-attribute check. ``explain`` in ``config.flags`` is the reference this must agree with.
+attribute check. ``explain`` in ``config.targeting`` is the reference this must agree with.
 """
 
 from __future__ import annotations
@@ -27,21 +27,21 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from config.base import USER_ID
 from config.feedback import track_payload
 from config.flags import (
     NUMBER_OPERATORS,
     SEMVER_OPERATORS,
-    USER_ID,
     Compare,
     Condition,
     default_header,
     flag_salt,
-    flags_of,
     parse_number,
     parse_semver,
     threshold,
 )
 from config.schema import HASH_BUCKETS, Route, RoutingDocument
+from config.targeting import flags_of
 from proxy.affinity import Source, compile_sources
 from proxy.endpoints import Balancer, EndpointPool
 from proxy.hashing import bucket, salt_prefix

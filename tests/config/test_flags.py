@@ -11,21 +11,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from config.flags import (
-    Condition,
-    Schedule,
-    bucket_of,
-    due_steps,
-    explain,
-    flag_salt,
-    parse_semver,
-    request_facts,
-    step_time,
-)
+from config.flag_schedule import Schedule, due_steps, step_time
+from config.flags import Condition, bucket_of, flag_salt, parse_semver
 from config.keys import StoredDocument
 from config.loader import ConfigError, load_config, parse_model
 from config.metrics import field_name, flag_field_name, merge_flag_windows, merge_windows
 from config.schema import RoutingDocument, SplitgateConfig
+from config.targeting import explain, request_facts
 from control.edits import (
     EditError,
     apply_schedule_step,
@@ -681,7 +673,7 @@ def test_schedule_steps_apply_to_the_document() -> None:
 
 
 def test_the_first_scheduled_step_never_waits_for_an_analysis() -> None:
-    from config.flags import Schedule
+    from config.flag_schedule import Schedule
 
     schedule = Schedule.model_validate(
         {

@@ -16,11 +16,13 @@ from control.analysis.compare import (
     latency,
     mann_whitney,
     mean_rating,
+    two_proportions,
+)
+from control.analysis.distributions import (
     normal_cdf,
     normal_quantile,
     student_t_quantile,
     student_t_two_sided_p,
-    two_proportions,
 )
 
 

@@ -307,7 +307,7 @@ async def test_a_candidate_track_with_users_is_registered_at_zero(bench: Bench) 
     plan = canary_plan(bench.upstream)
     # The new version reaches nobody before its checks and its first phase: the canary
     # track's 10 % go back to stable while v2 is registered.
-    await bench.rollouts._register_candidate(plan)
+    await bench.rollouts._prep.register_candidate(plan)
     assert await bench.weights() == {"stable": 100, "canary": 0}
     registered = await bench.store.read()
     assert registered is not None and registered.routes[0].tracks[1].version == "v2"
@@ -319,7 +319,7 @@ async def test_a_record_that_does_not_read_never_stops_the_others(bench: Bench) 
     rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
     await bench.rollouts.step_all()
     assert (await bench.record(rid))["state"]["status"] == "running"
-    assert [r["id"] for r in await bench.rollouts.all()] == [rid]
+    assert [r["id"] for r in await bench.rollouts.records.active()] == [rid]
 
 
 async def test_a_record_stored_with_fraction_thresholds_keeps_running(bench: Bench) -> None:

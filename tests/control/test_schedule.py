@@ -7,6 +7,7 @@ per-flag fields), so each test decides what the analysis sees.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,23 +16,17 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from config.flags import Schedule, ScheduleStep, explain, zone_of
+from config.flag_schedule import Schedule, ScheduleStep, zone_of
 from config.keys import Keys, StoredDocument
 from config.metrics import ERROR_CLASSES, TrackWindow, field_name, flag_field_name
 from config.schema import RoutingDocument
+from config.targeting import explain
 from control import edits
 from control.analysis.verdict import Verdict
 from control.edits import EditError
-from control.schedule import (
-    ACTOR,
-    Schedules,
-    applied_count,
-    apply_step,
-    in_effect,
-    judge,
-    set_paused,
-    step_key,
-)
+from control.schedule import ACTOR, Schedules
+from control.schedule_gate import judge
+from control.schedule_steps import applied_count, apply_step, in_effect, set_paused, step_key
 from control.store import Change, DocumentStore
 from control.windows import WindowReader
 from splitgate.redis_server import RedisServer
@@ -188,9 +183,11 @@ def window(requests: int, errors: int) -> TrackWindow:
     ("released", "baseline", "verdict", "reason"),
     [
         (window(99, 0), window(10_000, 10), Verdict.INCONCLUSIVE, "99 released requests"),
-        (window(5_000, 25), window(50_000, 250), Verdict.PASS, "at most baseline + 1 points"),
-        (window(2_000, 200), window(20_000, 200), Verdict.FAIL, "error rate above"),
+        (window(10_000, 50), window(100_000, 500), Verdict.PASS, "below 1.5 × the baseline's"),
+        (window(2_000, 200), window(20_000, 200), Verdict.FAIL, "worse than the baseline's"),
         (window(500, 10), window(5_000, 50), Verdict.INCONCLUSIVE, "not yet clear"),
+        # The same rate, but 25 errors cannot show it is not 1.5 × worse: it waits.
+        (window(5_000, 25), window(50_000, 250), Verdict.INCONCLUSIVE, "not yet clear"),
         (window(1_000, 0), window(50, 0), Verdict.PASS, "too little baseline traffic"),
         (window(1_000, 80), window(50, 0), Verdict.FAIL, "too little baseline traffic"),
         (
@@ -204,9 +201,42 @@ def window(requests: int, errors: int) -> TrackWindow:
 def test_judge(
     released: TrackWindow, baseline: TrackWindow | None, verdict: Verdict, reason: str
 ) -> None:
-    result = judge(released, baseline)
+    result, _ = judge(released, baseline, None)
     assert result.verdict is verdict, result
     assert reason in result.reason
+
+
+def test_the_gate_counts_each_request_once_however_often_it_looks() -> None:
+    """Each look feeds the test only what arrived since the last: looking again at the same
+    totals adds nothing, so the verdict does not drift toward a decision by itself."""
+    released, baseline = window(2_000, 30), window(20_000, 200)
+    first, slot = judge(released, baseline, None)
+    for _ in range(50):
+        again, slot = judge(released, baseline, slot)
+        assert again.verdict is first.verdict and again.value == first.value
+
+
+def test_a_healthy_audience_looked_at_every_pass_is_rarely_paused() -> None:
+    """300 schedules whose audience errs exactly as often as the baseline (2 %), looked at
+    after every 100 released requests up to 60 times: the gate may look forever and still
+    pauses a healthy step at most about ALPHA of the time (1 %), and lets nearly all pass.
+    Seeded: the same counts every run."""
+    rng = random.Random(7)
+    paused = passed = 0
+    for _ in range(300):
+        slot = None
+        n = e = bn = be = 0
+        for _ in range(60):
+            n, bn = n + 100, bn + 1_000
+            e += sum(rng.random() < 0.02 for _ in range(100))
+            be += sum(rng.random() < 0.02 for _ in range(1_000))
+            result, slot = judge(window(n, e), window(bn, be), slot)
+            if result.verdict in (Verdict.FAIL, Verdict.PASS):
+                break
+        paused += result.verdict is Verdict.FAIL
+        passed += result.verdict is Verdict.PASS
+    assert paused <= 6  # 2 % of 300, twice ALPHA: the seeded run pauses 1
+    assert passed >= 270
 
 
 # Pure parts of the schedule -----------------------------------------------------------------
@@ -409,7 +439,7 @@ async def test_the_analysis_gate_waits_then_passes(bench: Bench) -> None:
     assert "50 released requests since the previous step" in record["last"]["detail"]
     assert not waiting.feature_flags[FLAG].gradual_rollout.paused  # type: ignore[union-attr]
     bench.clock.now = at("2025-04-08T10:00")
-    await bench.serve(released=(5_000, 10), baseline=(50_000, 60))
+    await bench.serve(released=(20_000, 100), baseline=(200_000, 1_000))
     passed = await bench.step("2025-04-08T10:01")
     assert flag_of(passed) == (20, ["beta_users"])
     assert (await bench.record())["last"]["outcome"] == "applied"
@@ -428,7 +458,7 @@ async def test_a_failed_analysis_pauses_the_schedule_with_the_reason(bench: Benc
     action, actor, reason = (await bench.actions())[-1]
     assert (action, actor) == ("flag_schedule_pause", ACTOR)
     assert reason.startswith("step 2 (2025-04-08T09:30) not applied: the analysis of the previous")
-    assert "released 200/2000 vs baseline 200/20000" in reason
+    assert "released 200/2000 (10 %) vs baseline 200/20000 (1 %)" in reason
     assert (await bench.record())["last"]["detail"] == reason
     # Resumed after a fix: judged on the traffic since the resume, not the failure's.
     await bench.store.write(
@@ -436,7 +466,7 @@ async def test_a_failed_analysis_pauses_the_schedule_with_the_reason(bench: Benc
     )
     await bench.schedules.note(FLAG, "resumed", "resumed by bob", restart=True)
     bench.clock.now = at("2025-04-09T00:00")
-    await bench.serve(released=(5_000, 5), baseline=(50_000, 50))
+    await bench.serve(released=(10_000, 50), baseline=(100_000, 500))
     assert flag_of(await bench.step("2025-04-09T00:01")) == (20, ["beta_users"])
 
 

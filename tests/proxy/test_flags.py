@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.flags import explain
 from config.schema import OutlierDetection, RoutingDocument, SplitgateConfig
+from config.targeting import explain
 from proxy.endpoints import EndpointPool
 from proxy.hashing import bucket, salt_prefix
 from proxy.table import CompiledRoute, RoutingTable

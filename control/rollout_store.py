@@ -1,0 +1,330 @@
+"""Where rollout records live in Redis: saved by compare-and-set, fenced, indexed, archived.
+
+- ``{ns}:rollout:<id>``: the record, JSON with a ``version``. Every save is one script: the
+  version must be the one read, the leader's fencing epoch (for the runner's own decisions)
+  must still be current, and the state's new events are appended to ``{ns}:events`` with it.
+- ``{ns}:rollouts``: the index of active rollouts, the only ones the runner reads each pass
+  (with one ``MGET``). A rollout that is over (a final status, its last weights written, its
+  post-deploy checks done) moves to ``{ns}:rollouts:archive``, a sorted set by the time it
+  ended, and is deleted with its verdicts after the retention period.
+- ``{ns}:rollouts:quarantine``: records that do not read (hand-edited, truncated), with the
+  reason. They leave the index, so the runner does not trip on them every pass; the record
+  itself is left as it was, to be looked at. ``GET /v1/rollouts`` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from config import jsonsafe
+from config.keys import Keys
+from config.plans import ABTestPlan, CanaryPlan, stored_plan
+from control.leadership import PASS_EPOCH
+from control.store import Fenced
+from control.strategies.canary import FINAL, Event, State, Status
+
+log = logging.getLogger("splitgate.control.rollouts")
+
+EVENTS_MAX = 10_000
+VERDICTS_MAX = 5_000
+RETENTION_S = 30 * 86400.0
+"""How long a finished rollout stays readable (``SPLITGATE_ROLLOUT_RETENTION``)."""
+PRUNE_MAX = 100
+"""Archived rollouts deleted per pass at most, so that one pass stays short."""
+
+_SAVE = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
+  return 0
+end
+if ARGV[4] ~= '' then
+  local epoch = redis.call('GET', KEYS[3])
+  if epoch ~= ARGV[4] then
+    return -1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+for i = 5, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i])
+end
+return 1
+"""
+
+Report = Callable[[str, BaseException], None]
+
+
+class RolloutConflict(Exception):
+    """Another rollout is active on the route, or the record changed meanwhile (HTTP 409)."""
+
+
+class UnknownItem(Exception):
+    """The rollout's checklist has no such item (HTTP 404)."""
+
+
+def state_to_dict(state: State) -> dict[str, Any]:
+    return asdict(state)
+
+
+def state_from_dict(data: dict[str, Any]) -> State:
+    return State(
+        status=Status(data["status"]),
+        phase=data["phase"],
+        phase_started_at=data["phase_started_at"],
+        generation=data["generation"],
+        error_streak=data["error_streak"],
+        errors=data["errors"],
+        failure_streak=data["failure_streak"],
+        failures=data["failures"],
+        paused_from=Status(data["paused_from"]) if data["paused_from"] else None,
+        history=tuple(Event(**e) for e in data["history"]),
+    )
+
+
+def plan_of(record: Mapping[str, Any]) -> CanaryPlan | ABTestPlan:
+    plan = stored_plan(record["plan"])
+    if record["strategy"] == "ab_test":
+        return ABTestPlan.model_validate(plan)
+    return CanaryPlan.model_validate(plan)
+
+
+def needs_step(record: Mapping[str, Any], now: float) -> bool:
+    if record["desired"] is not None:
+        return True
+    if Status(record["state"]["status"]) not in FINAL:
+        return True
+    post = record["post_deploy"]
+    return post is not None and post["status"] == "scheduled" and now >= post["due_at"]
+
+
+def is_over(record: Mapping[str, Any]) -> bool:
+    """Nothing will ever step it again: a final status, no weights to write, no checks due."""
+    if record["desired"] is not None or Status(record["state"]["status"]) not in FINAL:
+        return False
+    post = record["post_deploy"]
+    return post is None or post["status"] != "scheduled"
+
+
+def read_record(rollout_id: str, raw: str | bytes) -> dict[str, Any]:
+    """The record, checked as the runner will use it; ValueError with the reason if not."""
+    try:
+        record = json.loads(raw)
+        if not isinstance(record, dict):
+            raise TypeError("not a JSON object")
+        if record.get("id") != rollout_id:
+            raise ValueError(f"its id is {record.get('id')!r}, not {rollout_id!r}")
+        if not isinstance(record.get("version"), int) or not isinstance(record.get("route"), str):
+            raise TypeError("no integer version or no route")
+        needs_step(record, 0.0)
+        state_from_dict(record["state"])
+        plan_of(record)
+    except ValueError as exc:  # pydantic's ValidationError and json's errors are ValueErrors
+        raise ValueError(_short(exc)) from None
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {_short(exc)}") from None
+    return record
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).replace("\n", " ")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _ended_at(record: Mapping[str, Any], now: float) -> float:
+    history = record["state"].get("history") or []
+    at = history[-1].get("at") if history and isinstance(history[-1], dict) else None
+    return float(at) if isinstance(at, (int, float)) else now
+
+
+class RolloutStore:
+    def __init__(
+        self,
+        redis: Any,
+        keys: Keys,
+        clock: Callable[[], float] = time.time,
+        retention_s: float = RETENTION_S,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._clock = clock
+        self.retention_s = retention_s
+        self._save_script = redis.register_script(_SAVE)
+
+    # One record -----------------------------------------------------------------------------
+
+    async def get(self, rollout_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._keys.rollout(rollout_id))
+        return None if raw is None else dict(json.loads(raw))
+
+    async def add(self, record: dict[str, Any]) -> None:
+        """Save a new record and put it in the index of active rollouts."""
+        await self.save(record)
+        await self._redis.sadd(self._keys.rollouts, record["id"])
+
+    async def save(self, record: dict[str, Any]) -> None:
+        """Compare-and-set on the record's version: a concurrent change makes this one fail
+        (``RolloutConflict``), and so does a fencing epoch that is no longer current
+        (``Fenced``). The state's events since the last save are appended with it."""
+        expected = record["version"]
+        history = record["state"]["history"]
+        events = [self._event(record, e) for e in history[record["emitted"] :]]
+        epoch = PASS_EPOCH.get()
+        done = await self._save_script(
+            keys=[self._keys.rollout(record["id"]), self._keys.events, self._keys.epoch],
+            args=[
+                expected,
+                jsonsafe.dumps({**record, "version": expected + 1, "emitted": len(history)}),
+                EVENTS_MAX,
+                "" if epoch is None else epoch,
+                *events,
+            ],
+        )
+        if done == -1:
+            current = await self._redis.get(self._keys.epoch)
+            raise Fenced(int(current or 0))
+        if not done:
+            raise RolloutConflict(f"rollout {record['id']} changed meanwhile; try again")
+        record["version"] = expected + 1
+        record["emitted"] = len(history)
+        if Status(record["state"]["status"]) in FINAL and record["desired"] is None:
+            # Only this rollout's own claim is released, once its last weights are written.
+            active = self._keys.active_rollout(record["route"])
+            if await self._redis.get(active) == record["id"]:
+                await self._redis.delete(active)
+
+    def _event(self, record: dict[str, Any], event: dict[str, Any]) -> str:
+        plan = record["plan"]
+        return jsonsafe.dumps(
+            {
+                "rollout": record["id"],
+                "route": record["route"],
+                "strategy": record["strategy"],
+                "kind": event["kind"],
+                "detail": event["detail"],
+                "status": record["state"]["status"],
+                "phase": record["state"]["phase"],
+                "version": plan.get("candidate", {}).get("version"),
+                "at": event["at"],
+            }
+        )
+
+    async def verdicts(self, rollout_id: str, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` looks, newest first, each with its verdicts and figures."""
+        entries = await self._redis.xrevrange(self._keys.rollout_verdicts(rollout_id), count=limit)
+        return [{"id": entry_id, **json.loads(fields["look"])} for entry_id, fields in entries]
+
+    async def add_look(self, rollout_id: str, look: dict[str, Any]) -> None:
+        await self._redis.xadd(
+            self._keys.rollout_verdicts(rollout_id),
+            {"look": jsonsafe.dumps(look)},
+            maxlen=VERDICTS_MAX,
+            approximate=True,
+        )
+
+    # The index, the archive, the quarantine ------------------------------------------------
+
+    async def active(self, report: Report | None = None) -> list[dict[str, Any]]:
+        """Every active rollout's record, by id. One that does not read is quarantined (and
+        reported), one whose record is gone leaves the index: neither comes back next pass."""
+        ids = sorted(await self._redis.smembers(self._keys.rollouts))
+        if not ids:
+            return []
+        raws = await self._redis.mget([self._keys.rollout(i) for i in ids])
+        records = []
+        for rollout_id, raw in zip(ids, raws, strict=True):
+            if raw is None:
+                await self._redis.srem(self._keys.rollouts, rollout_id)
+                continue
+            try:
+                records.append(read_record(rollout_id, raw))
+            except ValueError as exc:
+                await self.quarantine(rollout_id, str(exc))
+                if report is not None:
+                    report(rollout_id, exc)
+        return records
+
+    async def quarantine(self, rollout_id: str, reason: str) -> None:
+        entry = jsonsafe.dumps({"reason": reason, "at": self._clock()})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.rollouts_quarantine, rollout_id, entry)
+            pipe.srem(self._keys.rollouts, rollout_id)
+            await pipe.execute()
+        log.error(
+            "rollout %s: quarantined, the stored record does not read: %s", rollout_id, reason
+        )
+
+    async def quarantined(self) -> list[dict[str, Any]]:
+        entries = await self._redis.hgetall(self._keys.rollouts_quarantine)
+        return [{"id": i, **json.loads(entries[i])} for i in sorted(entries)]
+
+    async def archive(self, record: Mapping[str, Any]) -> None:
+        """Move a rollout that is over from the index to the archive."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._keys.rollouts_archive, {record["id"]: _ended_at(record, self._clock())})
+            pipe.srem(self._keys.rollouts, record["id"])
+            await pipe.execute()
+
+    async def prune(self) -> int:
+        """Delete archived rollouts older than the retention period (at most PRUNE_MAX)."""
+        cutoff = self._clock() - self.retention_s
+        ids = await self._redis.zrangebyscore(
+            self._keys.rollouts_archive, "-inf", cutoff, start=0, num=PRUNE_MAX
+        )
+        if ids:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for rollout_id in ids:
+                    pipe.delete(self._keys.rollout(rollout_id))
+                    pipe.delete(self._keys.rollout_verdicts(rollout_id))
+                pipe.zrem(self._keys.rollouts_archive, *ids)
+                await pipe.execute()
+        return len(ids)
+
+    async def page(
+        self, limit: int, cursor: tuple[float, str] | None
+    ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+        """The first page holds every active rollout, then the archive newest first; a page
+        after ``cursor`` (the last archived rollout's end time and id) only the archive.
+        Returns the page and the cursor of the next one (None at the end)."""
+        records: list[dict[str, Any]] = []
+        if cursor is None:
+            for rollout_id in sorted(await self._redis.smembers(self._keys.rollouts)):
+                record = await self._readable(rollout_id)
+                if record is not None:
+                    records.append(record)
+        key = self._keys.rollouts_archive
+        archived: list[tuple[str, float]] = []
+        top: float | str = "+inf"
+        if cursor is not None:
+            # The rest of the rollouts that ended at the cursor's very time (ids below it),
+            # then those that ended before: ZREVRANGE orders ties by id, descending.
+            score, after = cursor
+            ties = await self._redis.zrangebyscore(key, score, score)
+            archived = [(i, score) for i in sorted(ties, reverse=True) if i < after]
+            top = f"({score!r}"
+        entries = await self._redis.zrevrangebyscore(
+            key, top, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        archived += [(rollout_id, float(score)) for rollout_id, score in entries]
+        more = len(archived) > limit
+        archived = archived[:limit]
+        for rollout_id, _ in archived:
+            record = await self._readable(rollout_id)
+            if record is not None:
+                records.append(record)
+        if not more or not archived:
+            return records, None
+        last_id, last_score = archived[-1]
+        return records, (last_score, last_id)
+
+    async def _readable(self, rollout_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._keys.rollout(rollout_id))
+        if raw is None:
+            return None
+        try:
+            return read_record(rollout_id, raw)
+        except ValueError:
+            return None  # the runner quarantines it on its next pass
