@@ -31,7 +31,7 @@ from config.srm import sample_ratio
 from control import edits
 from control.edits import EditError, FieldError
 from control.health_api import OPEN_PATHS
-from control.openapi import OPENAPI
+from control.openapi import OPENAPI, QUERY_NAMES
 from control.rollouts import Rollouts
 from control.store import Change, DocumentStore, Stale
 from control.windows import WindowReader
@@ -77,6 +77,14 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         expected = "Bearer " + request.app[TOKEN]
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return error(401, "unauthorized", "missing or wrong bearer token")
+    unknown = _unknown_query(request)
+    if unknown:
+        return error(
+            400,
+            "unknown_parameter",
+            f"unknown query parameter {unknown[0]!r}",
+            [FieldError(name, "unknown query parameter (see /openapi.json)") for name in unknown],
+        )
     try:
         return await handler(request)
     except EditError as exc:
@@ -89,8 +97,21 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(413, "request_too_large", f"the request body is larger than {MAX_BODY} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return error(exc.status, _CODES.get(exc.status, "http_error"), exc.reason)
+            answer = error(exc.status, _CODES.get(exc.status, "http_error"), exc.reason)
+            if "Allow" in exc.headers:
+                answer.headers["Allow"] = exc.headers["Allow"]  # 405 names the methods it takes
+            return answer
         raise
+
+
+def _unknown_query(request: web.Request) -> list[str]:
+    """Query parameters the operation does not take: a typo (``?windw=``) is refused, never
+    silently ignored."""
+    if not request.query:
+        return []
+    resource = request.match_info.route.resource
+    taken = QUERY_NAMES.get((request.method, resource.canonical)) if resource else None
+    return [] if taken is None else sorted(set(request.query) - taken)
 
 
 async def read_json(request: web.Request) -> Any:

@@ -9,6 +9,7 @@ from config.schema import Route, Track
 from control.openapi_flags import FLAG_PATHS
 from control.openapi_parts import (
     ID_PARAM,
+    REASON_PARAM,
     ROUTE_PARAM,
     TRACK_PARAM,
     component,
@@ -50,8 +51,8 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
             },
-            "Route": Route.model_json_schema(ref_template="#/components/schemas/{model}"),
-            "Track": Track.model_json_schema(ref_template="#/components/schemas/{model}"),
+            **component(Route),
+            **component(Track),
             **component(Flag),
             **component(Segment),
         },
@@ -121,7 +122,9 @@ OPENAPI: dict[str, Any] = {
                 params=[ROUTE_PARAM, TRACK_PARAM],
             ),
             "delete": write(
-                "Remove a track (its weight must be 0)", None, params=[ROUTE_PARAM, TRACK_PARAM]
+                "Remove a track (its weight must be 0)",
+                None,
+                params=[ROUTE_PARAM, TRACK_PARAM, REASON_PARAM],
             ),
         },
         "/v1/routes/{route}/tracks/{track}/upstreams": {
@@ -142,6 +145,7 @@ OPENAPI: dict[str, Any] = {
                     ROUTE_PARAM,
                     TRACK_PARAM,
                     {"name": "url", "in": "query", "required": True, "schema": {"type": "string"}},
+                    REASON_PARAM,
                 ],
             ),
         },
@@ -291,3 +295,12 @@ OPENAPI: dict[str, Any] = {
         **FLAG_PATHS,
     },
 }
+
+QUERY_NAMES: dict[tuple[str, str], frozenset[str]] = {
+    (method.upper(), path): frozenset(
+        p["name"] for p in operation.get("parameters", []) if p["in"] == "query"
+    )
+    for path, operations in OPENAPI["paths"].items()
+    for method, operation in operations.items()
+}
+"""Each documented operation's query parameters: the admin API's guard refuses any other."""

@@ -78,7 +78,7 @@ FLAG_PATHS: dict[str, Any] = {
             "Change some top-level fields of a flag (enabled, rollout_percentage ...)",
             {"type": "object"},
             413,
-            params=[NAME_PARAM],
+            params=[NAME_PARAM, REASON_PARAM],
         ),
         "delete": write(
             "Remove a flag: its users go back to the weighted split",
@@ -119,7 +119,7 @@ FLAG_PATHS: dict[str, Any] = {
             "Add or replace a segment (a named condition set)",
             reasoned({"$ref": "#/components/schemas/Segment"}),
             413,
-            params=[NAME_PARAM],
+            params=[NAME_PARAM, REASON_PARAM],
         ),
         "delete": write(
             "Remove a segment (409 while a flag or schedule names it)",
@@ -140,7 +140,7 @@ FLAG_PATHS: dict[str, Any] = {
                 "additionalProperties": False,
             },
             413,
-            params=[],
+            params=[REASON_PARAM],
         )
     },
 }

@@ -8,9 +8,27 @@ from typing import Any
 from pydantic import BaseModel
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-ROUTE_PARAM = {"name": "route", "in": "path", "required": True, "schema": {"type": "string"}}
-TRACK_PARAM = {"name": "track", "in": "path", "required": True, "schema": {"type": "string"}}
-ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+ROUTE_PARAM = {
+    "name": "route",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "example": "chat",
+}
+TRACK_PARAM = {
+    "name": "track",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "example": "canary",
+}
+ID_PARAM = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "example": "chat-1a2b3c4d",
+}
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 REASON_PARAM = {
     "name": "reason",

@@ -195,12 +195,11 @@ async def get_rollout(request: web.Request) -> web.Response:
     return json_response(record)
 
 
+COMMANDS = ("approve", "promote", "pause", "resume", "abort")
+
+
 async def rollout_command(request: web.Request) -> web.Response:
     name = request.match_info["command"]
-    if name not in ("approve", "promote", "pause", "resume", "abort"):
-        raise EditError(
-            [FieldError("command", "one of approve, promote, pause, resume, abort")], status=404
-        )
     return await _answer(request, request.app[ROLLOUTS].command(request.match_info["id"], name))
 
 
@@ -258,4 +257,5 @@ def add_rollout_routes(app: web.Application) -> None:
     app.router.add_get("/v1/rollouts/{id}", get_rollout)
     app.router.add_get("/v1/rollouts/{id}/verdicts", rollout_verdicts)
     app.router.add_post("/v1/rollouts/{id}/checks/{item}", check_item)
-    app.router.add_post("/v1/rollouts/{id}/{command}", rollout_command)
+    # Only the commands: POST to /v1/rollouts/{id}/verdicts is then a 405 naming GET.
+    app.router.add_post(f"/v1/rollouts/{{id}}/{{command:{'|'.join(COMMANDS)}}}", rollout_command)

@@ -464,3 +464,29 @@ async def test_a_rollout_that_would_hand_production_to_the_older_baseline_is_ref
     assert problem["field"] == "canary_deployment.candidate.track"
     assert "track 'canary' serves 90% of route 'chat' (v2)" in problem["reason"]
     assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []
+
+
+async def test_an_unknown_query_parameter_is_refused_naming_it(
+    client: TestClient[Any, Any], raw_redis: Redis
+) -> None:
+    """A typo in a parameter is a 400 naming it, never silently the default."""
+    r = await client.get("/v1/routes/chat/metrics?windw=5m", headers=AUTH)
+    assert r.status == 400
+    body = await r.json()
+    assert body["error"]["code"] == "unknown_parameter"
+    assert [e["field"] for e in body["errors"]] == ["windw"]
+    before = await stored(raw_redis)
+    r = await client.delete("/v1/routes/chat/tracks/canary?reasn=typo", headers=AUTH)
+    assert r.status == 400 and (await r.json())["errors"][0]["field"] == "reasn"
+    assert await stored(raw_redis) == before
+    # The documented ones still work.
+    r = await client.get("/v1/routes/chat/metrics?window=5m", headers=AUTH)
+    assert r.status == 200
+
+
+async def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(
+    client: TestClient[Any, Any],
+) -> None:
+    r = await client.post("/v1/rollouts/chat-1a2b3c4d/verdicts", headers=AUTH)
+    assert r.status == 405 and r.headers["Allow"] == "GET,HEAD"
+    assert (await r.json())["error"]["code"] == "method_not_allowed"
