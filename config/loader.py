@@ -1,12 +1,15 @@
 """YAML file → validated models, with errors that name the file, the line and the field.
 
-``ConfigError`` carries one line per problem, in the form ``path:line: field: reason``, so a
-person can jump straight to the mistake. Duplicate keys, which YAML would silently collapse,
+``ConfigError`` carries one ``Problem`` per mistake (source, line, field, reason), which reads
+as ``path:line: field: reason``, so a person can jump straight to it and the admin API can
+name the field without parsing text back. Duplicate keys, which YAML would silently collapse,
 are refused too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,12 +21,36 @@ from config.schema import SplitgateConfig
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(ValueError):
-    """A configuration file could not be read or does not validate."""
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration: where (``source``, ``line``, ``field``) and why.
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    ``str()`` gives the one line a person reads: ``routes.yaml:12: routes[0].name: reason``.
+    ``field`` is None for a problem with the text itself (not YAML, empty, unreadable)."""
+
+    source: str
+    line: int | None
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        parts = [where] if where else []
+        if self.field is not None:
+            parts.append(self.field or "(top level)")
+        return ": ".join([*parts, self.reason])
+
+
+class ConfigError(ValueError):
+    """A configuration could not be read or does not validate: ``details`` says where and
+    why, one ``Problem`` each; ``problems`` is the same as lines of text."""
+
+    def __init__(self, problems: Sequence[str | Problem]) -> None:
+        self.details = [
+            p if isinstance(p, Problem) else Problem("", None, None, p) for p in problems
+        ]
+        self.problems = [str(p) for p in self.details]
+        super().__init__("\n".join(self.problems))
 
 
 def load_config(path: str | Path) -> SplitgateConfig:
@@ -36,9 +63,12 @@ def load_model(path: str | Path, model: type[M]) -> M:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read the file: {exc.strerror or exc}"]) from None
+        why = f"cannot read the file: {exc.strerror or exc}"
+        raise ConfigError([Problem(str(path), None, None, why)]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+        raise ConfigError(
+            [Problem(str(path), None, None, f"not UTF-8 text ({exc.reason})")]
+        ) from None
     return parse_model(text, model, source=str(path))
 
 
@@ -49,44 +79,40 @@ def parse_model(text: str, model: type[M], *, source: str = "<config>") -> M:
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(source, exc)]) from None
     if root is None:
-        raise ConfigError([f"{source}: the file is empty"])
+        raise ConfigError([Problem(source, None, None, "the file is empty")])
     duplicates = list(_duplicate_keys(root, ()))
     if duplicates:
         raise ConfigError(
-            [f"{source}:{line}: {_dotted(loc)}: key given twice" for loc, line in duplicates]
+            [Problem(source, line, _dotted(loc), "key given twice") for loc, line in duplicates]
         )
     data: Any = yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}:{root.start_mark.line + 1}: the top level must be a mapping"])
+        line = root.start_mark.line + 1
+        raise ConfigError([Problem(source, line, None, "the top level must be a mapping")])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_problems(exc, root, source)) from None
 
 
-def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
+def _yaml_problem(source: str, exc: yaml.YAMLError) -> Problem:
     mark = getattr(exc, "problem_mark", None)
-    reason = getattr(exc, "problem", None) or str(exc)
-    if mark is not None:
-        return f"{source}:{mark.line + 1}: not valid YAML: {reason}"
-    return f"{source}: not valid YAML: {reason}"
+    why = getattr(exc, "problem", None) or str(exc)
+    line = mark.line + 1 if mark is not None else None
+    return Problem(source, line, None, f"not valid YAML: {why}")
 
 
-def _problems(exc: ValidationError, root: yaml.Node, source: str) -> list[str]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
-        line = _line_of(root, loc)
-        message = reason(error)
-        where = f"{source}:{line}" if line is not None else source
-        problems.append(f"{where}: {_dotted(loc) or '(top level)'}: {message}")
-    return problems
-
-
-def describe_validation_error(exc: ValidationError, source: str) -> list[str]:
-    """``source: field: reason`` lines for a model validated from something other than a file."""
+def _problems(exc: ValidationError, root: yaml.Node, source: str) -> list[Problem]:
     return [
-        f"{source}: {_dotted(tuple(e['loc'])) or '(top level)'}: {reason(e)}"
+        Problem(source, _line_of(root, tuple(e["loc"])), _dotted(tuple(e["loc"])), reason(e))
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> list[Problem]:
+    """The problems of a model validated from something other than a file (no lines)."""
+    return [
+        Problem(source, None, _dotted(tuple(e["loc"])), reason(e))
         for e in exc.errors(include_url=False)
     ]
 

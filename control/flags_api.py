@@ -29,7 +29,7 @@ from aiohttp import web
 
 from config.flag_schedule import zone_of
 from config.flags import Flag
-from config.loader import ConfigError, parse_model
+from config.loader import ConfigError, Problem, parse_model
 from config.schema import RoutingDocument
 from config.targeting import explain, request_facts
 from control import edits
@@ -254,21 +254,15 @@ def _yaml_flag(text: str) -> dict[str, Any]:
     try:
         return parse_model(text, Flag, source="flag").model_dump()
     except ConfigError as exc:
-        raise EditError([_problem(p) for p in exc.problems]) from None
+        raise EditError([_problem(p) for p in exc.details]) from None
 
 
-def _problem(problem: str) -> FieldError:
-    # "flag:7: conditions[0].operator: reason" → ("flag.conditions[0].operator", "line 7: reason")
-    where, _, rest = problem.partition(": ")
-    line = where.rpartition(":")[2]
-    field, sep, reason = rest.partition(": ")
-    if field == "(top level)":
-        field = "flag"
-    elif sep and " " not in field:
-        field = f"flag.{field}"
-    else:  # "not valid YAML: …", "the file is empty": about the text, not a field
-        field, reason = "flag", rest
-    return FieldError(field, f"line {line}: {reason}" if line.isdigit() else reason)
+def _problem(problem: Problem) -> FieldError:
+    """``flag:7: conditions[0].operator: reason`` as ``flag.conditions[0].operator`` and
+    ``line 7: reason``; a problem with the text itself (not YAML, empty) is the flag's."""
+    field = "flag" if not problem.field else f"flag.{problem.field}"
+    why = f"line {problem.line}: {problem.reason}" if problem.line else problem.reason
+    return FieldError(field, why)
 
 
 def _with_lines(exc: EditError, text: str | None) -> EditError:

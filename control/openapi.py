@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.flags import Flag, Segment
+from config.records import QuarantinedRollout, RolloutRecord
 from config.schema import Route, Track
 from control.openapi_flags import FLAG_PATHS
 from control.openapi_parts import (
@@ -16,6 +17,8 @@ from control.openapi_parts import (
     responses,
     write,
 )
+
+_RECORD = {"$ref": "#/components/schemas/RolloutRecord"}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -51,6 +54,8 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
             },
+            **component(RolloutRecord),
+            **component(QuarantinedRollout),
             **component(Route),
             **component(Track),
             **component(Flag),
@@ -216,7 +221,10 @@ OPENAPI: dict[str, Any] = {
                 },
                 "responses": {
                     **responses("Started", 404, 409, 422),
-                    "201": {"description": "The rollout's record"},
+                    "201": {
+                        "description": "The rollout's record",
+                        "content": {"application/json": {"schema": _RECORD}},
+                    },
                 },
             },
             "get": {
@@ -231,7 +239,20 @@ OPENAPI: dict[str, Any] = {
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
                 "responses": responses(
-                    "`rollouts`, `next_cursor` (null on the last page), `quarantined`", 400
+                    "`rollouts`, `next_cursor` (null on the last page), `quarantined`",
+                    400,
+                    schema={
+                        "type": "object",
+                        "required": ["rollouts", "next_cursor", "quarantined"],
+                        "properties": {
+                            "rollouts": {"type": "array", "items": _RECORD},
+                            "next_cursor": {"type": ["string", "null"]},
+                            "quarantined": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/QuarantinedRollout"},
+                            },
+                        },
+                    },
                 ),
             },
         },
@@ -239,7 +260,25 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Phase, weights, time in phase, what it waits for, last verdicts, history",
                 "parameters": [ID_PARAM],
-                "responses": responses("The record", 404),
+                "responses": responses(
+                    "The record, with the route's `weights` now and the `time_in_phase_s`",
+                    404,
+                    schema={
+                        "allOf": [
+                            _RECORD,
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "time_in_phase_s": {"type": ["number", "null"]},
+                                    "weights": {
+                                        "type": ["object", "null"],
+                                        "additionalProperties": {"type": "number"},
+                                    },
+                                },
+                            },
+                        ]
+                    },
+                ),
             }
         },
         "/v1/rollouts/{id}/verdicts": {

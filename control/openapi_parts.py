@@ -46,7 +46,7 @@ IF_MATCH = {
 }
 
 
-def responses(ok: str, *codes: int) -> dict[str, Any]:
+def responses(ok: str, *codes: int, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     reasons = {
         400: "Malformed request",
         401: "Missing or wrong bearer token",
@@ -58,7 +58,10 @@ def responses(ok: str, *codes: int) -> dict[str, Any]:
         503: "Redis unreachable or not seeded",
     }
     out: dict[str, Any] = {
-        "200": {"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}}
+        "200": {
+            "description": ok,
+            "content": {"application/json": {"schema": schema or {"type": "object"}}},
+        }
     }
     for code in (401, 503, *codes):
         out[str(code)] = {

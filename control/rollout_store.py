@@ -24,9 +24,9 @@ from typing import Any
 from config import jsonsafe
 from config.keys import Keys
 from config.plans import ABTestPlan, CanaryPlan, stored_plan
-from control.leadership import PASS_EPOCH
-from control.store import Fenced
+from config.records import RolloutRecord
 from control.strategies.canary import FINAL, Event, State, Status
+from control.versioned import VersionChanged, VersionedStore
 
 log = logging.getLogger("splitgate.control.rollouts")
 
@@ -36,24 +36,6 @@ RETENTION_S = 30 * 86400.0
 """How long a finished rollout stays readable (``SPLITGATE_ROLLOUT_RETENTION``)."""
 PRUNE_MAX = 100
 """Archived rollouts deleted per pass at most, so that one pass stays short."""
-
-_SAVE = """
-local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
-  return 0
-end
-if ARGV[4] ~= '' then
-  local epoch = redis.call('GET', KEYS[3])
-  if epoch ~= ARGV[4] then
-    return -1
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2])
-for i = 5, #ARGV do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i])
-end
-return 1
-"""
 
 Report = Callable[[str, BaseException], None]
 
@@ -110,17 +92,15 @@ def is_over(record: Mapping[str, Any]) -> bool:
 
 
 def read_record(rollout_id: str, raw: str | bytes) -> dict[str, Any]:
-    """The record, checked as the runner will use it; ValueError with the reason if not."""
+    """The record, checked as the runner will use it: against ``config.records`` and its
+    plan against the strategy's model. ValueError with the reason if it does not read."""
     try:
         record = json.loads(raw)
         if not isinstance(record, dict):
             raise TypeError("not a JSON object")
-        if record.get("id") != rollout_id:
-            raise ValueError(f"its id is {record.get('id')!r}, not {rollout_id!r}")
-        if not isinstance(record.get("version"), int) or not isinstance(record.get("route"), str):
-            raise TypeError("no integer version or no route")
-        needs_step(record, 0.0)
-        state_from_dict(record["state"])
+        RolloutRecord.model_validate(record)
+        if record["id"] != rollout_id:
+            raise ValueError(f"its id is {record['id']!r}, not {rollout_id!r}")
         plan_of(record)
     except ValueError as exc:  # pydantic's ValidationError and json's errors are ValueErrors
         raise ValueError(_short(exc)) from None
@@ -152,7 +132,7 @@ class RolloutStore:
         self._keys = keys
         self._clock = clock
         self.retention_s = retention_s
-        self._save_script = redis.register_script(_SAVE)
+        self._versions = VersionedStore(redis, keys)
 
     # One record -----------------------------------------------------------------------------
 
@@ -169,27 +149,18 @@ class RolloutStore:
         """Compare-and-set on the record's version: a concurrent change makes this one fail
         (``RolloutConflict``), and so does a fencing epoch that is no longer current
         (``Fenced``). The state's events since the last save are appended with it."""
-        expected = record["version"]
         history = record["state"]["history"]
         events = [self._event(record, e) for e in history[record["emitted"] :]]
-        epoch = PASS_EPOCH.get()
-        done = await self._save_script(
-            keys=[self._keys.rollout(record["id"]), self._keys.events, self._keys.epoch],
-            args=[
-                expected,
-                jsonsafe.dumps({**record, "version": expected + 1, "emitted": len(history)}),
-                EVENTS_MAX,
-                "" if epoch is None else epoch,
-                *events,
-            ],
-        )
-        if done == -1:
-            current = await self._redis.get(self._keys.epoch)
-            raise Fenced(int(current or 0))
-        if not done:
-            raise RolloutConflict(f"rollout {record['id']} changed meanwhile; try again")
-        record["version"] = expected + 1
+        emitted = record["emitted"]
         record["emitted"] = len(history)
+        try:
+            await self._versions.save(self._keys.rollout(record["id"]), record, events, EVENTS_MAX)
+        except VersionChanged:
+            record["emitted"] = emitted
+            raise RolloutConflict(f"rollout {record['id']} changed meanwhile; try again") from None
+        except BaseException:
+            record["emitted"] = emitted
+            raise
         if Status(record["state"]["status"]) in FINAL and record["desired"] is None:
             # Only this rollout's own claim is released, once its last weights are written.
             active = self._keys.active_rollout(record["route"])

@@ -38,7 +38,6 @@ from control import accumulate, edits, waiting
 from control.leadership import PASS_EPOCH
 from control.observation import Action, Observer
 from control.outbox import handed_over, handover, weights_of
-from control.post_deploy import post_deploy
 from control.rollout_prep import (
     Preparation,
     Probe,
@@ -54,21 +53,19 @@ from control.rollout_store import (
     UnknownItem,
     is_over,
     needs_step,
-    plan_of,
     state_from_dict,
     state_to_dict,
 )
 from control.smoke import probe
 from control.store import Change, DocumentStore, Fenced, Stale, Superseded
-from control.strategies import ab, canary
+from control.strategies import canary
 from control.strategies.canary import (
     FINAL,
     State,
     Status,
-    hold_for_decision,
-    tick,
     written,
 )
+from control.strategy import Strategies
 from control.windows import WindowReader
 
 log = logging.getLogger("splitgate.control.rollouts")
@@ -103,6 +100,7 @@ class Rollouts:
         self.records = RolloutStore(redis, keys, clock, retention_s)
         self._prep = Preparation(store, clock, probe)
         self._observer = Observer(store, windows, self.records)
+        self._strategy = Strategies(self._prep, self._observer, windows)
 
     async def create(
         self,
@@ -163,16 +161,9 @@ class Rollouts:
         record = await self.get(rollout_id)
         if record is None:
             return None
-        plan = plan_of(record)
         state = state_from_dict(record["state"])
-        now = self._clock()
-        actions: list[Action]
-        if isinstance(plan, ABTestPlan):
-            state, all_actions = ab.command(plan, state, name, now, record["before_weights"])
-            actions = list(all_actions)
-        else:
-            state, weight_actions = canary.command(plan, state, name, now)
-            actions = list(weight_actions)
+        strategy = self._strategy(record["strategy"])
+        state, actions = strategy.command(record, state, name, self._clock())
         await self._commit(record, state, actions, f"{name} by request")
         return record
 
@@ -243,11 +234,11 @@ class Rollouts:
         if record["desired"] is not None:
             await self._flush(record)  # an earlier decision's weights first
             return
-        plan = plan_of(record)
+        strategy = self._strategy(record["strategy"])
         state = state_from_dict(record["state"])
         now = self._clock()
         if state.status in FINAL:
-            if isinstance(plan, CanaryPlan) and await post_deploy(self._windows, plan, record, now):
+            if await strategy.after(record, now):
                 await self._save(record)
             return
         actions: list[Action] = []
@@ -258,22 +249,9 @@ class Rollouts:
                 await self._save(record)
                 return
             await self._prep.restart_counts(record, now)
-            if isinstance(plan, ABTestPlan):
-                state, ab_actions = ab.start(plan, state, now)
-                actions = list(ab_actions)
-            else:
-                state, actions = await self._begin(plan, record, state, now)
+            state, actions = await strategy.begin(record, state, now)
         elif state.status is Status.RUNNING and state.generation is not None:
-            if isinstance(plan, ABTestPlan):
-                state, actions = await self._observer.ab_tick(plan, record, state, now)
-            else:
-                seen = await self._observer.observe(plan, record, state, now)
-                before = state
-                state, weight_actions = tick(plan, state, seen)
-                actions = list(weight_actions)
-                if state.status is Status.ROLLED_BACK and record["rollback"] == "manual":
-                    state, held = hold_for_decision(before, state, now)
-                    actions = list(held)
+            state, actions = await strategy.look(record, state, now)
         reason = state.history[-1].detail if state.history else ""
         await self._commit(record, state, actions, reason)
 
@@ -369,18 +347,6 @@ class Rollouts:
             await self._save(record)
             return
         raise RolloutConflict(f"rollout {record['id']}: the routing document keeps changing")
-
-    async def _begin(
-        self, plan: CanaryPlan, record: dict[str, Any], state: State, now: float
-    ) -> tuple[State, list[Action]]:
-        await self._prep.register_candidate(plan)
-        failed = await self._prep.verify(plan, record)
-        if failed is not None:
-            state = replace(state, status=Status.ROLLED_BACK).note(now, "rolled_back", failed)
-            return state, []
-        record["latency_edge"] = await self._observer.latency_edge(plan)
-        state, actions = canary.start(plan, state, now)
-        return state, list(actions)
 
 
 def _log_failure(rollout_id: str, exc: BaseException) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from config.environments import with_environment
-from config.loader import ConfigError
+from config.loader import ConfigError, Problem
 from config.plans import (
     ABTestPlan,
     BigBangPlan,
@@ -44,7 +44,7 @@ async def start_rollout(request: web.Request) -> web.Response:
     try:
         parsed = parse_plan(text)
     except ConfigError as exc:
-        errors = [FieldError(*_split_problem(p)) for p in exc.problems]
+        errors = [_field_error(p) for p in exc.details]
         raise EditError(errors) from None
     document = await current(request)
     route = edits.find_route(document, parsed.route)
@@ -134,12 +134,10 @@ async def start_rollout(request: web.Request) -> web.Response:
     return json_response(record, status=201)
 
 
-def _split_problem(problem: str) -> tuple[str, str]:
-    # "plan:12: canary_deployment.phases[0].traffic: reason" → (field, "line 12: reason")
-    where, _, rest = problem.partition(": ")
-    field, _, reason = rest.partition(": ")
-    line = where.rpartition(":")[2]
-    return (field or "plan"), (f"line {line}: {reason}" if line.isdigit() else reason or rest)
+def _field_error(problem: Problem) -> FieldError:
+    """``plan:12: canary_deployment.phases[0].traffic: reason`` as the API names it."""
+    why = f"line {problem.line}: {problem.reason}" if problem.line else problem.reason
+    return FieldError(problem.field or "plan", why)
 
 
 async def list_rollouts(request: web.Request) -> web.Response:

@@ -34,7 +34,6 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from config import jsonsafe
 from config.flag_schedule import Schedule, ScheduleStep, due_steps, step_time
 from config.flags import Flag
 from config.keys import Keys, StoredDocument
@@ -53,18 +52,11 @@ from control.schedule_steps import (
     step_key,
 )
 from control.store import Change, DocumentStore, Fenced, Stale, Superseded
+from control.versioned import VersionChanged, VersionedStore
 
 log = logging.getLogger("splitgate.control.schedule")
 
 ACTOR = "splitgate-schedule"
-_SAVE = """
-local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
 
 
 class ScheduleConflict(Exception):
@@ -87,7 +79,7 @@ class Schedules:
         self._clock = clock
         self._epoch = epoch
         self._report = report or _log_failure
-        self._save_script = redis.register_script(_SAVE)
+        self._versions = VersionedStore(redis, keys)
 
     async def record(self, name: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._keys.flag_schedule(name))
@@ -287,14 +279,14 @@ class Schedules:
         record["last"] = {"at": self._clock(), "outcome": outcome, "detail": detail}
 
     async def _save(self, record: dict[str, Any]) -> None:
-        """Compare-and-set on the record's version; ``ScheduleConflict`` if it moved on."""
-        expected = record["version"]
-        record["version"] = expected + 1
-        if not await self._save_script(
-            keys=[self._keys.flag_schedule(record["flag"])], args=[expected, jsonsafe.dumps(record)]
-        ):
-            record["version"] = expected
-            raise ScheduleConflict(f"the schedule of flag {record['flag']!r} changed meanwhile")
+        """Compare-and-set on the record's version (``ScheduleConflict`` if it moved on),
+        fenced during the leader's pass."""
+        try:
+            await self._versions.save(self._keys.flag_schedule(record["flag"]), record)
+        except VersionChanged:
+            raise ScheduleConflict(
+                f"the schedule of flag {record['flag']!r} changed meanwhile"
+            ) from None
 
 
 def _log_failure(flag: str, exc: BaseException) -> None:

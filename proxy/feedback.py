@@ -95,9 +95,8 @@ class FeedbackEndpoint:
         try:
             feedback = Feedback.model_validate(data)
         except ValidationError as exc:
-            problem = describe_validation_error(exc, "feedback")[0].removeprefix("feedback: ")
-            field, _, reason = problem.partition(": ")
-            return _error(422, "body" if field in ("", "(top level)") else field, reason or problem)
+            problem = describe_validation_error(exc, "feedback")[0]
+            return _error(422, problem.field or "body", problem.reason)
         source = verify(self._key, feedback.request_id)
         if source is None:
             return _error(

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from config.keys import Ack, Keys
 from config.metrics import field_name
 from config.plans import CanaryPlan, parse_plan
+from config.records import RolloutRecord
 from config.schema import RoutingDocument
 from control.rollouts import Rollouts
 from control.store import Change, DocumentStore
@@ -58,8 +59,10 @@ class Bench:
         await self.redis.set(self.keys.ack("p1"), ack.model_dump_json())
 
     async def record(self, rollout_id: str) -> dict[str, Any]:
+        """The stored record, which every test checks against ``config.records`` this way."""
         record = await self.rollouts.get(rollout_id)
         assert record is not None
+        RolloutRecord.model_validate(record)
         return record
 
     async def step(self, rollout_id: str) -> dict[str, Any]:

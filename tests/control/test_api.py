@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from jsonschema import Draft202012Validator
 from redis.asyncio import Redis
 
 from config.feedback import sign, track_payload
 from config.keys import Keys
 from config.schema import RoutingDocument
 from control.app import ControlApp
+from control.openapi import OPENAPI
 from control.redis_client import connect
 from splitgate.redis_server import RedisServer
 from tests.control.conftest import stored
@@ -427,9 +429,12 @@ async def test_rollout_plans_and_commands_refused_with_the_field_and_the_state(
     assert r.status == 200 and (await r.json())["looks"] == []
     r = await client.get(f"/v1/rollouts/{rid}", headers=AUTH)
     shown = await r.json()
+    conforms(shown, "/v1/rollouts/{id}")
     assert shown["weights"] == {"stable": 95, "canary": 5}
     assert shown["warnings"] == ["recommended checklist item 'load_test' is not confirmed"]
     assert (await client.post(f"/v1/rollouts/{rid}/abort", headers=AUTH)).status == 200
+    r = await client.get("/v1/rollouts", headers=AUTH)
+    conforms(await r.json(), "/v1/rollouts")
     r = await client.post(f"/v1/rollouts/{rid}/checks/tests_passed", headers=AUTH)
     assert r.status == 409 and "aborted" in (await r.json())["error"]["message"]
 
@@ -490,3 +495,11 @@ async def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(
     r = await client.post("/v1/rollouts/chat-1a2b3c4d/verdicts", headers=AUTH)
     assert r.status == 405 and r.headers["Allow"] == "GET,HEAD"
     assert (await r.json())["error"]["code"] == "method_not_allowed"
+
+
+def conforms(body: Any, path: str) -> None:
+    """``body`` is what the OpenAPI document says GET ``path`` answers with 200."""
+    schema = OPENAPI["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+    validator = Draft202012Validator({**schema["schema"], "components": OPENAPI["components"]})
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+    assert errors == []

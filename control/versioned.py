@@ -1,0 +1,76 @@
+"""JSON records with a ``version``, saved by one compare-and-set script: the control plane's
+rollouts (``control.rollout_store``) and flag schedules (``control.schedule``).
+
+One script does the whole save, so nothing can come between its checks and its writes:
+- the stored record must still have the version the caller read (else ``VersionChanged``);
+- during a leader's pass (``control.leadership.PASS_EPOCH``), the fencing epoch must still be
+  the one the pass started with (else ``Fenced``): a leader deposed mid-pass saves nothing;
+- events to append (the rollouts' webhook outbox) go to their stream in the same step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from config import jsonsafe
+from config.keys import Keys
+from control.leadership import PASS_EPOCH
+from control.store import Fenced
+
+_SAVE = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
+  return 0
+end
+if ARGV[4] ~= '' then
+  local epoch = redis.call('GET', KEYS[3])
+  if epoch ~= ARGV[4] then
+    return -1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+for i = 5, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i])
+end
+return 1
+"""
+
+
+class VersionChanged(Exception):
+    """The record changed since it was read (a command racing the runner, say)."""
+
+
+class VersionedStore:
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._script = redis.register_script(_SAVE)
+
+    async def save(
+        self,
+        key: str,
+        record: dict[str, Any],
+        events: Sequence[str] = (),
+        events_max: int = 10_000,
+    ) -> None:
+        """Store ``record`` at ``key`` as version ``record["version"] + 1`` if the stored one
+        is still ``record["version"]``; then bump the caller's copy. ``events`` are appended
+        to ``{ns}:events`` in the same step."""
+        expected = record["version"]
+        epoch = PASS_EPOCH.get()
+        done = await self._script(
+            keys=[key, self._keys.events, self._keys.epoch],
+            args=[
+                expected,
+                jsonsafe.dumps({**record, "version": expected + 1}),
+                events_max,
+                "" if epoch is None else epoch,
+                *events,
+            ],
+        )
+        if done == -1:
+            raise Fenced(int(await self._redis.get(self._keys.epoch) or 0))
+        if not done:
+            raise VersionChanged(key)
+        record["version"] = expected + 1
