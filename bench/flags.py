@@ -23,7 +23,7 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from config.schema import OutlierDetection, RoutingDocument
-from proxy.affinity import ClientAddress, sticky_key
+from config.stickiness import ClientAddress, sticky_key
 from proxy.endpoints import EndpointPool
 from proxy.table import CompiledRoute, RoutingTable
 

@@ -35,7 +35,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from config.feedback import Signer
 from config.schema import SplitgateConfig
-from proxy.affinity import ClientAddress, sticky_key
+from config.stickiness import ClientAddress, sticky_key
 from proxy.answers import stamp as _stamp
 from proxy.endpoints import EndpointPool
 from proxy.exchange import Exchange as _Exchange

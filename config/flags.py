@@ -43,11 +43,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from xxhash import xxh64_intdigest
 
 from config.base import (
     ALL_USERS,
-    HASH_BUCKETS,
     USER_ID,
     Model,
     Name,
@@ -55,6 +53,7 @@ from config.base import (
     invalid,
 )
 from config.flag_schedule import Schedule
+from config.stickiness import bucket, salt_prefix
 
 SemVer = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 Compare = Callable[[Any, Any], bool]
@@ -280,9 +279,8 @@ def flag_salt(name: str, flag: Flag) -> str:
 
 
 def bucket_of(salt: str, key: str) -> int:
-    """``xxh64(salt ":" key) mod 10000``: the same mapping as ``proxy.hashing``."""
-    data = salt.encode() + b":" + key.encode("utf-8", "surrogateescape")
-    return int(xxh64_intdigest(data)) % HASH_BUCKETS
+    """``xxh64(salt ":" key) mod 10000`` (``config.stickiness``, as the proxy hashes)."""
+    return bucket(salt_prefix(salt), key)
 
 
 def threshold(flag: Flag) -> int:

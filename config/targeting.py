@@ -7,7 +7,6 @@ must agree with; ``POST /v1/flags/explain`` and ``splitgate flags explain`` answ
 from __future__ import annotations
 
 from collections.abc import Mapping
-from http.cookies import CookieError, SimpleCookie
 
 from config.base import HASH_BUCKETS, USER_ID
 from config.flags import (
@@ -23,6 +22,10 @@ from config.flags import (
     threshold,
 )
 from config.schema import RoutingDocument
+from config.stickiness import ClientAddress, compile_sources, sticky_key
+
+_AS_GIVEN = ClientAddress(())
+"""No trusted proxies: the client address is the one given."""
 
 
 def request_facts(
@@ -33,41 +36,19 @@ def request_facts(
 ) -> tuple[str | None, dict[str, str]]:
     """The sticky key and the attributes the proxy would read from these (lower-case) headers.
 
-    ``document`` is a ``RoutingDocument``. ``client_ip`` is taken as given (the proxy's
-    ``X-Forwarded-For`` rules for trusted peers are its own).
+    ``client_ip`` is taken as given (the proxy's ``X-Forwarded-For`` rules for its trusted
+    peers are its settings'). The key is ``config.stickiness.sticky_key``, as in the proxy.
     """
     route = document.route(route_name)
     if route is None:
         raise ValueError(f"no route named {route_name!r}")
-    key: str | None = None
-    for source in route.stickiness:
-        kind, _, name = source.partition(":")
-        value = headers.get(name) if kind == "header" else None
-        if kind == "cookie":
-            value = _cookie(headers.get("cookie"), name)
-        elif kind == "client_ip":
-            value = client_ip
-        if value:
-            key = value
-            break
+    key = sticky_key(compile_sources(route.stickiness), headers, client_ip, _AS_GIVEN)
     attributes = {}
     for attribute in sorted(attributes_used(document, route_name) - {USER_ID}):
         value = headers.get(document.attributes.get(attribute, default_header(attribute)))
         if value:
             attributes[attribute] = value
     return key, attributes
-
-
-def _cookie(header: str | None, name: str) -> str | None:
-    if not header:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel is not None else None
 
 
 def flags_of(document: RoutingDocument, route_name: str) -> list[tuple[str, Flag]]:

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from config.environments import EnvironmentsFile
 from config.keys import Keys, StoredDocument
 from config.schema import RoutingDocument
+from config.tasks import stop
 from control.admin import create_api
 from control.guardian import Guardian
 from control.leadership import Leadership
@@ -160,14 +161,3 @@ class ControlApp:
 
     def web_app(self) -> web.Application:
         return self.api
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel a background task and wait for it to end. The cancellation is repeated: on
-    Python 3.11 a cancellation that meets a library's own timeout can surface as a
-    ``TimeoutError`` (an ``OSError``), which the loops catch and carry on from."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s ended with an error", task.get_name(), exc_info=task.exception())

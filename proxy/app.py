@@ -17,7 +17,7 @@ from aiohttp import web
 
 from config.keys import StoredDocument
 from config.schema import SplitgateConfig
-from proxy.affinity import ClientAddress
+from config.stickiness import ClientAddress
 from proxy.client import UpstreamClient
 from proxy.endpoints import EndpointPool
 from proxy.feedback import FeedbackEndpoint, RateLimiter

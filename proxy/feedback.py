@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from config import jsonsafe
 from config.feedback import Feedback, feedback_fields, verify
 from config.loader import describe_validation_error
-from proxy.affinity import ClientAddress
+from config.stickiness import ClientAddress
 from proxy.stats import StatsRegistry
 
 json_response = partial(web.json_response, dumps=jsonsafe.dumps)

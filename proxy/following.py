@@ -14,6 +14,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from config.keys import StoredDocument
+from config.tasks import stop
 from proxy.flusher import MetricsFlusher
 from proxy.redis_client import connect
 from proxy.settings import Follow
@@ -66,14 +67,3 @@ async def leave(
             async with asyncio.timeout(2):
                 await flusher.flush()
     await redis.aclose()  # type: ignore[attr-defined]
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel a background task and wait for it to end. The cancellation is repeated: on
-    Python 3.11 a cancellation that meets a library's own timeout can surface as a
-    ``TimeoutError`` (an ``OSError``), which the loops catch and carry on from."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s ended with an error", task.get_name(), exc_info=task.exception())

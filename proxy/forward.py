@@ -24,7 +24,7 @@ from aiohttp.web_exceptions import HTTPRequestEntityTooLarge
 
 from config.feedback import Signer
 from config.schema import ProxySettings
-from proxy.affinity import ClientAddress, sticky_key
+from config.stickiness import ClientAddress, sticky_key
 from proxy.answers import abort, reject_early, stamp, too_large, upstream_failure
 from proxy.body import StreamedBody
 from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse

@@ -41,10 +41,9 @@ from config.flags import (
     threshold,
 )
 from config.schema import HASH_BUCKETS, Route, RoutingDocument
+from config.stickiness import Source, bucket, compile_sources, salt_prefix
 from config.targeting import flags_of
-from proxy.affinity import Source, compile_sources
 from proxy.endpoints import Balancer, EndpointPool
-from proxy.hashing import bucket, salt_prefix
 from proxy.stats import StatsRegistry, TrackStats
 
 Reader = tuple[str | None, Callable[[str], int]]

@@ -32,9 +32,9 @@ from config.keys import Keys
 from config.listen import parse_listen
 from config.loader import ConfigError, load_config
 from config.schema import SplitgateConfig
+from config.tasks import stop as stop_task
 from control.__main__ import serve as serve_control
 from control.app import ControlApp
-from control.app import stop as stop_task
 from control.redis_client import connect
 from loadtests.fake_llm import Behaviour, FakeLLM
 from loadtests.fake_llm import serve as serve_fake

@@ -13,9 +13,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.schema import OutlierDetection, RoutingDocument, SplitgateConfig
+from config.stickiness import bucket, salt_prefix
 from config.targeting import explain
 from proxy.endpoints import EndpointPool
-from proxy.hashing import bucket, salt_prefix
 from proxy.table import CompiledRoute, RoutingTable
 from tests.conftest import StartProxy, StartUpstream, two_track_config
 

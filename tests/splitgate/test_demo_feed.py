@@ -11,7 +11,7 @@ import pytest
 
 from config.keys import Keys
 from config.schema import RoutingDocument
-from control.app import stop
+from config.tasks import stop
 from control.redis_client import connect
 from control.store import Change, DocumentStore
 from splitgate.demo_feed import Feed, audit_line, clock, event_line, weights_text

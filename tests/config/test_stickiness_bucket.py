@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from xxhash import xxh64_intdigest
 
 from config.schema import SplitgateConfig
+from config.stickiness import bucket, salt_prefix
 from proxy.endpoints import EndpointPool
-from proxy.hashing import bucket, salt_prefix
 from proxy.table import RoutingTable
 
 GOLDEN = json.loads(

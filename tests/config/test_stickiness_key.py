@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from multidict import CIMultiDict
 
-from proxy.affinity import ClientAddress, compile_sources, sticky_key
+from config.stickiness import ClientAddress, compile_sources, sticky_key
 
 SOURCES = compile_sources(["header:x-user-id", "cookie:sid", "client_ip"])
 NOBODY = ClientAddress([])

@@ -1,9 +1,15 @@
-"""Which user a request belongs to: the sticky key, and the client's address.
+"""Who a request belongs to, and where that puts it: defined once, for the proxy's hot path
+and for every explanation of it (``config.targeting``, ``config.flags``).
 
-The key is the value of the first stickiness source present on the request. ``client_ip`` is
-the peer address, unless the peer is a configured trusted proxy: then it is the right-most
-``X-Forwarded-For`` entry that is not itself a trusted proxy (the left part of that header is
-whatever the client chose to write).
+- **The sticky key** is the value of the first stickiness source present on the request
+  (a header, a cookie, or the client's address). ``client_ip`` is the peer address, unless
+  the peer is a configured trusted proxy: then it is the right-most ``X-Forwarded-For`` entry
+  that is not itself a trusted proxy (the left part of that header is whatever the client
+  chose to write).
+- **The bucket**: ``xxh64(salt + ":" + key) mod 10_000``. xxh64 (seed 0) over the UTF-8 bytes
+  is portable: any language with an xxhash binding gets the same bucket, so replicas,
+  restarts and other implementations agree. Python's ``hash()`` is randomised per process and
+  must never be used here. Golden vectors in ``tests/golden/buckets.json`` pin the mapping.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
+
+from xxhash import xxh64_intdigest
+
+from config.base import HASH_BUCKETS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Source = tuple[str, str]
@@ -65,7 +75,7 @@ def sticky_key(
             if value:
                 return value
         elif kind == "cookie":
-            value = _cookie(headers.get("cookie"), name)
+            value = cookie_value(headers.get("cookie"), name)
             if value:
                 return value
         else:
@@ -75,7 +85,8 @@ def sticky_key(
     return None
 
 
-def _cookie(header: str | None, name: str) -> str | None:
+def cookie_value(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header, or None (also when malformed)."""
     if not header or name not in header:
         return None
     jar: SimpleCookie = SimpleCookie()
@@ -85,3 +96,13 @@ def _cookie(header: str | None, name: str) -> str | None:
         return None
     morsel = jar.get(name)
     return morsel.value if morsel is not None else None
+
+
+def salt_prefix(salt: str) -> bytes:
+    """The bytes hashed before every key of one salt; computed once per routing table."""
+    return salt.encode() + b":"
+
+
+def bucket(prefix: bytes, key: str) -> int:
+    """The bucket in ``[0, 10_000)`` of ``key`` under a salt prefix from ``salt_prefix``."""
+    return int(xxh64_intdigest(prefix + key.encode("utf-8", "surrogateescape"))) % HASH_BUCKETS
