@@ -16,7 +16,7 @@ so far, how long that takes (``eta_s``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from config.metrics import TrackWindow
@@ -101,26 +101,79 @@ def judge_phase(
     return rollback, success
 
 
-def compare(
-    record: dict[str, Any],
+@dataclass(frozen=True)
+class Counts:
+    """What one look reads from the fleet's windows: each arm since the rollout's first
+    counted moment and since the phase's, and how long those periods are."""
+
+    since: tuple[TrackWindow, TrackWindow]
+    """(candidate, baseline) since the rollout's counts began."""
+    phase: tuple[TrackWindow, TrackWindow]
+    """(candidate, baseline) since the phase's counts began."""
+    rollout_s: float
+    phase_s: float
+
+
+@dataclass(frozen=True)
+class Look:
+    """A look's judgement: what may roll back, what the phase must meet, the verdicts as
+    stored, and the sequential tests' new state (the record's ``tests``)."""
+
+    rollback: tuple[Assessment, ...]
+    success: tuple[Assessment, ...]
+    verdicts: list[dict[str, Any]]
+    tests: dict[str, dict[str, Any]]
+
+
+def look(
     plan: CanaryPlan,
+    phase: int,
+    latency_edge: int | None,
+    tests: dict[str, dict[str, Any]],
+    counts: Counts,
+) -> Look:
+    """One look at a running phase, pure: the same plan, tests and counts give the same look,
+    and ``tests`` is left as it was (the new state is in the answer)."""
+    (cand_since, base_since), (cand_phase, base_phase) = counts.since, counts.phase
+    rollback, success = judge_phase(plan, phase, cand_phase)
+    compared: list[Assessment] = []
+    new_tests = dict(tests)
+    if plan.comparison.method == "statistical":
+        for name in TESTS:
+            if name == "slow_requests" and latency_edge is None:
+                continue
+            result, new_tests[name] = compare(
+                plan, tests[name], latency_edge, cand_since, base_since, name
+            )
+            compared.append(result)
+    verdicts = [
+        *(record_verdict(v, "rollback", base_phase, counts.phase_s) for v in rollback),
+        *(record_verdict(v, "rollback", base_since, counts.rollout_s) for v in compared),
+        *(record_verdict(v, "success", base_phase, counts.phase_s) for v in success),
+    ]
+    return Look((*rollback, *compared), tuple(success), verdicts, new_tests)
+
+
+def compare(
+    plan: CanaryPlan,
+    slot: dict[str, Any],
+    edge: int | None,
     candidate: TrackWindow,
     baseline: TrackWindow,
     name: str,
-) -> Assessment:
-    """Feed one sequential test the counts that arrived since its last look."""
+) -> tuple[Assessment, dict[str, Any]]:
+    """Feed one sequential test the counts that arrived since its last look: its verdict,
+    and the test's new state (``slot`` is left as it was)."""
     confidence = plan.comparison.confidence
-    edge = record["latency_edge"]
-    slot = record["tests"][name]
     c_n, c_e = _COUNTS[name](candidate, edge)
     b_n, b_e = _COUNTS[name](baseline, edge)
     totals = [c_n, c_e, b_n, b_e]
     delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
-    test = RateTest(**slot["test"])
+    test = RateTest.restore(slot["test"])
     test.pass_alpha = 1 - confidence
     test.design_effect = plan.comparison.design_effect
     test.add(Interval(delta[0], delta[1], delta[2], delta[3]))
-    slot["test"], slot["consumed"] = asdict(test), totals
+    new_slot = {"test": asdict(test), "consumed": totals}
     minimum = _MINIMUM.get(name, MIN_RATINGS)
     verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
         test.verdict(minimum), Verdict.INCONCLUSIVE
@@ -133,7 +186,7 @@ def compare(
     if verdict is Verdict.INCONCLUSIVE:
         short = minimum - min(test.candidate_requests, test.baseline_requests)
         needed = short if short > 0 else None
-    return Assessment(
+    result = Assessment(
         f"{name}_vs_baseline",
         verdict,
         evidence,
@@ -144,6 +197,7 @@ def compare(
         f"evidence {evidence:.3g} of {1 / test.alpha:g} to roll back",
         needed=needed,
     )
+    return result, new_slot
 
 
 def _percent(events: int, n: int) -> str:

@@ -58,22 +58,16 @@ class Observer:
             )
         except (RedisError, OSError) as exc:  # the store is down: an error, never a failure
             return Observation(now, True, (unreadable(str(exc)),), ())
-        rollback, success = looks.judge_phase(plan, state.phase, phase[cand])
-        compared = []
-        if plan.comparison.method == "statistical":
-            for name in looks.TESTS:
-                if name == "slow_requests" and record["latency_edge"] is None:
-                    continue
-                compared.append(looks.compare(record, plan, since[cand], since[base], name))
-        phase_s = now - record["phase_counts"]["from"]
-        rollout_s = now - record["accumulator"].get("from", record["created_at"])
-        verdicts = [
-            *(looks.record_verdict(v, "rollback", phase[base], phase_s) for v in rollback),
-            *(looks.record_verdict(v, "rollback", since[base], rollout_s) for v in compared),
-            *(looks.record_verdict(v, "success", phase[base], phase_s) for v in success),
-        ]
-        await self._record_look(record, now, state, verdicts)
-        return Observation(now, True, (*rollback, *compared), tuple(success))
+        read = looks.Counts(
+            since=(since[cand], since[base]),
+            phase=(phase[cand], phase[base]),
+            rollout_s=now - record["accumulator"].get("from", record["created_at"]),
+            phase_s=now - record["phase_counts"]["from"],
+        )
+        seen = looks.look(plan, state.phase, record["latency_edge"], record["tests"], read)
+        record["tests"] = seen.tests
+        await self._record_look(record, now, state, seen.verdicts)
+        return Observation(now, True, seen.rollback, seen.success)
 
     async def start_counting(
         self, record: dict[str, Any], generation: int | None, now: float

@@ -85,7 +85,7 @@ def judge(
     b_errors = sum(baseline.errors.values())
     totals = [n, errors, baseline.requests, b_errors]
     delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
-    test = RateTest(**slot["test"])
+    test = RateTest.restore(slot["test"])
     test.add(Interval(*delta))
     verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
         test.verdict(MIN_REQUESTS), Verdict.INCONCLUSIVE

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 FAIL_GRID = (2.2,)
 """Worse ratios (times ``r0``) the FAIL test mixes over. One alternative near the smallest
@@ -62,6 +63,14 @@ class RateTest:
     candidate_events: int = 0
     baseline_requests: int = 0
     baseline_events: int = 0
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> RateTest:
+        """A test from its stored state (``asdict``), sharing no list with it."""
+        copied: dict[str, Any] = {}
+        for key, value in state.items():
+            copied[key] = list(value) if isinstance(value, list) else value
+        return cls(**copied)
 
     def add(self, interval: Interval) -> None:
         n_c, n_b = interval.candidate_requests, interval.baseline_requests

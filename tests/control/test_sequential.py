@@ -64,5 +64,7 @@ def test_a_design_effect_tempers_the_evidence() -> None:
 def test_a_test_stored_before_the_design_effect_existed_loads() -> None:
     stored = asdict(RateTest(alpha=0.002))
     del stored["design_effect"]
-    test = RateTest(**stored)
+    test = RateTest.restore(stored)
     assert (test.alpha, test.design_effect) == (0.002, 1.0)
+    test.add(Interval(100, 6, 900, 9))
+    assert stored["fail_log_lr"] == [0.0]  # the stored state is not changed by the test
