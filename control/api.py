@@ -134,8 +134,26 @@ def actor_and_reason(request: web.Request, body: Any) -> tuple[str, str]:
     return actor, str(reason)[:1000]
 
 
+Part = Callable[[RoutingDocument], Any]
+"""What a write audits and answers with: the part of the document it changes."""
+
+
 async def write(request: web.Request, route: str, edit: Edit, change: Change) -> web.Response:
-    """Read, edit, compare-and-set; ``If-Match`` pins the generation the caller saw."""
+    """Read, edit, compare-and-set one route; ``If-Match`` pins the generation the caller saw."""
+
+    def part(document: RoutingDocument) -> Any:
+        found = document.route(route)
+        return None if found is None else found.model_dump()
+
+    return (await write_part(request, edit, change, "route", part))[0]
+
+
+async def write_part(
+    request: web.Request, edit: Edit, change: Change, key: str, part: Part
+) -> tuple[web.Response, bool]:
+    """Read, edit, compare-and-set; ``If-Match`` pins the generation the caller saw. ``part``
+    picks what the audit records (before and after) and the answer returns under ``key``.
+    Also says whether it wrote."""
     store = request.app[STORE]
     pinned = request.headers.get("If-Match")
     if pinned is not None and not pinned.strip('"').isdigit():
@@ -143,30 +161,19 @@ async def write(request: web.Request, route: str, edit: Edit, change: Change) ->
     for _ in range(WRITE_ATTEMPTS):
         document = await current(request)
         if pinned is not None and int(pinned.strip('"')) != document.generation:
-            return _stale(document.generation)
+            return _stale(document.generation), False
         new = edit(document)
-        before, after = document.route(route), new.route(route)
         try:
             stored = await store.write(
-                new,
-                document.generation,
-                change,
-                before=None if before is None else before.model_dump(),
-                after=None if after is None else after.model_dump(),
+                new, document.generation, change, before=part(document), after=part(new)
             )
         except Stale as exc:
             if pinned is not None:
-                return _stale(exc.current)
+                return _stale(exc.current), False
             continue
-        written = stored.route(route)
-        return json_response(
-            {
-                "generation": stored.generation,
-                "route": None if written is None else written.model_dump(),
-            },
-            headers={"ETag": f'"{stored.generation}"'},
-        )
-    return error(409, "conflict", "the routing document kept changing; try again")
+        answer = {"generation": stored.generation, key: part(stored)}
+        return json_response(answer, headers={"ETag": f'"{stored.generation}"'}), True
+    return error(409, "conflict", "the routing document kept changing; try again"), False
 
 
 def _stale(generation: int) -> web.Response:

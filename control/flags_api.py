@@ -34,12 +34,14 @@ from config.schema import RoutingDocument
 from config.targeting import explain, request_facts
 from control import edits
 from control.api import (
+    Part,
     current,
     json_response,
     read_json,
+    write_part,
 )
 from control.edits import EditError, FieldError
-from control.parts import Part, change_of, without_reason, write
+from control.parts import change_of, without_reason
 from control.schedule import Schedules, progress
 from control.schedule_steps import set_paused
 
@@ -133,7 +135,7 @@ async def put_flag(request: web.Request) -> web.Response:
             raise _with_lines(exc, text) from None
 
     change = change_of(request, reason_from, "put_flag", f"flags/{name}")
-    response, wrote = await write(request, edit, change, "flag", _flag(name))
+    response, wrote = await write_part(request, edit, change, "flag", _flag(name))
     schedules = request.app.get(SCHEDULES)
     if wrote and created and schedules is not None:
         await schedules.forget(name)
@@ -146,7 +148,7 @@ async def patch_flag(request: web.Request) -> web.Response:
     changes = without_reason(body)
     await _load_zone(changes)
     return (
-        await write(
+        await write_part(
             request,
             lambda document: edits.patch_flag(document, name, changes),
             change_of(request, body, "patch_flag", f"flags/{name}"),
@@ -159,7 +161,7 @@ async def patch_flag(request: web.Request) -> web.Response:
 async def delete_flag(request: web.Request) -> web.Response:
     """Remove a flag (its users go back to the weighted split) and its schedule's progress."""
     name = request.match_info["name"]
-    response, wrote = await write(
+    response, wrote = await write_part(
         request,
         lambda document: edits.delete_flag(document, name),
         change_of(request, None, "delete_flag", f"flags/{name}"),
@@ -225,7 +227,7 @@ async def schedule_command(request: web.Request) -> web.Response:
         raise EditError([FieldError("command", "pause or resume")], status=404)
     body = await read_json(request) if (await request.read()).strip() else None
     change = change_of(request, body, f"{command}_schedule", f"flags/{name}")
-    response, wrote = await write(
+    response, wrote = await write_part(
         request,
         lambda document: set_paused(document, name, command == "pause"),
         change,

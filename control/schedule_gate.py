@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from config.keys import Keys
-from config.metrics import WINDOW_S, TrackWindow, merge_flag_windows, merge_windows
+from config.metrics import TrackWindow, merge_flag_windows, merge_windows
 from config.thresholds import parse_threshold
 from control import accumulate
 from control.analysis.sequential import Interval, RateTest
@@ -118,19 +118,10 @@ class FlagWindows(WindowReader):
         super().__init__(redis, keys)
         self._flag = flag
 
-    async def read_each(
-        self, route: str, first: int, last: int
-    ) -> list[tuple[int, dict[tuple[str, str], TrackWindow]]]:
-        starts = range(first, last + WINDOW_S, WINDOW_S)
-        pipe = self._redis.pipeline(transaction=False)
-        for start in starts:
-            pipe.hgetall(self._keys.metrics_window(route, start))
-        windows = []
-        for start, fields in zip(starts, await pipe.execute(), strict=True):
-            merged = merge_windows([fields])
-            for (flag, _, version), counts in merge_flag_windows([fields]).items():
-                if flag == self._flag:
-                    key = (released_arm(flag), version)
-                    merged[key] = accumulate.add(merged.get(key, TrackWindow()), counts)
-            windows.append((start, merged))
-        return windows
+    def merge(self, fields: dict[str, str]) -> dict[tuple[str, str], TrackWindow]:
+        merged = merge_windows([fields])
+        for (flag, _, version), counts in merge_flag_windows([fields]).items():
+            if flag == self._flag:
+                key = (released_arm(flag), version)
+                merged[key] = accumulate.add(merged.get(key, TrackWindow()), counts)
+        return merged

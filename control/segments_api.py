@@ -13,9 +13,9 @@ from aiohttp import web
 
 from config.schema import RoutingDocument
 from control import edits
-from control.api import current, json_response, read_json
+from control.api import Part, current, json_response, read_json, write_part
 from control.edits import EditError, FieldError
-from control.parts import Part, change_of, without_reason, write
+from control.parts import change_of, without_reason
 
 
 def add_segment_routes(app: web.Application) -> None:
@@ -50,7 +50,7 @@ async def put_segment(request: web.Request) -> web.Response:
     body = await read_json(request)
     segment = without_reason(body)
     return (
-        await write(
+        await write_part(
             request,
             lambda document: edits.put_segment(document, name, segment),
             change_of(request, body, "put_segment", f"segments/{name}"),
@@ -63,7 +63,7 @@ async def put_segment(request: web.Request) -> web.Response:
 async def delete_segment(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     return (
-        await write(
+        await write_part(
             request,
             lambda document: edits.delete_segment(document, name),
             change_of(request, None, "delete_segment", f"segments/{name}"),
@@ -82,7 +82,7 @@ async def put_attributes(request: web.Request) -> web.Response:
     if unknown:
         raise EditError([FieldError(name, "unknown field") for name in sorted(unknown)])
     return (
-        await write(
+        await write_part(
             request,
             lambda document: edits.set_attributes(document, body["attributes"]),
             change_of(request, body, "set_attributes", "attributes"),

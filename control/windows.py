@@ -32,11 +32,7 @@ class WindowReader:
         now = self._clock()
         last = window_start(now)
         first = window_start(now - min(span_s, WINDOW_TTL_S) + WINDOW_S)
-        starts = range(first, last + WINDOW_S, WINDOW_S)
-        pipe = self._redis.pipeline(transaction=False)
-        for start in starts:
-            pipe.hgetall(self._keys.metrics_window(route, start))
-        hashes = await pipe.execute()
+        hashes = await self._hashes(route, range(first, last + WINDOW_S, WINDOW_S))
         return first, last + WINDOW_S, merge_windows(hashes)
 
     async def read_each(
@@ -44,8 +40,17 @@ class WindowReader:
     ) -> list[tuple[int, dict[tuple[str, str], TrackWindow]]]:
         """Each window from start ``first`` to start ``last`` (inclusive), merged per track."""
         starts = range(first, last + WINDOW_S, WINDOW_S)
+        hashes = await self._hashes(route, starts)
+        return [(start, self.merge(h)) for start, h in zip(starts, hashes, strict=True)]
+
+    def merge(self, fields: dict[str, str]) -> dict[tuple[str, str], TrackWindow]:
+        """One window's fields as counts per (track, version)."""
+        return merge_windows([fields])
+
+    async def _hashes(self, route: str, starts: range) -> list[dict[str, str]]:
+        """The raw fields of each window, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
         for start in starts:
             pipe.hgetall(self._keys.metrics_window(route, start))
-        hashes = await pipe.execute()
-        return [(start, merge_windows([h])) for start, h in zip(starts, hashes, strict=True)]
+        hashes: list[dict[str, str]] = await pipe.execute()
+        return hashes
