@@ -135,7 +135,7 @@ class ControlApp:
             redis = {"ok": False, "error": type(exc).__name__}
         quarantined: int | None
         try:
-            quarantined = len(await self.rollouts.records.quarantined()) if redis["ok"] else None
+            quarantined = await self.rollouts.records.quarantined_count() if redis["ok"] else None
         except (RedisError, OSError):
             quarantined = None
         details = {

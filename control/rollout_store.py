@@ -39,6 +39,11 @@ PRUNE_MAX = 100
 
 Report = Callable[[str, BaseException], None]
 
+OPTIONAL_RESULTS = frozenset(
+    {"up", "smoke_results", "probe_results", "acked", "served", "weights_error"}
+)
+"""Results a record holds only once the step that makes them ran."""
+
 
 class RolloutConflict(Exception):
     """Another rollout is active on the route, or the record changed meanwhile (HTTP 409)."""
@@ -63,7 +68,7 @@ def state_from_dict(data: dict[str, Any]) -> State:
         failure_streak=data["failure_streak"],
         failures=data["failures"],
         paused_from=Status(data["paused_from"]) if data["paused_from"] else None,
-        history=tuple(Event(**e) for e in data["history"]),
+        history=tuple(Event(e["at"], e["kind"], e["detail"]) for e in data["history"]),
     )
 
 
@@ -98,9 +103,16 @@ def read_record(rollout_id: str, raw: str | bytes) -> dict[str, Any]:
         record = json.loads(raw)
         if not isinstance(record, dict):
             raise TypeError("not a JSON object")
-        RolloutRecord.model_validate(record)
-        if record["id"] != rollout_id:
-            raise ValueError(f"its id is {record['id']!r}, not {rollout_id!r}")
+        model = RolloutRecord.model_validate(record)
+        if model.id != rollout_id:
+            raise ValueError(f"its id is {model.id!r}, not {rollout_id!r}")
+        # Defaults filled in (a field an older version did not write), unknown fields kept (a
+        # newer version's); the optional results stay absent unless the record has them.
+        filled = model.model_dump(mode="json")
+        for name in OPTIONAL_RESULTS - record.keys():
+            filled.pop(name, None)
+        record = filled
+        state_from_dict(record["state"])
         plan_of(record)
     except ValueError as exc:  # pydantic's ValidationError and json's errors are ValueErrors
         raise ValueError(_short(exc)) from None
@@ -141,9 +153,11 @@ class RolloutStore:
         return None if raw is None else dict(json.loads(raw))
 
     async def add(self, record: dict[str, Any]) -> None:
-        """Save a new record and put it in the index of active rollouts."""
-        await self.save(record)
+        """Put a new record in the index of active rollouts and save it. In that order: if the
+        save fails, the next pass drops an id whose record is missing; the other way round
+        a record could be saved that no pass ever reads."""
         await self._redis.sadd(self._keys.rollouts, record["id"])
+        await self.save(record)
 
     async def save(self, record: dict[str, Any]) -> None:
         """Compare-and-set on the record's version: a concurrent change makes this one fail
@@ -228,16 +242,23 @@ class RolloutStore:
             "rollout %s: quarantined, the stored record does not read: %s", rollout_id, reason
         )
 
+    async def quarantined_count(self) -> int:
+        return int(await self._redis.hlen(self._keys.rollouts_quarantine))
+
     async def quarantined(self) -> list[dict[str, Any]]:
         entries = await self._redis.hgetall(self._keys.rollouts_quarantine)
         return [{"id": i, **json.loads(entries[i])} for i in sorted(entries)]
 
     async def archive(self, record: Mapping[str, Any]) -> None:
-        """Move a rollout that is over from the index to the archive."""
+        """Move a rollout that is over from the index to the archive. Its route's claim goes
+        too if it still names it (a save that wrote the end but failed to release it)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self._keys.rollouts_archive, {record["id"]: _ended_at(record, self._clock())})
             pipe.srem(self._keys.rollouts, record["id"])
             await pipe.execute()
+        active = self._keys.active_rollout(record["route"])
+        if await self._redis.get(active) == record["id"]:
+            await self._redis.delete(active)  # no one else can claim it while it names this id
 
     async def prune(self) -> int:
         """Delete archived rollouts older than the retention period (at most PRUNE_MAX)."""

@@ -2,7 +2,8 @@
 rollouts (``control.rollout_store``) and flag schedules (``control.schedule``).
 
 One script does the whole save, so nothing can come between its checks and its writes:
-- the stored record must still have the version the caller read (else ``VersionChanged``);
+- the stored record must still have the version the caller read (else ``VersionChanged``),
+  and a record that was deleted since it was read is not written back;
 - during a leader's pass (``control.leadership.PASS_EPOCH``), the fencing epoch must still be
   the one the pass started with (else ``Fenced``): a leader deposed mid-pass saves nothing;
 - events to append (the rollouts' webhook outbox) go to their stream in the same step.
@@ -20,8 +21,12 @@ from control.store import Fenced
 
 _SAVE = """
 local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
-  return 0
+if current then
+  if cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
+    return 0
+  end
+elseif tonumber(ARGV[1]) ~= 0 then
+  return 0  -- deleted since it was read (a flag removed, a rollout pruned): not brought back
 end
 if ARGV[4] ~= '' then
   local epoch = redis.call('GET', KEYS[3])

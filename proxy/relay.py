@@ -160,6 +160,8 @@ class Relay:
                 pipe.passed(chunk)
                 await write(chunk)
                 pipe.held = False
+            if exchange.first_byte is None:
+                exchange.first_byte = loop.time()  # an empty body: its end is the first byte
             await response.write_eof()
         except UpstreamError as exc:
             log.debug("upstream %s broke mid-body: %s", endpoint.url, exc)

@@ -131,3 +131,40 @@ async def test_a_pass_of_a_deposed_leader_changes_nothing(bench: Bench) -> None:
     await deposed.step_all()
     assert await bench.record(rid) == before
     assert await bench.store.generation() == generation
+
+
+async def test_a_record_from_another_version_is_read_not_quarantined(bench: Bench) -> None:
+    """An older version did not write some fields (their defaults stand in), a newer one
+    writes fields and event details this one does not know (its fields are kept; the event
+    details go when this version rewrites the history): neither is a broken record, and the
+    runner steps it."""
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    stored = json.loads(await bench.redis.get(bench.keys.rollout(rid)))
+    del stored["desired"], stored["report"], stored["waiting_for"]
+    stored["state"]["history"] = [{"at": 1.0, "kind": "created", "detail": "", "by": "ci"}]
+    stored["shadow"] = {"percent": 5}
+    await bench.redis.set(bench.keys.rollout(rid), json.dumps(stored))
+    await bench.rollouts.step_all()
+    assert await bench.rollouts.records.quarantined() == []
+    record = await bench.record(rid)
+    assert record["state"]["status"] == "running"
+    assert record["shadow"] == {"percent": 5}
+    assert record["state"]["history"][0]["kind"] == "created"
+
+
+async def test_an_index_entry_without_a_record_is_dropped_not_quarantined(
+    bench: Bench,
+) -> None:
+    await bench.redis.sadd(bench.keys.rollouts, "chat-never-saved")
+    await bench.rollouts.step_all()
+    assert await bench.redis.smembers(bench.keys.rollouts) == set()
+    assert await bench.rollouts.records.quarantined() == []
+
+
+async def test_archiving_frees_the_route_if_the_end_did_not(bench: Bench) -> None:
+    done = await finished(bench)
+    # The abort's save wrote the end, and Redis went away before the route was freed.
+    await bench.redis.set(bench.keys.active_rollout("chat"), done)
+    await bench.rollouts.step_all()
+    assert await bench.redis.get(bench.keys.active_rollout("chat")) is None
+    assert (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"] != done

@@ -58,3 +58,15 @@ async def test_a_save_in_a_deposed_leaders_pass_is_fenced(redis: Redis) -> None:
     assert json.loads(await redis.get(key) or "")["note"] == "leader"
     entries = await redis.xrange(keys.events) or []
     assert [dict(fields or {}).get("event") for _, fields in entries] == ['{"kind": "x"}']
+
+
+async def test_a_record_deleted_since_it_was_read_is_not_written_back(redis: Redis) -> None:
+    keys = Keys("t")
+    store = VersionedStore(redis, keys)
+    key = keys.flag_schedule("beta")
+    record = {"flag": "beta", "version": 0}
+    await store.save(key, record)
+    await redis.delete(key)  # the flag was deleted meanwhile
+    with pytest.raises(VersionChanged):
+        await store.save(key, record)
+    assert await redis.get(key) is None
