@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from typing import Any
 import yaml
 
 from config import jsonsafe
-from control.cli import admin_options, call, guarded, request_text
+from control.cli import admin_options, call, guarded, no_token, request_text
 
 PROG = "splitgate flags"
 
@@ -160,8 +159,7 @@ def run(args: argparse.Namespace) -> tuple[Any, list[str]]:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     args = parser(env).parse_args(argv)
-    if not args.token:
-        print(f"{PROG}: no token: pass --token or set SPLITGATE_ADMIN_TOKEN", file=sys.stderr)
+    if no_token(PROG, args):
         return 2
     return guarded(PROG, args.admin_url, lambda: show(args))
 
