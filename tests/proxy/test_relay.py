@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import aiohttp
 from aiohttp import web
 
 from tests.conftest import StartApp, StartProxy, two_track_config
@@ -145,3 +146,23 @@ async def test_a_pooled_connection_does_not_keep_writing_to_an_earlier_client(
     proxy = await proxy_for(streaming_upstream(length=False, pause=0), start_app, start_proxy)
     bodies = [await exchange(proxy, "HTTP/1.1", 0.0) for _ in range(3)]
     assert all(dechunk(body) == EXPECTED for _, body in bodies)
+
+
+async def test_streams_one_after_another_on_one_client_connection_keep_their_framing(
+    start_app: StartApp, start_proxy: StartProxy
+) -> None:
+    """Keep-alive after a piped body, with a length and chunked: the next answer on the same
+    client connection starts where the last one ended."""
+    for length in (True, False):
+        proxy = await proxy_for(streaming_upstream(length=length), start_app, start_proxy)
+        sockets = set()
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for _ in range(3):
+                async with session.post(f"{proxy}/v1/stream", data=b"{}") as r:
+                    assert r.status == 200 and r.connection is not None
+                    transport = r.connection.transport
+                    assert transport is not None
+                    sockets.add(transport.get_extra_info("sockname"))
+                    assert await r.read() == EXPECTED
+        assert len(sockets) == 1  # the same client connection each time
