@@ -6,8 +6,10 @@ callback, chunk by chunk, while the client's socket takes it (``Pipe``): no futu
 wake-up and no coroutine frames per chunk. When the client's socket is full, or has gone,
 the pipe refuses the chunk; it waits in the connection (which stops reading the upstream
 past its high-water mark), and the handler's task writes it through aiohttp, which waits
-for the socket to drain. The pipe refuses while the task writes, and the connection queues
-every chunk behind one already waiting, so the order of bytes never changes.
+for the socket to drain once 64 KiB of its own writes are unsent. The pipe refuses while the
+task writes, and the connection queues every chunk behind one already waiting, so the order
+of bytes never changes. A slow client holds at most about 64 KiB (``ROOM``) + 64 KiB
+(aiohttp's) + 256 KiB (the connection's high water) + one read of its stream in memory.
 
 Every byte the upstream sent reaches the client. If the upstream breaks mid-body, the
 client's connection is closed without a clean end, so the client sees a cut.
