@@ -152,7 +152,7 @@ def new_record(
     before_weights: dict[str, float],
 ) -> dict[str, Any]:
     """A new rollout's record: pending, waiting for the runner's first step."""
-    return {
+    record: dict[str, Any] = {
         "id": rollout_id,
         "route": plan.route,
         "strategy": strategy,
@@ -167,10 +167,7 @@ def new_record(
         "accumulator": None,
         "phase_counts": None,
         "checklist": checklist_record(plan.checklist),
-        "warnings": [
-            f"recommended checklist item {item.name!r} is not confirmed"
-            for item in plan.checklist.recommended
-        ],
+        "warnings": [],
         "before_weights": before_weights,
         "desired": None,
         "verdicts": [],
@@ -180,3 +177,5 @@ def new_record(
         "emitted": 0,
         "version": 0,
     }
+    record["warnings"] = checklist_warnings(record)
+    return record

@@ -49,7 +49,17 @@ class Pipe:
     idle deadline forward and notes the first byte's time.
     """
 
-    __slots__ = ("_chunked", "_dog", "_exchange", "_idle", "_loop", "_transport", "held", "tail")
+    __slots__ = (
+        "_chunked",
+        "_dog",
+        "_exchange",
+        "_idle",
+        "_loop",
+        "_transport",
+        "held",
+        "last",
+        "previous",
+    )
 
     def __init__(
         self,
@@ -68,7 +78,8 @@ class Pipe:
         self._exchange = exchange
         self.held = False
         """The task is writing a backlog: refuse, so that no chunk overtakes it."""
-        self.tail = (b"", b"")
+        self.previous = self.last = b""
+        """The body's last two chunks (no tuple per chunk)."""
 
     def __call__(self, chunk: bytes) -> bool:
         transport = self._transport
@@ -90,7 +101,8 @@ class Pipe:
         exchange = self._exchange
         if exchange.first_byte is None:
             exchange.first_byte = now
-        self.tail = (self.tail[1], chunk)
+        self.previous = self.last
+        self.last = chunk
 
 
 class Relay:
@@ -177,8 +189,7 @@ class Relay:
             return response
         upstream.release()
         if status < 300 and (sse or (content_type is not None and "json" in content_type)):
-            previous, last = pipe.tail
-            self._read_tail(previous + last, sse, exchange)
+            self._read_tail(pipe.previous + pipe.last, sse, exchange)
         return response
 
     def _whole(
