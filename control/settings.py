@@ -152,5 +152,12 @@ def _duration(
         problems.append(f"{name}: {exc}")
         return parse_duration(default)
     if not low <= value <= high:
-        problems.append(f"{name}: {raw!r} is outside {low:g}s to {high:g}s")
+        problems.append(f"{name}: {raw!r} is outside {_span(low)} to {_span(high)}")
     return value
+
+
+def _span(seconds: float) -> str:
+    """``600s``, ``0.1s``; whole days as ``30d`` (not ``2.592e+06s``)."""
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g}d"
+    return f"{seconds:g}s"

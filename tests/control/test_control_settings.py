@@ -28,6 +28,8 @@ def test_durations_default_and_read(args: list[str]) -> None:
     assert (from_args(args, ENV).rollout_interval_s, from_args(args, ENV).lease_s) == (10.0, 10.0)
     process = from_args(args, {**ENV, "SPLITGATE_ROLLOUT_INTERVAL": "2s", "SPLITGATE_LEASE": "30s"})
     assert (process.rollout_interval_s, process.lease_s) == (2.0, 30.0)
+    assert from_args(args, ENV).retention_s == 30 * 86400.0
+    assert from_args(args, {**ENV, "SPLITGATE_ROLLOUT_RETENTION": "7d"}).retention_s == 7 * 86400.0
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,8 @@ def test_durations_default_and_read(args: list[str]) -> None:
         ("SPLITGATE_LEASE", "0", "outside 1s to 600s"),
         ("SPLITGATE_ROLLOUT_INTERVAL", "-5s", "SPLITGATE_ROLLOUT_INTERVAL"),
         ("SPLITGATE_ROLLOUT_INTERVAL", "2 days", "outside 0.1s to 3600s"),
+        ("SPLITGATE_ROLLOUT_RETENTION", "forever", "cannot read 'forever' as a duration"),
+        ("SPLITGATE_ROLLOUT_RETENTION", "10m", "outside 3600s to 3650d"),
     ],
 )
 def test_a_bad_duration_names_the_variable(
