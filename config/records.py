@@ -10,7 +10,7 @@ either direction.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,9 @@ Strategy = Literal["canary", "blue_green", "big_bang", "ab_test"]
 
 class Stored(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
+
+
+R = TypeVar("R", bound=Stored)
 
 
 class Event(Stored):
@@ -84,14 +87,82 @@ class Desired(Stored):
     track: HandedOverTrack | None = None
 
 
+Json = dict[str, Any]
+"""A JSON object whose shape belongs to another module: a plan as written
+(``config.plans``), a sequential test's state (``RateTest``), an accumulator's counts
+(``control.accumulate``). Each is validated by its owner where it is used."""
+
+
+class PostDeployCheck(Stored):
+    check: str
+    """``health`` or a metric's name."""
+    verdict: str
+    detail: str
+    upstream: str | None = None
+
+
 class PostDeploy(Stored):
     """The promoted version's checks, due ``post_deploy.after`` the promotion."""
 
     status: Literal["scheduled", "passed", "failed", "inconclusive"]
     due_at: float
-    checks: list[dict[str, Any]] = Field(default_factory=list)
-    counts: dict[str, Any] | None = None
+    checks: list[PostDeployCheck] = Field(default_factory=list)
+    counts: Json | None = None
     at: float | None = None
+
+
+class StoredVerdict(Stored):
+    """One criterion's verdict at a look, with the figures a person reads."""
+
+    metric: str
+    verdict: str
+    value: float | None = None
+    threshold: str = ""
+    sample: int = 0
+    reason: str = ""
+    bound: float | None = None
+    needed: int | None = None
+    unit: str = ""
+    role: Literal["rollback", "success"] = "success"
+    baseline: float | None = None
+    eta_s: float | None = None
+
+
+class RolloutLook(Stored):
+    """One look's verdicts, kept in the rollout's verdict stream (``/verdicts``)."""
+
+    at: float
+    phase: int
+    verdicts: list[StoredVerdict]
+    id: str | None = None
+    """The stream entry's id, once stored."""
+
+
+class SequentialSlot(Stored):
+    """One sequential test's state and the counts it has consumed."""
+
+    test: Json
+    consumed: list[int]
+
+
+class ProbeResult(Stored):
+    """An upstream's answer to the up check or to a smoke test."""
+
+    name: str
+    upstream: str
+    ok: bool
+    detail: str
+
+
+class ABReport(Stored):
+    a: str
+    b: str
+    confidence: float
+    holm: bool
+    ended: str
+    served: dict[str, int]
+    comparisons: list[Json]
+    summary: list[str]
 
 
 class RolloutRecord(Stored):
@@ -99,38 +170,78 @@ class RolloutRecord(Stored):
     route: str
     strategy: Strategy
     rollback: Literal["automatic", "manual"] = "automatic"
-    plan: dict[str, Any]
+    plan: Json
     """The plan as written (``config.plans``), validated again by the runner for its strategy."""
-    smoke_tests: list[dict[str, Any]] = Field(default_factory=list)
+    smoke_tests: list[Json] = Field(default_factory=list)
     created_at: float
     created_by: str
     state: RolloutState
-    tests: dict[str, Any] = Field(default_factory=dict)
+    tests: dict[str, SequentialSlot] = Field(default_factory=dict)
     """The sequential tests' state, one per comparison."""
     latency_edge: int | None = None
-    accumulator: dict[str, Any] | None = None
-    phase_counts: dict[str, Any] | None = None
+    accumulator: Json | None = None
+    phase_counts: Json | None = None
     checklist: ChecklistState = Field(default_factory=ChecklistState)
     warnings: list[str] = Field(default_factory=list)
     before_weights: dict[str, float] = Field(default_factory=dict)
     desired: Desired | None = None
-    verdicts: list[dict[str, Any]] = Field(default_factory=list)
+    verdicts: list[StoredVerdict] = Field(default_factory=list)
     """The last look's verdicts; every look's are in ``GET /v1/rollouts/{id}/verdicts``."""
     waiting_for: str = ""
     post_deploy: PostDeploy | None = None
-    report: dict[str, Any] | None = None
+    report: ABReport | None = None
     """An A/B test's report, once it ended."""
     emitted: int = Field(default=0, ge=0)
     version: int = Field(ge=0)
-    up: list[dict[str, Any]] | None = None
-    smoke_results: list[dict[str, Any]] | None = None
+    up: list[ProbeResult] | None = None
+    smoke_results: list[ProbeResult] | None = None
     probe_results: dict[str, str] | None = None
     acked: bool | None = None
     served: dict[str, int] | None = None
     weights_error: str | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The record as JSON: results a step has not made yet are left out, not null."""
+        absent = {name for name in OPTIONAL_RESULTS if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=absent)
+
+
+OPTIONAL_RESULTS = frozenset(
+    {"up", "smoke_results", "probe_results", "acked", "served", "weights_error"}
+)
+"""Results a record holds only once the step that makes them ran."""
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """``record`` with ``changes``, validated like a record read from Redis: a change of the
+    wrong shape fails here, not when the next pass reads it back."""
+    return type(record).model_validate({**dict(record), **changes})
 
 
 class QuarantinedRollout(BaseModel):
     id: str
     reason: str
     at: float
+
+
+class RolloutView(RolloutRecord):
+    """``GET /v1/rollouts/{id}``: the record, with what a person asks first."""
+
+    time_in_phase_s: float | None = None
+    weights: dict[str, float] | None = None
+    """The route's weights now (null if the route is gone)."""
+
+
+class RolloutPage(BaseModel):
+    """``GET /v1/rollouts``: active rollouts, then finished ones newest first."""
+
+    rollouts: list[RolloutRecord]
+    next_cursor: str | None
+    """The next page's ``?cursor=``; null on the last page."""
+    quarantined: list[QuarantinedRollout]
+
+
+class RolloutLooks(BaseModel):
+    """``GET /v1/rollouts/{id}/verdicts``: every look, newest first."""
+
+    looks: list[RolloutLook]

@@ -13,7 +13,10 @@ splitgate's own query parameters (taken out before redis-py sees the URL):
   the control plane waits until N replicas have it, at most TIMEOUT (default 1 s)
   (also ``SPLITGATE_REDIS_WAIT_REPLICAS``)
 
-Parsing is pure; each plane builds its redis-py client from the ``RedisTarget``.
+Parsing is pure; each plane builds its redis-py client from the ``RedisTarget``, with the
+numbers below. Everything about the clients that needs no redis-py is here, defined once; the
+two factories (``control.redis_client``, ``proxy.redis_client``) only turn it into redis-py
+objects, because this package imports no redis and the planes never import each other.
 """
 
 from __future__ import annotations
@@ -31,10 +34,37 @@ MAX_WAIT_S = 1.5
 was applied, and the write would be retried."""
 DEFAULT_WAIT_S = 1.0
 
+SOCKET_TIMEOUT_S = 2.0
+"""Every connection's connect and socket timeout, to the Redis servers and to each Sentinel:
+a frozen server or Sentinel costs one timeout, not a stall."""
+HEALTH_CHECK_S = 10
+"""A pooled connection idle this long is pinged before use (a standalone server's client)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failed command is sent again: ``retries`` times, pausing ``base_s`` × 2^n
+    before the n-th (n from 1), at most ``cap_s``. No retries: the caller's loop decides."""
+
+    retries: int
+    base_s: float = 0.0
+    cap_s: float = 0.0
+
+
+NO_RETRY = RetryPolicy(0)
+"""The proxy's background tasks (their loops reconnect with a backoff of their own), and
+every question to a Sentinel (the next Sentinel is asked instead)."""
+CONTROL_RETRY = RetryPolicy(2, base_s=0.05, cap_s=0.5)
+"""The control plane's commands: after 0.1 s and 0.2 s, enough to replace a pooled connection
+to a primary that has just been demoted or killed."""
+
+
+RedisKind = Literal["standalone", "sentinel", "cluster"]
+
 
 @dataclass(frozen=True)
 class RedisTarget:
-    kind: Literal["standalone", "sentinel", "cluster"]
+    kind: RedisKind
     url: str
     """For standalone: the URL without splitgate's parameters; for cluster: ``redis://`` + the
     first node."""

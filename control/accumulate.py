@@ -15,19 +15,17 @@ from dataclasses import asdict
 from typing import Any
 
 from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, window_start
-from control.windows import WindowReader
+from control.metric_source import Merged, MetricSource
 
 GRACE_S = 5.0
 """A window is closed this long after it ends (proxies flush every second)."""
-
-Merged = dict[tuple[str, str], TrackWindow]
 
 
 def new_accumulator(started_at: float) -> dict[str, Any]:
     return {"cursor": window_start(started_at), "closed": {}, "offset": {}}
 
 
-async def start(reader: WindowReader, route: str, arms: list[str], now: float) -> dict[str, Any]:
+async def start(reader: MetricSource, route: str, arms: list[str], now: float) -> dict[str, Any]:
     """An accumulator that counts from ``now`` on, not from the start of ``now``'s window.
 
     The window ``now`` falls in already holds what was served before (under other weights,
@@ -41,7 +39,7 @@ async def start(reader: WindowReader, route: str, arms: list[str], now: float) -
 
 
 async def totals(
-    reader: WindowReader, route: str, accumulator: dict[str, Any], arms: list[str], now: float
+    reader: MetricSource, route: str, accumulator: dict[str, Any], arms: list[str], now: float
 ) -> dict[str, TrackWindow]:
     """Each arm's counts from the start until now; moves ``accumulator`` past closed windows."""
     oldest = window_start(now - WINDOW_TTL_S + WINDOW_S)

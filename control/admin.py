@@ -1,6 +1,6 @@
-"""The admin API as one aiohttp application: routes and weights (``control.api``), rollouts
-(``control.rollouts_api``), flags (``control.flags_api``) and the control plane's own health
-(``control.health_api``), behind one guard."""
+"""The admin API as one aiohttp application: every operation of the declared table
+(``control.openapi.OPERATIONS``: routes, feedback, audit, rollouts, flags, segments and the
+control plane's own health), behind one guard (``control.api.guard``)."""
 
 from __future__ import annotations
 
@@ -16,26 +16,14 @@ from control.api import (
     STORE,
     TOKEN,
     WINDOWS,
-    add_upstream,
-    audit,
-    delete_track,
-    feedback,
-    get_route,
     guard,
-    healthz,
-    list_routes,
-    openapi,
-    put_track,
-    put_weights,
-    remove_upstream,
-    route_metrics,
 )
-from control.flags_api import add_flag_routes
-from control.health_api import Status, add_health_routes
+from control.api_table import register
+from control.flags_api import SCHEDULES
+from control.health_api import REGISTRY, STATUS, Status, ready_without_loops
+from control.openapi import OPERATIONS
 from control.rollouts import Rollouts
-from control.rollouts_api import add_rollout_routes
 from control.schedule import Schedules
-from control.segments_api import add_segment_routes
 from control.store import DocumentStore
 from control.windows import WindowReader
 
@@ -56,25 +44,13 @@ def create_api(
     app[STORE] = store
     if rollouts is not None:
         app[ROLLOUTS] = rollouts
+    if schedules is not None:
+        app[SCHEDULES] = schedules
     app[ENVIRONMENTS] = environments or EnvironmentsFile(environments={})
     app[SIGNING_KEY] = signing_key
     app[WINDOWS] = windows
     app[TOKEN] = token
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/v1/routes", list_routes)
-    app.router.add_get("/v1/routes/{route}", get_route)
-    app.router.add_put("/v1/routes/{route}/weights", put_weights)
-    app.router.add_put("/v1/routes/{route}/tracks/{track}", put_track)
-    app.router.add_delete("/v1/routes/{route}/tracks/{track}", delete_track)
-    app.router.add_post("/v1/routes/{route}/tracks/{track}/upstreams", add_upstream)
-    app.router.add_delete("/v1/routes/{route}/tracks/{track}/upstreams", remove_upstream)
-    app.router.add_get("/v1/routes/{route}/metrics", route_metrics)
-    app.router.add_get("/v1/audit", audit)
-    app.router.add_post("/v1/feedback", feedback)
-    add_rollout_routes(app)
-    add_flag_routes(app, schedules)
-    add_segment_routes(app)
-    if status is not None:
-        add_health_routes(app, status, registry or CollectorRegistry())
+    app[STATUS] = status or ready_without_loops
+    app[REGISTRY] = registry or CollectorRegistry()
+    register(app, OPERATIONS)
     return app

@@ -27,7 +27,7 @@ from control.guardian import Guardian
 from control.leadership import Leadership
 from control.loops import Loops
 from control.notify import Notifier
-from control.redis_client import write_wait
+from control.redis_client import RedisClient, write_wait
 from control.rollout_store import RETENTION_S
 from control.rollouts import Rollouts
 from control.schedule import Schedules
@@ -43,7 +43,7 @@ SCHEDULES = "flag-schedules"
 class ControlApp:
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         keys: Keys,
         seed: RoutingDocument,
         token: str,
@@ -143,6 +143,8 @@ class ControlApp:
             "leading": self.leadership.leading,
             "loops": {name: h.as_json() for name, h in sorted(self.loops.health.items())},
             "quarantined_rollouts": quarantined,
+            # Seen by the leader's last pass; each one's reason is in its schedule's answer.
+            "unreadable_schedules": sorted(self.schedules.unreadable),
         }
         return bool(redis["ok"]), details
 

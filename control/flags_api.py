@@ -11,8 +11,8 @@ flag, segment or attributes before and after. The edits are ``control.edits``'.
   whose field errors give the line); PATCH changes top-level fields.
 - ``GET|PUT|DELETE /v1/segments/{name}``, ``PUT /v1/attributes``: ``control.segments_api``.
 - ``POST /v1/flags/explain``: the track a request would get and why (``config.targeting.explain``).
-- ``GET /v1/flags/{name}/schedule`` and ``POST .../schedule/{pause|resume}``
-  (``control.schedule``).
+- ``GET /v1/flags/{name}/schedule`` (``control.schedule_view``) and ``POST
+  .../schedule/{pause|resume}`` (``control.schedule``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ from control.api import (
 )
 from control.edits import EditError, FieldError
 from control.parts import change_of, without_reason
-from control.schedule import Schedules, progress
+from control.schedule import Schedules
 from control.schedule_steps import set_paused
+from control.schedule_store import UnreadableSchedule
+from control.schedule_view import progress
 
 SCHEDULES = web.AppKey("schedules", Schedules)
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
@@ -51,19 +53,6 @@ EXPLAIN_FIELDS = frozenset({"route", "headers", "user_id", "attributes", "client
 
 _ZONES: dict[str, tzinfo] = {}
 """Time zones loaded off the event loop, held so that validation finds them cached."""
-
-
-def add_flag_routes(app: web.Application, schedules: Schedules | None) -> None:
-    if schedules is not None:
-        app[SCHEDULES] = schedules
-    app.router.add_get("/v1/flags", list_flags)
-    app.router.add_post("/v1/flags/explain", explain_request)
-    app.router.add_get("/v1/flags/{name}", get_flag)
-    app.router.add_put("/v1/flags/{name}", put_flag)
-    app.router.add_patch("/v1/flags/{name}", patch_flag)
-    app.router.add_delete("/v1/flags/{name}", delete_flag)
-    app.router.add_get("/v1/flags/{name}/schedule", get_schedule)
-    app.router.add_post("/v1/flags/{name}/schedule/{command}", schedule_command)
 
 
 def _flag(name: str) -> Part:
@@ -207,16 +196,20 @@ async def get_schedule(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     document = await current(request)
     schedules = request.app.get(SCHEDULES)
-    record = await schedules.record(name) if schedules is not None else None
+    record, unreadable = None, None
+    try:
+        record = await schedules.record(name) if schedules is not None else None
+    except UnreadableSchedule as exc:
+        unreadable = exc.reason
     flag = document.feature_flags.get(name)
-    if flag is None and record is None:
+    if flag is None and record is None and unreadable is None:
         edits.find_flag(document, name)
     if flag is not None and flag.gradual_rollout is None:
         raise EditError(
             [FieldError("flag.gradual_rollout", f"flag {name!r} has no schedule")], status=404
         )
     schedule = flag.gradual_rollout if flag is not None else None
-    return json_response(progress(name, schedule, record, time.time()))
+    return json_response(progress(name, schedule, record, time.time(), unreadable))
 
 
 async def schedule_command(request: web.Request) -> web.Response:

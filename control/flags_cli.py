@@ -3,14 +3,13 @@
 ``list``; ``get NAME`` (YAML that ``set`` takes back); ``set NAME FILE.yaml`` (errors name the
 file and the line); ``delete NAME``; ``explain --route R --header k=v ...`` (which track and
 why); ``pause|resume NAME``; ``schedule NAME`` (each dated step's state). Admin URL and token,
-and exit statuses, as for ``splitgate weights``: 0 done, 1 refused by the API, 2 bad usage or
-the API unreachable.
+and exit statuses (0 done, 1 refused by the API, 2 bad usage or the API unreachable):
+``control.cli``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -20,9 +19,10 @@ from typing import Any
 import yaml
 
 from config import jsonsafe
-from control.cli import admin_options, call, guarded, no_token, request_text
+from control.admin_client import AdminApi
 
-PROG = "splitgate flags"
+HELP = "feature flags: list, get, set, delete, explain, pause, resume, schedule"
+DESCRIPTION = "Read and change feature flags."
 
 
 def pairs(given: Sequence[str], what: str) -> dict[str, str]:
@@ -90,42 +90,55 @@ def schedule_lines(status: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Read and change feature flags.")
+def build(
+    p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser], env: Mapping[str, str]
+) -> None:
+    """The subcommands under ``p``; each takes the shared options too (``parents``)."""
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every flag, in evaluation order")
-    sub.add_parser("get", help="one flag, as YAML that `set` takes back").add_argument("name")
-    put = sub.add_parser("set", help="add or replace a flag from a YAML file")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=parents, help=summary)
+
+    command("list", "every flag, in evaluation order")
+    command("get", "one flag, as YAML that `set` takes back").add_argument("name")
+    put = command("set", "add or replace a flag from a YAML file")
     put.add_argument("name")
     put.add_argument("file", type=Path)
-    delete = sub.add_parser("delete", help="remove a flag: its users go back to the weights")
+    delete = command("delete", "remove a flag: its users go back to the weights")
     delete.add_argument("name")
     for name in ("pause", "resume"):
-        sub.add_parser(name, help=f"{name} a flag's schedule").add_argument("name")
-    for command in (put, delete, sub.choices["pause"], sub.choices["resume"]):
-        command.add_argument("--reason", default="", help="recorded in the audit log")
-    sub.add_parser("schedule", help="the state of each dated step").add_argument("name")
-    why = sub.add_parser("explain", help="which track a request would get, and why")
+        command(name, f"{name} a flag's schedule").add_argument("name")
+    for changes in (put, delete, sub.choices["pause"], sub.choices["resume"]):
+        changes.add_argument("--reason", default="", help="recorded in the audit log")
+    command("schedule", "the state of each dated step").add_argument("name")
+    why = command("explain", "which track a request would get, and why")
     why.add_argument("--route", required=True)
     why.add_argument("--header", action="append", default=[], metavar="NAME=VALUE")
     why.add_argument("--user", help="the sticky key (instead of the header that carries it)")
     why.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE")
-    admin_options(p, env, list(sub.choices.values()))
-    return p
 
 
-def run(args: argparse.Namespace) -> tuple[Any, list[str]]:
+def run(api: AdminApi, args: argparse.Namespace) -> int:
+    answer, lines = ask(api, args)
+    if args.json:
+        print(jsonsafe.dumps(answer, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def ask(api: AdminApi, args: argparse.Namespace) -> tuple[Any, list[str]]:
     """Call the API; the answer and the lines that show it."""
-    base, token, name = args.admin_url, args.token, getattr(args, "name", "")
+    name = getattr(args, "name", "")
     quoted = urllib.parse.quote(name, safe="")
     given = getattr(args, "reason", "")
-    reason = "?" + urllib.parse.urlencode({"reason": given}) if given else ""
+    reason = {"reason": given} if given else None
     if args.command == "list":
-        answer = call(base, token, "GET", "/v1/flags")
+        answer = api.call("GET", "/v1/flags")
         lines = [summary(n, f) for n, f in answer["flags"].items()] or ["no feature flags"]
         return answer, lines
     if args.command == "get":
-        answer = call(base, token, "GET", f"/v1/flags/{quoted}")
+        answer = api.call("GET", f"/v1/flags/{quoted}")
         text = yaml.safe_dump(answer["flag"], sort_keys=False, allow_unicode=True)
         return answer, [f"# flag {name} at generation {answer['generation']}", text.rstrip()]
     if args.command == "set":
@@ -133,41 +146,22 @@ def run(args: argparse.Namespace) -> tuple[Any, list[str]]:
             text = args.file.read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"{args.file}: {exc.strerror or exc}") from None
-        answer = request_text(
-            base, token, f"/v1/flags/{quoted}{reason}", text, str(args.file), method="PUT"
-        )
+        answer = api.send_text("PUT", f"/v1/flags/{quoted}", text, str(args.file), params=reason)
         return answer, [f"flag {name} set at generation {answer['generation']}"]
     if args.command == "delete":
-        answer = call(base, token, "DELETE", f"/v1/flags/{quoted}{reason}")
+        answer = api.call("DELETE", f"/v1/flags/{quoted}", params=reason)
         return answer, [f"flag {name} deleted at generation {answer['generation']}"]
     if args.command in ("pause", "resume"):
         path = f"/v1/flags/{quoted}/schedule/{args.command}"
-        answer = call(base, token, "POST", path, {"reason": args.reason})
+        answer = api.call("POST", path, {"reason": args.reason})
         return answer, [f"schedule of {name} {args.command}d at generation {answer['generation']}"]
     if args.command == "schedule":
-        answer = call(base, token, "GET", f"/v1/flags/{quoted}/schedule")
+        answer = api.call("GET", f"/v1/flags/{quoted}/schedule")
         return answer, schedule_lines(answer)
     body: dict[str, Any] = {"route": args.route, "headers": pairs(args.header, "HEADER")}
     if args.attribute:
         body["attributes"] = pairs(args.attribute, "ATTRIBUTE")
     if args.user is not None:
         body["user_id"] = args.user
-    answer = call(base, token, "POST", "/v1/flags/explain", body)
+    answer = api.call("POST", "/v1/flags/explain", body)
     return answer, explanation(answer)
-
-
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    args = parser(env).parse_args(argv)
-    if no_token(PROG, args):
-        return 2
-    return guarded(PROG, args.admin_url, lambda: show(args))
-
-
-def show(args: argparse.Namespace) -> int:
-    answer, lines = run(args)
-    if args.json:
-        print(jsonsafe.dumps(answer, indent=2, ensure_ascii=False))
-    else:
-        print("\n".join(lines))
-    return 0

@@ -1,7 +1,8 @@
-"""The control plane's own health, for probes and scrapers: ``/readyz`` and ``/metrics``.
+"""The control plane's own health, for probes and scrapers: ``/healthz``, ``/readyz`` and
+``/metrics``.
 
-Both answer without the admin token, like ``/healthz``: a Kubernetes probe or a Prometheus
-scrape has none. Neither says more than names, counts and times (no record's content, no
+All three answer without the admin token: a Kubernetes probe or a Prometheus
+scrape has none. None says more than names, counts and times (no record's content, no
 error message: those are in the log).
 """
 
@@ -14,12 +15,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from config import jsonsafe
+from control.api_table import Operation
 
 Status = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 STATUS: web.AppKey[Status] = web.AppKey("status")
 REGISTRY = web.AppKey("registry", CollectorRegistry)
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"}, dumps=jsonsafe.dumps)
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -34,8 +39,40 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def add_health_routes(app: web.Application, status: Status, registry: CollectorRegistry) -> None:
-    app[STATUS] = status
-    app[REGISTRY] = registry
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+async def ready_without_loops() -> tuple[bool, dict[str, Any]]:
+    """The status of an API served without the control plane's loops (tests, tools)."""
+    return True, {}
+
+
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/healthz",
+        healthz,
+        "Alive (no token needed)",
+        ok="Alive",
+        public=True,
+        responses={"200": {"description": "Alive"}},
+    ),
+    Operation(
+        "GET",
+        "/readyz",
+        readyz,
+        "Ready while Redis answers; each loop's passes and errors, leadership and the "
+        "quarantined rollouts in `details` (no token needed)",
+        public=True,
+        responses={
+            "200": {"description": "Ready"},
+            "503": {"description": "Redis unreachable"},
+        },
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        metrics,
+        "The control plane's Prometheus metrics, among them "
+        "splitgate_control_loop_errors_total{loop} (no token needed)",
+        public=True,
+        responses={"200": {"description": "Prometheus text format"}},
+    ),
+)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from typing import Any
 
 from redis.exceptions import RedisError
 
 from config.keys import Keys
+from control.redis_client import RedisClient
 
 log = logging.getLogger("splitgate.control.leadership")
 
@@ -47,7 +47,9 @@ return 0
 
 
 class Leadership:
-    def __init__(self, redis: Any, keys: Keys, instance: str, *, lease_s: float = 10.0) -> None:
+    def __init__(
+        self, redis: RedisClient, keys: Keys, instance: str, *, lease_s: float = 10.0
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._instance = instance

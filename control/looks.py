@@ -8,19 +8,19 @@ Counts (pure; the runner reads them from Redis):
 - the comparisons with the baseline see both arms since the rollout's first such moment,
   fed interval by interval into their sequential tests (``control.analysis.sequential``).
 
-Each verdict is kept as a dict with the figures a person needs: the candidate's and the
+Each verdict is kept (``config.records.StoredVerdict``) with the figures a person needs: the candidate's and the
 baseline's value, the bound that decided, the samples still needed and, at the phase's rate
 so far, how long that takes (``eta_s``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from config.metrics import TrackWindow
 from config.plans import CanaryPlan
+from config.records import SequentialSlot, StoredVerdict
 from config.thresholds import Threshold, parse_threshold
 from control.analysis.sequential import Interval, RateTest
 from control.analysis.verdict import Assessment, Verdict, assess, breached, measure
@@ -54,9 +54,9 @@ _COUNTS: dict[str, Callable[[TrackWindow, int | None], tuple[int, int]]] = {
 _MINIMUM = {"error_rate": MIN_REQUESTS, "slow_requests": MIN_REQUESTS}
 
 
-def fresh_tests() -> dict[str, dict[str, Any]]:
+def fresh_tests() -> dict[str, SequentialSlot]:
     return {
-        name: {"test": asdict(RateTest(alpha=alpha)), "consumed": [0, 0, 0, 0]}
+        name: SequentialSlot(test=asdict(RateTest(alpha=alpha)), consumed=[0, 0, 0, 0])
         for name, alpha in TESTS.items()
     }
 
@@ -121,15 +121,15 @@ class Look:
 
     rollback: tuple[Assessment, ...]
     success: tuple[Assessment, ...]
-    verdicts: list[dict[str, Any]]
-    tests: dict[str, dict[str, Any]]
+    verdicts: list[StoredVerdict]
+    tests: dict[str, SequentialSlot]
 
 
 def look(
     plan: CanaryPlan,
     phase: int,
     latency_edge: int | None,
-    tests: dict[str, dict[str, Any]],
+    tests: Mapping[str, SequentialSlot],
     counts: Counts,
 ) -> Look:
     """One look at a running phase, pure: the same plan, tests and counts give the same look,
@@ -156,24 +156,24 @@ def look(
 
 def compare(
     plan: CanaryPlan,
-    slot: dict[str, Any],
+    slot: SequentialSlot,
     edge: int | None,
     candidate: TrackWindow,
     baseline: TrackWindow,
     name: str,
-) -> tuple[Assessment, dict[str, Any]]:
+) -> tuple[Assessment, SequentialSlot]:
     """Feed one sequential test the counts that arrived since its last look: its verdict,
     and the test's new state (``slot`` is left as it was)."""
     confidence = plan.comparison.confidence
     c_n, c_e = _COUNTS[name](candidate, edge)
     b_n, b_e = _COUNTS[name](baseline, edge)
     totals = [c_n, c_e, b_n, b_e]
-    delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
-    test = RateTest.restore(slot["test"])
+    delta = [max(0, total - was) for total, was in zip(totals, slot.consumed, strict=True)]
+    test = RateTest.restore(slot.test)
     test.pass_alpha = 1 - confidence
     test.design_effect = plan.comparison.design_effect
     test.add(Interval(delta[0], delta[1], delta[2], delta[3]))
-    new_slot = {"test": asdict(test), "consumed": totals}
+    new_slot = SequentialSlot(test=asdict(test), consumed=totals)
     minimum = _MINIMUM.get(name, MIN_RATINGS)
     verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
         test.verdict(minimum), Verdict.INCONCLUSIVE
@@ -206,7 +206,7 @@ def _percent(events: int, n: int) -> str:
 
 def record_verdict(
     a: Assessment, role: str, baseline: TrackWindow | None, elapsed_s: float
-) -> dict[str, Any]:
+) -> StoredVerdict:
     """A verdict as stored with the rollout and its looks: the figures a person reads.
 
     ``baseline`` holds the baseline's counts over the same period as the verdict's sample,
@@ -220,4 +220,4 @@ def record_verdict(
     if a.needed is not None and a.sample > 0 and elapsed_s > 0:
         eta = round(a.needed * elapsed_s / a.sample, 1)
     out["eta_s"] = eta
-    return out
+    return StoredVerdict.model_validate(out)

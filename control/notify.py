@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from config import jsonsafe
 from config.keys import Keys
+from control.redis_client import RedisClient, entries, text
 
 log = logging.getLogger("splitgate.control.notify")
 
@@ -83,7 +84,7 @@ class Notifier:
 
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         keys: Keys,
         urls: Sequence[str],
         secret: bytes = b"",
@@ -121,7 +122,7 @@ class Notifier:
     async def start_from_now(self) -> None:
         """Set the cursor to the newest event if it was never set, so webhooks turned on later
         are not sent every event stored before them."""
-        last = await self._redis.xrevrange(self._keys.events, count=1)
+        last = entries(await self._redis.xrevrange(self._keys.events, count=1))
         await self._redis.set(self._keys.events_delivered, last[0][0] if last else "0", nx=True)
 
     async def run(self, is_leader: Callable[[], bool], interval_s: float = 1.0) -> None:
@@ -154,12 +155,12 @@ class Notifier:
         logged, never raised; Redis errors are raised, and so is ``CancelledError`` when this
         task has a cancellation pending.
         """
-        cursor = await self._redis.get(self._keys.events_delivered) or "0"
-        entries = await self._redis.xrange(
-            self._keys.events, min=f"({cursor}", max="+", count=limit
+        cursor = text(await self._redis.get(self._keys.events_delivered)) or "0"
+        pending = entries(
+            await self._redis.xrange(self._keys.events, min=f"({cursor}", max="+", count=limit)
         )
         done = 0
-        for entry_id, fields in entries:
+        for entry_id, fields in pending:
             _honour_cancellation()
             if not is_leader():
                 break

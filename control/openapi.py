@@ -1,345 +1,132 @@
-"""The admin API's OpenAPI 3.1 document, served at ``/openapi.json``."""
+"""The admin API's OpenAPI 3.1 document, generated from the declared table
+(``control.api_table``) and served at ``/openapi.json``.
+
+``OPERATIONS`` is the whole table: each resource module's operations, in the order the
+document lists them. ``control.admin`` routes exactly these.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from aiohttp import web
+from pydantic import BaseModel
+
 from config.flags import Flag, Segment
-from config.records import QuarantinedRollout, RolloutRecord
 from config.schema import Route, Track
-from control.openapi_flags import FLAG_PATHS
-from control.openapi_parts import (
-    ID_PARAM,
-    REASON_PARAM,
-    ROUTE_PARAM,
-    TRACK_PARAM,
-    component,
-    responses,
-    write,
+from control import (
+    audit_api,
+    feedback_api,
+    flags_table,
+    health_api,
+    rollouts_api,
+    routes_api,
+    segments_api,
 )
+from control.api import json_response
+from control.api_table import Operation, Schema, check_table
+from control.openapi_parts import component, responses
 
-_RECORD = {"$ref": "#/components/schemas/RolloutRecord"}
+MODELS: tuple[type[BaseModel], ...] = (Route, Track, Flag, Segment)
+"""Components that schemas written by hand refer to (``reasoned``)."""
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "splitgate admin API",
-        "version": "1",
-        "description": "Change the routing document (weights, tracks, upstreams) that every proxy replica follows.",
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+            },
+        },
+        "errors": {
+            "type": "array",
+            "items": {
                 "type": "object",
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "properties": {
-                            "message": {"type": "string"},
-                            "type": {"type": "string"},
-                            "code": {"type": "string"},
-                            "param": {"type": ["string", "null"]},
-                        },
-                    },
-                    "errors": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "field": {"type": "string"},
-                                "reason": {"type": "string"},
-                            },
-                        },
-                    },
-                },
-            },
-            **component(RolloutRecord),
-            **component(QuarantinedRollout),
-            **component(Route),
-            **component(Track),
-            **component(Flag),
-            **component(Segment),
-        },
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/readyz": {
-            "get": {
-                "summary": "Ready while Redis answers; each loop's passes and errors, leadership "
-                "and the quarantined rollouts in `details` (no token needed)",
-                "security": [],
-                "responses": {
-                    "200": {"description": "Ready"},
-                    "503": {"description": "Redis unreachable"},
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "The control plane's Prometheus metrics, among them "
-                "splitgate_control_loop_errors_total{loop} (no token needed)",
-                "security": [],
-                "responses": {"200": {"description": "Prometheus text format"}},
-            }
-        },
-        "/v1/routes": {
-            "get": {
-                "summary": "The routing document, its generation, and each live replica's applied generation",
-                "responses": responses("The document"),
-            }
-        },
-        "/v1/routes/{route}": {
-            "get": {
-                "summary": "One route",
-                "parameters": [ROUTE_PARAM],
-                "responses": responses("The route", 404),
-            }
-        },
-        "/v1/routes/{route}/weights": {
-            "put": write(
-                "Set the weights of some or all tracks (percentages, two decimals at most, adding up to 100)",
-                {
-                    "type": "object",
-                    "required": ["weights"],
-                    "properties": {
-                        "weights": {
-                            "type": "object",
-                            "additionalProperties": {
-                                "type": "number",
-                                "minimum": 0,
-                                "maximum": 100,
-                            },
-                        },
-                        "reason": {"type": "string"},
-                    },
-                    "additionalProperties": False,
-                },
-                413,
-                params=[ROUTE_PARAM],
-            )
-        },
-        "/v1/routes/{route}/tracks/{track}": {
-            "put": write(
-                "Add a track or replace it",
-                {"$ref": "#/components/schemas/Track"},
-                413,
-                params=[ROUTE_PARAM, TRACK_PARAM],
-            ),
-            "delete": write(
-                "Remove a track (its weight must be 0)",
-                None,
-                params=[ROUTE_PARAM, TRACK_PARAM, REASON_PARAM],
-            ),
-        },
-        "/v1/routes/{route}/tracks/{track}/upstreams": {
-            "post": write(
-                "Add an upstream URL (http or https) to a track",
-                {
-                    "type": "object",
-                    "required": ["url"],
-                    "properties": {"url": {"type": "string"}, "reason": {"type": "string"}},
-                },
-                413,
-                params=[ROUTE_PARAM, TRACK_PARAM],
-            ),
-            "delete": write(
-                "Remove an upstream URL from a track",
-                None,
-                params=[
-                    ROUTE_PARAM,
-                    TRACK_PARAM,
-                    {"name": "url", "in": "query", "required": True, "schema": {"type": "string"}},
-                    REASON_PARAM,
-                ],
-            ),
-        },
-        "/v1/routes/{route}/metrics": {
-            "get": {
-                "summary": "Fleet-wide counts per track over a window: requests, error rate by class, latency and TTFB p50/p95/p99 (ms, from merged histograms), tokens per request",
-                "parameters": [
-                    ROUTE_PARAM,
-                    {
-                        "name": "window",
-                        "in": "query",
-                        "schema": {"type": "string", "default": "5m"},
-                        "description": "10s to 6h, e.g. 30s, 5m, 1h",
-                    },
-                ],
-                "responses": responses("The counts", 400, 404),
-            }
-        },
-        "/v1/feedback": {
-            "post": {
-                "summary": "Hallucination, rating (1-5) and comment for an answered request, by its X-Request-Id (or X-Splitgate-Feedback-Id)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["request_id"],
-                                "properties": {
-                                    "request_id": {"type": "string"},
-                                    "hallucination": {"type": "boolean"},
-                                    "rating": {"type": "integer", "minimum": 1, "maximum": 5},
-                                    "comment": {"type": "string"},
-                                },
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    **responses("Counted", 400, 422),
-                    "202": {"description": "Counted for the track and version that answered"},
-                },
-            }
-        },
-        "/v1/audit": {
-            "get": {
-                "summary": "The newest audit records (actor, before, after, reason, time), newest first",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    }
-                ],
-                "responses": responses("The records", 400),
-            }
-        },
-        "/v1/rollouts": {
-            "post": {
-                "summary": "Start a rollout from a plan (canary, blue-green, big bang or A/B test)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/yaml": {"schema": {"type": "string"}},
-                        "application/json": {"schema": {"type": "object"}},
-                    },
-                },
-                "responses": {
-                    **responses("Started", 404, 409, 422),
-                    "201": {
-                        "description": "The rollout's record",
-                        "content": {"application/json": {"schema": _RECORD}},
-                    },
-                },
-            },
-            "get": {
-                "summary": "Active rollouts, then finished ones newest first (paged), and the "
-                "quarantined records with their reason",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": responses(
-                    "`rollouts`, `next_cursor` (null on the last page), `quarantined`",
-                    400,
-                    schema={
-                        "type": "object",
-                        "required": ["rollouts", "next_cursor", "quarantined"],
-                        "properties": {
-                            "rollouts": {"type": "array", "items": _RECORD},
-                            "next_cursor": {"type": ["string", "null"]},
-                            "quarantined": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/QuarantinedRollout"},
-                            },
-                        },
-                    },
-                ),
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
             },
         },
-        "/v1/rollouts/{id}": {
-            "get": {
-                "summary": "Phase, weights, time in phase, what it waits for, last verdicts, history",
-                "parameters": [ID_PARAM],
-                "responses": responses(
-                    "The record, with the route's `weights` now and the `time_in_phase_s`",
-                    404,
-                    schema={
-                        "allOf": [
-                            _RECORD,
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "time_in_phase_s": {"type": ["number", "null"]},
-                                    "weights": {
-                                        "type": ["object", "null"],
-                                        "additionalProperties": {"type": "number"},
-                                    },
-                                },
-                            },
-                        ]
-                    },
-                ),
-            }
-        },
-        "/v1/rollouts/{id}/verdicts": {
-            "get": {
-                "summary": "Every look's verdicts with the figures they rest on, newest first",
-                "parameters": [
-                    ID_PARAM,
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    },
-                ],
-                "responses": responses("The looks", 400, 404),
-            }
-        },
-        "/v1/rollouts/{id}/checks/{item}": {
-            "post": {
-                "summary": "Attest a checklist item (recorded with X-Splitgate-Actor and the time)",
-                "parameters": [
-                    ID_PARAM,
-                    {"name": "item", "in": "path", "required": True, "schema": {"type": "string"}},
-                ],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {"type": "object", "properties": {"note": {"type": "string"}}}
-                        }
-                    },
-                },
-                "responses": responses("The record", 400, 404, 409, 422),
-            }
-        },
-        "/v1/rollouts/{id}/{command}": {
-            "post": {
-                "summary": "approve, promote, pause, resume or abort; 409 names the state when it does not apply",
-                "parameters": [
-                    ID_PARAM,
-                    {
-                        "name": "command",
-                        "in": "path",
-                        "required": True,
-                        "schema": {
-                            "type": "string",
-                            "enum": ["approve", "promote", "pause", "resume", "abort"],
-                        },
-                    },
-                ],
-                "responses": responses("The record", 404, 409),
-            }
-        },
-        **FLAG_PATHS,
     },
 }
 
-QUERY_NAMES: dict[tuple[str, str], frozenset[str]] = {
-    (method.upper(), path): frozenset(
-        p["name"] for p in operation.get("parameters", []) if p["in"] == "query"
-    )
-    for path, operations in OPENAPI["paths"].items()
-    for method, operation in operations.items()
-}
-"""Each documented operation's query parameters: the admin API's guard refuses any other."""
+
+async def serve_openapi(request: web.Request) -> web.Response:
+    return json_response(OPENAPI)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    *health_api.OPERATIONS,
+    Operation("GET", "/openapi.json", serve_openapi, "This document", ok="The OpenAPI document"),
+    *routes_api.OPERATIONS,
+    *feedback_api.OPERATIONS,
+    *audit_api.OPERATIONS,
+    *rollouts_api.OPERATIONS,
+    *flags_table.OPERATIONS,
+    *segments_api.OPERATIONS,
+)
+check_table(OPERATIONS)
+
+
+def document(operations: Iterable[Operation]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``operations``."""
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for model in MODELS:
+        schemas.update(component(model))
+
+    def schema_of(schema: Schema | None) -> dict[str, Any] | None:
+        if schema is None:
+            return None
+        if isinstance(schema, type):
+            schemas.update(component(schema))
+            return {"$ref": f"#/components/schemas/{schema.__name__}"}
+        return dict(schema)
+
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        entry: dict[str, Any] = {"summary": op.summary}
+        params = [*op.path_params(), *op.params]
+        if params:
+            entry["parameters"] = params
+        if op.public:
+            entry["security"] = []
+        content = {}
+        if op.body is not None:
+            content["application/json"] = {"schema": schema_of(op.body)}
+        for media, schema in op.body_types.items():
+            content[media] = {"schema": schema_of(schema)}
+        if content:
+            entry["requestBody"] = {"required": op.body_required, "content": content}
+        entry["responses"] = (
+            dict(op.responses)
+            if op.responses is not None
+            else responses(
+                op.ok,
+                *op.errors,
+                schema=schema_of(op.returns),
+                status=op.status,
+                public=op.public,
+            )
+        )
+        paths.setdefault(op.route_path, {})[op.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "splitgate admin API",
+            "version": "1",
+            "description": "Change the routing document (weights, tracks, upstreams) that every "
+            "proxy replica follows, run rollouts and feature flags.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
+OPENAPI: dict[str, Any] = document(OPERATIONS)

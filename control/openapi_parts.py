@@ -1,11 +1,13 @@
-"""The pieces the admin API's OpenAPI document is built from: common parameters, the error
-answers, write operations, components from the pydantic models."""
+"""The pieces the admin API's table is declared with (``control.api_table``): common
+parameters, the error answers, write operations, components from the pydantic models."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel
+
+from control.api_table import Handler, Operation, Schema
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ROUTE_PARAM = {
@@ -37,6 +39,11 @@ REASON_PARAM = {
     "schema": {"type": "string"},
     "description": "Recorded in the audit log (a JSON body's `reason` takes precedence).",
 }
+LIMIT_QUERY = {
+    "name": "limit",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+}
 IF_MATCH = {
     "name": "If-Match",
     "in": "header",
@@ -46,42 +53,64 @@ IF_MATCH = {
 }
 
 
-def responses(ok: str, *codes: int, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    reasons = {
-        400: "Malformed request",
-        401: "Missing or wrong bearer token",
-        404: "No such route, track or upstream",
-        409: "Refused: the change conflicts with the document",
-        412: "If-Match names an old generation",
-        413: "Body too large",
-        422: "Invalid field: `errors` names each field and why",
-        503: "Redis unreachable or not seeded",
-    }
+REASONS = {
+    400: "Malformed request",
+    401: "Missing or wrong bearer token",
+    404: "No such route, track or upstream",
+    409: "Refused: the change conflicts with the document",
+    412: "If-Match names an old generation",
+    413: "Body too large",
+    422: "Invalid field: `errors` names each field and why",
+    503: "Redis unreachable or not seeded",
+}
+
+
+def responses(
+    ok: str,
+    *codes: int,
+    schema: dict[str, Any] | None = None,
+    status: int = 200,
+    public: bool = False,
+) -> dict[str, Any]:
+    """The success answer and the errors: each error's body is the ``Error`` schema."""
     out: dict[str, Any] = {
-        "200": {
+        str(status): {
             "description": ok,
             "content": {"application/json": {"schema": schema or {"type": "object"}}},
         }
     }
-    for code in (401, 503, *codes):
-        out[str(code)] = {
-            "description": reasons[code],
-            "content": {"application/json": {"schema": ERROR}},
-        }
+    # Any request may be malformed at the HTTP level (a header the parser refuses): 400.
+    for code in sorted({400, *(() if public else (401,)), 503, *codes}):
+        content: dict[str, Any] = {"application/json": {"schema": ERROR}}
+        if code == 400:  # the HTTP parser's own answer, before any handler, is plain text
+            content["text/plain"] = {"schema": {"type": "string"}}
+        out[str(code)] = {"description": REASONS[code], "content": content}
     return out
 
 
-def write(
-    summary: str, body: dict[str, Any] | None, *codes: int, params: list[dict[str, Any]]
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "parameters": [*params, IF_MATCH],
-        "responses": responses("The new generation and the route", 400, 404, 409, 412, 422, *codes),
-    }
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
+WRITE_ERRORS = (400, 404, 409, 412, 422)
+
+
+def write_op(
+    method: str,
+    path: str,
+    handler: Handler,
+    summary: str,
+    body: Schema | None,
+    *codes: int,
+    params: tuple[dict[str, Any], ...] = (),
+) -> Operation:
+    """A write of the routing document: If-Match, the new generation and part in the answer."""
+    return Operation(
+        method,
+        path,
+        handler,
+        summary,
+        ok="The new generation and the route",
+        errors=(*WRITE_ERRORS, *codes),
+        params=(*params, IF_MATCH),
+        body=body,
+    )
 
 
 def component(model: type[BaseModel]) -> dict[str, Any]:
@@ -90,6 +119,8 @@ def component(model: type[BaseModel]) -> dict[str, Any]:
     return {model.__name__: schema, **schema.pop("$defs", {})}
 
 
-def reasoned(schema: dict[str, Any]) -> dict[str, Any]:
-    """A body schema with the optional ``reason`` recorded in the audit log."""
-    return {"allOf": [schema, {"type": "object", "properties": {"reason": {"type": "string"}}}]}
+def reasoned(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's body schema with the optional ``reason`` recorded in the audit log (the model
+    must be among the document's components: ``control.openapi.MODELS``)."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"allOf": [ref, {"type": "object", "properties": {"reason": {"type": "string"}}}]}

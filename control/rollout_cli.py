@@ -6,13 +6,12 @@ and 1 when it is rolled back or aborted (with ``--wait``), so a CI job can gate 
 terminal, a line per change in a log, exit as ``--wait``); ``approve|promote|pause|resume|abort
 ID`` act; ``check ID ITEM [--note TEXT]`` attests a checklist item; ``verdicts ID`` shows the
 last looks. What they print is rendered by ``control.views``. Admin URL and token, and the
-exit statuses on errors, Ctrl-C and a closed pipe, as for ``splitgate weights``.
+exit statuses on errors, Ctrl-C and a closed pipe: ``control.cli``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -21,36 +20,30 @@ from pathlib import Path
 from typing import Any
 
 from control import views
-from control.cli import (
-    Screen,
-    admin_options,
-    call,
-    guarded,
-    is_terminal,
-    no_token,
-    request_text,
-    sleep_until,
-)
+from control.admin_client import AdminApi
+from control.screen import Screen, is_terminal, sleep_until
 
 PROG = "splitgate rollout"
+HELP = "start a rollout from a plan file, follow it, approve, promote, pause, resume, abort"
+DESCRIPTION = "Run and follow rollouts."
 FINAL = {"promoted": 0, "completed": 0, "rolled_back": 1, "aborted": 1}
 TIMED_OUT = 3
 REFRESH_S = 1.0
 
 
-def fetch(base: str, token: str, rollout_id: str) -> tuple[dict[str, Any], bool | None]:
+def fetch(api: AdminApi, rollout_id: str) -> tuple[dict[str, Any], bool | None]:
     """The record, and whether every live replica applies its phase's weights (as the
     runner's last look found: ``acked``; None before its first look)."""
-    record = call(base, token, "GET", f"/v1/rollouts/{rollout_id}")
+    record = api.call("GET", f"/v1/rollouts/{rollout_id}")
     return record, record.get("acked")
 
 
-def follow(base: str, token: str, rollout_id: str, timeout: float, printed: str = "") -> int:
+def follow(api: AdminApi, rollout_id: str, timeout: float, printed: str = "") -> int:
     """Follow a rollout to its end: redrawn in place on a terminal, a line per change in a
     log. 0 promoted or completed, 1 rolled back or aborted, 3 still going at ``timeout``."""
     if is_terminal(sys.stdout):
-        return _follow_screen(base, token, rollout_id, timeout)
-    return _follow_lines(base, token, rollout_id, timeout, printed)
+        return _follow_screen(api, rollout_id, timeout)
+    return _follow_lines(api, rollout_id, timeout, printed)
 
 
 def ended(record: dict[str, Any]) -> bool:
@@ -58,13 +51,13 @@ def ended(record: dict[str, Any]) -> bool:
     return record["state"]["status"] in FINAL and not record.get("desired")
 
 
-def _follow_screen(base: str, token: str, rollout_id: str, timeout: float) -> int:
+def _follow_screen(api: AdminApi, rollout_id: str, timeout: float) -> int:
     screen = Screen(sys.stdout, wrap=True)
     deadline = time.monotonic() + timeout
     try:
         while True:
             tick = time.monotonic() + REFRESH_S
-            record, ok = fetch(base, token, rollout_id)
+            record, ok = fetch(api, rollout_id)
             screen.draw(views.status_lines(record, time.time(), ok))
             status = record["state"]["status"]
             if ended(record):
@@ -76,13 +69,13 @@ def _follow_screen(base: str, token: str, rollout_id: str, timeout: float) -> in
         screen.close()
 
 
-def _follow_lines(base: str, token: str, rollout_id: str, timeout: float, printed: str) -> int:
+def _follow_lines(api: AdminApi, rollout_id: str, timeout: float, printed: str) -> int:
     """One line per change; ``printed``: the line already shown (by ``start``)."""
     seen: tuple[Any, ...] = ()
     deadline = time.monotonic() + timeout
     while True:
         tick = time.monotonic() + REFRESH_S
-        record, ok = fetch(base, token, rollout_id)
+        record, ok = fetch(api, rollout_id)
         state = record["state"]
         # Countdowns in waiting_for change every look; a log wants a line per real change.
         key = (
@@ -112,86 +105,79 @@ def _timed_out(record: Mapping[str, Any], timeout: float) -> int:
     return TIMED_OUT
 
 
-def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run and follow rollouts.")
+def build(
+    p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser], env: Mapping[str, str]
+) -> None:
+    """The subcommands under ``p``; each takes the shared options too (``parents``)."""
     sub = p.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="start a rollout from a plan file")
+    start = sub.add_parser("start", parents=parents, help="start a rollout from a plan file")
     start.add_argument("plan", type=Path)
     start.add_argument(
         "--wait", action="store_true", help="follow it to the end; exit 0 promoted, 1 rolled back"
     )
     start.add_argument("--timeout", type=float, default=7 * 86400, help="seconds (exit 3)")
-    status = sub.add_parser("status", help="one rollout, or all")
+    status = sub.add_parser("status", parents=parents, help="one rollout, or all")
     status.add_argument("id", nargs="?")
     status.add_argument(
         "--watch", action="store_true", help="follow it to the end (exit as start --wait)"
     )
     status.add_argument("--timeout", type=float, default=7 * 86400, help="seconds (exit 3)")
-    commands = [start, status]
     for name in ("approve", "promote", "pause", "resume", "abort"):
-        command = sub.add_parser(name, help=f"{name} a rollout")
-        command.add_argument("id")
-        commands.append(command)
-    check = sub.add_parser("check", help="attest a checklist item (recorded with who and when)")
+        sub.add_parser(name, parents=parents, help=f"{name} a rollout").add_argument("id")
+    check = sub.add_parser(
+        "check", parents=parents, help="attest a checklist item (recorded with who and when)"
+    )
     check.add_argument("id")
     check.add_argument("item")
     check.add_argument("--note", default="", help="what was checked, e.g. a CI run URL")
     check.add_argument("--actor", default=env.get("USER", "cli"), help="who attests")
-    verdicts = sub.add_parser("verdicts", help="the last looks' verdicts with their figures")
+    verdicts = sub.add_parser(
+        "verdicts", parents=parents, help="the last looks' verdicts with their figures"
+    )
     verdicts.add_argument("id")
     verdicts.add_argument("--limit", type=int, default=5)
-    admin_options(p, env, [*commands, check, verdicts], json_flag=False)
-    return p
 
 
-def run(args: argparse.Namespace) -> int:
-    base, token = args.admin_url, args.token
+def run(api: AdminApi, args: argparse.Namespace) -> int:
     if args.command == "start":
         try:
             text = args.plan.read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"{args.plan}: {exc.strerror or exc}") from None
-        record = request_text(base, token, "/v1/rollouts", text, source=str(args.plan))
+        record = api.send_text("POST", "/v1/rollouts", text, source=str(args.plan))
         first = views.headline(record)
         print(first, flush=True)
-        return follow(base, token, record["id"], args.timeout, first) if args.wait else 0
+        return follow(api, record["id"], args.timeout, first) if args.wait else 0
     if args.command == "status":
-        return _status(args)
+        return _status(api, args)
     if args.command == "verdicts":
-        record = call(base, token, "GET", f"/v1/rollouts/{args.id}")
-        path = f"/v1/rollouts/{args.id}/verdicts?limit={args.limit}"
+        record = api.call("GET", f"/v1/rollouts/{args.id}")
+        limit = {"limit": str(args.limit)}
+        looks = api.call("GET", f"/v1/rollouts/{args.id}/verdicts", params=limit)["looks"]
         phases = record.get("plan", {}).get("phases") or []
         now = time.time()
-        for look in call(base, token, "GET", path)["looks"]:
+        for look in looks:
             print("\n".join(views.look_lines(look, phases, now)))
         return 0
     if args.command == "check":
         path = f"/v1/rollouts/{args.id}/checks/{args.item}"
         actor = {"X-Splitgate-Actor": args.actor}
-        record = call(base, token, "POST", path, {"note": args.note}, headers=actor)
+        record = api.call("POST", path, {"note": args.note}, headers=actor)
     else:
-        record = call(base, token, "POST", f"/v1/rollouts/{args.id}/{args.command}", {})
+        record = api.call("POST", f"/v1/rollouts/{args.id}/{args.command}", {})
     print(views.headline(record))
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
-    base, token = args.admin_url, args.token
+def _status(api: AdminApi, args: argparse.Namespace) -> int:
     if args.watch:
         if not args.id:
             raise ValueError("status --watch follows one rollout: give its ID")
-        return follow(base, token, args.id, args.timeout)
+        return follow(api, args.id, args.timeout)
     if not args.id:
-        rollouts = call(base, token, "GET", "/v1/rollouts")["rollouts"]
+        rollouts = api.call("GET", "/v1/rollouts")["rollouts"]
         print("\n".join(views.headline(r) for r in rollouts) or "no rollouts")
         return 0
-    record, ok = fetch(base, token, args.id)
+    record, ok = fetch(api, args.id)
     print("\n".join(views.status_lines(record, time.time(), ok)))
     return 0
-
-
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = parser(os.environ if env is None else env).parse_args(argv)
-    if no_token(PROG, args):
-        return 2
-    return guarded(PROG, args.admin_url, lambda: run(args))

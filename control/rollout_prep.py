@@ -4,18 +4,25 @@ the new version is up, its smoke tests; and the counts restarted from that momen
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from config.checks import Checklist
 from config.plans import ABTestPlan, CanaryPlan, SmokeTest
+from config.records import (
+    Attestation,
+    ChecklistState,
+    RolloutRecord,
+    RolloutState,
+    evolve,
+)
+from config.records import Strategy as StoredKind
 from control import edits, looks, waiting
 from control.leadership import PASS_EPOCH
-from control.rollout_store import RolloutConflict, plan_of, state_to_dict
+from control.rollout_store import RolloutConflict, plan_of
 from control.smoke import probe, reachable, run_smoke_tests
 from control.store import Change, DocumentStore, Stale
-from control.strategies.canary import State
 
 ACTOR = "splitgate-rollout"
 
@@ -33,57 +40,75 @@ class Preparation:
         self._clock = clock
         self._probe = probe
 
-    async def check_items(self, record: dict[str, Any]) -> str:
-        """Run the probes of items still open; what the rollout still waits for ("" if none)."""
+    async def check_items(self, record: RolloutRecord) -> tuple[RolloutRecord, str]:
+        """Run the probes of items still open: the record with their results, and what the
+        rollout still waits for ("" if nothing)."""
         plan = plan_of(record)
+        groups = {
+            "required": dict(record.checklist.required),
+            "recommended": dict(record.checklist.recommended),
+        }
+        results = dict(record.probe_results or {})
+        probed = False
         for item in (*plan.checklist.required, *plan.checklist.recommended):
             group = "required" if item in plan.checklist.required else "recommended"
-            if item.probe is None or record["checklist"][group][item.name] is not None:
+            if item.probe is None or groups[group].get(item.name) is not None:
                 continue
             p = item.probe
             ok, detail = await self._probe(p.url, p.method, p.expect_status, p.expect_regex)
             if ok:
-                record["checklist"][group][item.name] = {
-                    "by": "probe",
-                    "at": self._clock(),
-                    "how": "probe",
-                    "note": f"{p.method} {p.url}: {detail}",
-                }
-            record.setdefault("probe_results", {})[item.name] = detail
-        record["warnings"] = checklist_warnings(record)
-        return waiting.waiting_for_checklist(record)
+                note = f"{p.method} {p.url}: {detail}"
+                groups[group][item.name] = Attestation(
+                    by="probe", at=self._clock(), how="probe", note=note
+                )
+            results[item.name] = detail
+            probed = True
+        checklist = ChecklistState(**groups)
+        record = evolve(
+            record,
+            checklist=checklist,
+            probe_results=results if probed else record.probe_results,
+            warnings=checklist_warnings(checklist),
+        )
+        return record, waiting.waiting_for_checklist(record)
 
-    async def restart_counts(self, record: dict[str, Any], now: float) -> None:
+    async def restart_counts(self, record: RolloutRecord, now: float) -> RolloutRecord:
         """Judge only what happens from the start on: a rollout may have waited for its
         checklist for hours, and the weights to restore are the ones it found then."""
-        record["accumulator"] = None  # counted from the first look every replica acked
-        record["phase_counts"] = None
-        record["tests"] = looks.fresh_tests()
         document = await self._store.read()
         assert document is not None
-        route = edits.find_route(document, record["route"])
-        record["before_weights"] = {t.name: t.weight for t in route.tracks}
+        route = edits.find_route(document, record.route)
+        return evolve(
+            record,
+            accumulator=None,  # counted from the first look every replica acked
+            phase_counts=None,
+            tests=looks.fresh_tests(),
+            before_weights={t.name: t.weight for t in route.tracks},
+        )
 
-    async def verify(self, plan: CanaryPlan, record: dict[str, Any]) -> str | None:
-        """Is the new version up, and does it pass the smoke tests? The reason if not."""
+    async def verify(
+        self, plan: CanaryPlan, record: RolloutRecord
+    ) -> tuple[RolloutRecord, str | None]:
+        """Is the new version up, and does it pass the smoke tests? The record with the
+        results, and the reason if not."""
         up = await reachable(plan.candidate.upstreams, plan.post_deploy.health_path)
-        record["up"] = [asdict(r) for r in up]
+        record = evolve(record, up=[asdict(r) for r in up])
         down = [r for r in up if not r.ok]
         if down:
-            return "the new version is not up: " + "; ".join(
+            return record, "the new version is not up: " + "; ".join(
                 f"{r.upstream}: {r.detail}" for r in down
             )
-        tests = [SmokeTest.model_validate(t) for t in record["smoke_tests"]]
+        tests = [SmokeTest.model_validate(t) for t in record.smoke_tests]
         if not tests:
-            return None
+            return record, None
         results = await run_smoke_tests(tests, plan.candidate.upstreams)
-        record["smoke_results"] = [asdict(r) for r in results]
+        record = evolve(record, smoke_results=[asdict(r) for r in results])
         failed = [r for r in results if not r.ok]
         if failed:
-            return "smoke tests failed before any user traffic: " + "; ".join(
+            return record, "smoke tests failed before any user traffic: " + "; ".join(
                 f"{r.name}: {r.detail}" for r in failed
             )
-        return None
+        return record, None
 
     async def register_candidate(self, plan: CanaryPlan) -> None:
         """Put the new version on the candidate's track at 0 %: no user reaches it before it
@@ -122,21 +147,21 @@ class Preparation:
         raise RolloutConflict(f"route {plan.route!r}: the routing document keeps changing")
 
 
-def checklist_record(checklist: Checklist) -> dict[str, dict[str, Any]]:
-    return {
-        "required": {item.name: None for item in checklist.required},
-        "recommended": {item.name: None for item in checklist.recommended},
-    }
+def checklist_record(checklist: Checklist) -> ChecklistState:
+    return ChecklistState(
+        required={item.name: None for item in checklist.required},
+        recommended={item.name: None for item in checklist.recommended},
+    )
 
 
-def checklist_items(record: Mapping[str, Any]) -> list[str]:
-    return [*record["checklist"]["required"], *record["checklist"]["recommended"]]
+def checklist_items(record: RolloutRecord) -> list[str]:
+    return [*record.checklist.required, *record.checklist.recommended]
 
 
-def checklist_warnings(record: Mapping[str, Any]) -> list[str]:
+def checklist_warnings(checklist: ChecklistState) -> list[str]:
     return [
         f"recommended checklist item {name!r} is not confirmed"
-        for name, done in record["checklist"]["recommended"].items()
+        for name, done in checklist.recommended.items()
         if done is None
     ]
 
@@ -145,37 +170,28 @@ def new_record(
     rollout_id: str,
     plan: CanaryPlan | ABTestPlan,
     actor: str,
-    strategy: str,
+    strategy: StoredKind,
     smoke_tests: list[dict[str, Any]] | None,
-    rollback: str,
+    rollback: Literal["automatic", "manual"],
     now: float,
     before_weights: dict[str, float],
-) -> dict[str, Any]:
+) -> RolloutRecord:
     """A new rollout's record: pending, waiting for the runner's first step."""
-    record: dict[str, Any] = {
-        "id": rollout_id,
-        "route": plan.route,
-        "strategy": strategy,
-        "rollback": rollback,
-        "smoke_tests": smoke_tests or [],
-        "plan": plan.model_dump(mode="json"),
-        "created_at": now,
-        "created_by": actor,
-        "state": state_to_dict(State()),
-        "tests": looks.fresh_tests(),
-        "latency_edge": None,
-        "accumulator": None,
-        "phase_counts": None,
-        "checklist": checklist_record(plan.checklist),
-        "warnings": [],
-        "before_weights": before_weights,
-        "desired": None,
-        "verdicts": [],
-        "waiting_for": "the control plane's next step",
-        "post_deploy": None,
-        "report": None,
-        "emitted": 0,
-        "version": 0,
-    }
-    record["warnings"] = checklist_warnings(record)
-    return record
+    checklist = checklist_record(plan.checklist)
+    return RolloutRecord(
+        id=rollout_id,
+        route=plan.route,
+        strategy=strategy,
+        rollback=rollback,
+        smoke_tests=smoke_tests or [],
+        plan=plan.model_dump(mode="json"),
+        created_at=now,
+        created_by=actor,
+        state=RolloutState(status="pending", phase=0, phase_started_at=0.0, generation=None),
+        tests=looks.fresh_tests(),
+        checklist=checklist,
+        warnings=checklist_warnings(checklist),
+        before_weights=before_weights,
+        waiting_for="the control plane's next step",
+        version=0,
+    )

@@ -22,6 +22,8 @@ from config.plans import (
     blue_green_as_canary,
     parse_plan,
 )
+from config.records import RolloutLooks, RolloutPage, RolloutRecord, RolloutView
+from config.records import Strategy as StoredKind
 from control import edits
 from control.api import (
     ENVIRONMENTS,
@@ -32,7 +34,10 @@ from control.api import (
     error,
     json_response,
 )
+from control.api_table import Operation
 from control.edits import EditError, FieldError
+from control.openapi_parts import ID_PARAM, LIMIT_QUERY
+from control.rollout_store import Unreadable
 from control.rollouts import RolloutConflict, UnknownItem
 from control.strategies.canary import CommandRefused
 
@@ -54,7 +59,8 @@ async def start_rollout(request: web.Request) -> web.Response:
     rollback = environment.rollback if environment is not None else "automatic"
     actor, _ = actor_and_reason(request, None)
     plan: CanaryPlan | ABTestPlan
-    strategy, smoke = "canary", []
+    strategy: StoredKind = "canary"
+    smoke: list[dict[str, Any]] = []
     if isinstance(parsed, ABTestPlan):
         missing = [name for name in parsed.split if name not in tracks]
         if missing:
@@ -131,7 +137,7 @@ async def start_rollout(request: web.Request) -> web.Response:
         record = await rollouts.create(plan, actor, strategy, smoke, rollback=rollback)
     except RolloutConflict as exc:
         return error(409, "rollout_active", str(exc))
-    return json_response(record, status=201)
+    return json_response(record.stored(), status=201)
 
 
 def _field_error(problem: Problem) -> FieldError:
@@ -152,9 +158,9 @@ async def list_rollouts(request: web.Request) -> web.Response:
     page, after = await records.page(int(raw), cursor)
     return json_response(
         {
-            "rollouts": page,
+            "rollouts": [record.stored() for record in page],
             "next_cursor": None if after is None else f"{after[0]!r}:{after[1]}",
-            "quarantined": await records.quarantined(),
+            "quarantined": [q.model_dump(mode="json") for q in await records.quarantined()],
         }
     )
 
@@ -175,22 +181,24 @@ def _cursor(raw: str | None) -> tuple[float, str] | None:
 
 
 async def get_rollout(request: web.Request) -> web.Response:
-    record = await request.app[ROLLOUTS].get(request.match_info["id"])
+    try:
+        record = await request.app[ROLLOUTS].get(request.match_info["id"])
+    except Unreadable as exc:
+        return error(409, "unreadable", str(exc))
     if record is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
-    state = record["state"]
+    state = record.state
+    answer = record.stored()
     # What a person asks first: where is it, for how long, with which weights.
-    record["time_in_phase_s"] = (
-        round(time.time() - state["phase_started_at"], 1)
-        if state["status"] not in ("pending", "promoted", "rolled_back", "aborted", "completed")
+    answer["time_in_phase_s"] = (
+        round(time.time() - state.phase_started_at, 1)
+        if state.status not in ("pending", "promoted", "rolled_back", "aborted", "completed")
         else None
     )
     document = await request.app[STORE].read()
-    route = (
-        next((r for r in document.routes if r.name == record["route"]), None) if document else None
-    )
-    record["weights"] = {t.name: t.weight for t in route.tracks} if route is not None else None
-    return json_response(record)
+    route = next((r for r in document.routes if r.name == record.route), None) if document else None
+    answer["weights"] = {t.name: t.weight for t in route.tracks} if route is not None else None
+    return json_response(answer)
 
 
 COMMANDS = ("approve", "promote", "pause", "resume", "abort")
@@ -225,7 +233,7 @@ async def check_item(request: web.Request) -> web.Response:
         raise EditError([FieldError("item", str(exc))], status=404) from None
 
 
-async def _answer(request: web.Request, change: Awaitable[dict[str, Any] | None]) -> web.Response:
+async def _answer(request: web.Request, change: Awaitable[RolloutRecord | None]) -> web.Response:
     """The record a command left, or why it was refused (409), or 404 for no such rollout."""
     try:
         record = await change
@@ -233,9 +241,11 @@ async def _answer(request: web.Request, change: Awaitable[dict[str, Any] | None]
         return error(409, "not_applicable", str(exc))
     except RolloutConflict as exc:
         return error(409, "conflict", str(exc))
+    except Unreadable as exc:
+        return error(409, "unreadable", str(exc))
     if record is None:
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
-    return json_response(record)
+    return json_response(record.stored())
 
 
 async def rollout_verdicts(request: web.Request) -> web.Response:
@@ -244,16 +254,80 @@ async def rollout_verdicts(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         raise EditError([FieldError("limit", "a number from 1 to 1000")], status=400)
     rollouts = request.app[ROLLOUTS]
-    if await rollouts.get(request.match_info["id"]) is None:
+    if not await rollouts.records.exists(request.match_info["id"]):
         raise EditError([FieldError("id", f"no rollout {request.match_info['id']!r}")], status=404)
-    return json_response({"looks": await rollouts.verdicts(request.match_info["id"], int(raw))})
+    looks = await rollouts.verdicts(request.match_info["id"], int(raw))
+    return json_response({"looks": [look.model_dump(mode="json") for look in looks]})
 
 
-def add_rollout_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/rollouts", start_rollout)
-    app.router.add_get("/v1/rollouts", list_rollouts)
-    app.router.add_get("/v1/rollouts/{id}", get_rollout)
-    app.router.add_get("/v1/rollouts/{id}/verdicts", rollout_verdicts)
-    app.router.add_post("/v1/rollouts/{id}/checks/{item}", check_item)
+CHECK_BODY = {"type": "object", "properties": {"note": {"type": "string"}}}
+
+OPERATIONS = (
+    Operation(
+        "POST",
+        "/v1/rollouts",
+        start_rollout,
+        "Start a rollout from a plan (canary, blue-green, big bang or A/B test)",
+        ok="The rollout's record",
+        status=201,
+        returns=RolloutRecord,
+        errors=(404, 409, 422),
+        body={"type": "object"},
+        body_types={"application/yaml": {"type": "string"}},
+    ),
+    Operation(
+        "GET",
+        "/v1/rollouts",
+        list_rollouts,
+        "Active rollouts, then finished ones newest first (paged), and the quarantined records "
+        "with their reason",
+        ok="`rollouts`, `next_cursor` (null on the last page), `quarantined`",
+        returns=RolloutPage,
+        errors=(400,),
+        params=(LIMIT_QUERY, {"name": "cursor", "in": "query", "schema": {"type": "string"}}),
+    ),
+    Operation(
+        "GET",
+        "/v1/rollouts/{id}",
+        get_rollout,
+        "Phase, weights, time in phase, what it waits for, last verdicts, history",
+        ok="The record, with the route's `weights` now and the `time_in_phase_s`; 409 when "
+        "the stored record does not read (it is quarantined)",
+        returns=RolloutView,
+        errors=(404, 409),
+        params=(ID_PARAM,),
+    ),
+    Operation(
+        "GET",
+        "/v1/rollouts/{id}/verdicts",
+        rollout_verdicts,
+        "Every look's verdicts with the figures they rest on, newest first",
+        ok="The looks",
+        returns=RolloutLooks,
+        errors=(400, 404),
+        params=(ID_PARAM, LIMIT_QUERY),
+    ),
+    Operation(
+        "POST",
+        "/v1/rollouts/{id}/checks/{item}",
+        check_item,
+        "Attest a checklist item (recorded with X-Splitgate-Actor and the time)",
+        ok="The record",
+        returns=RolloutRecord,
+        errors=(400, 404, 409, 422),
+        params=(ID_PARAM,),
+        body=CHECK_BODY,
+        body_required=False,
+    ),
     # Only the commands: POST to /v1/rollouts/{id}/verdicts is then a 405 naming GET.
-    app.router.add_post(f"/v1/rollouts/{{id}}/{{command:{'|'.join(COMMANDS)}}}", rollout_command)
+    Operation(
+        "POST",
+        f"/v1/rollouts/{{id}}/{{command:{'|'.join(COMMANDS)}}}",
+        rollout_command,
+        "approve, promote, pause, resume or abort; 409 names the state when it does not apply",
+        ok="The record",
+        returns=RolloutRecord,
+        errors=(404, 409),
+        params=(ID_PARAM,),
+    ),
+)

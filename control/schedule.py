@@ -3,10 +3,12 @@
 Only the leader steps schedules, and its document writes carry its fencing epoch. Each pass
 looks at every flag with a schedule:
 
-- Progress lives in ``{ns}:flag-schedule:<flag>`` (``config.keys``): the steps applied, each
-  by its content, the last result and the analysis since the last step. A restarted control
-  plane continues from it. Editing a step that was applied makes it and every later step
-  count as not applied; editing later steps keeps the progress.
+- Progress lives in ``{ns}:flag-schedule:<flag>`` (``control.schedule_store``, typed by
+  ``config.schedule_records``): the steps applied, each by its content, the last result and
+  the analysis since the last step. A restarted control plane continues from it. Editing a
+  step that was applied makes it and every later step count as not applied; editing later
+  steps keeps the progress. Each change is a new record, saved by compare-and-set. A record
+  that does not read is skipped (its schedule waits) and reported once per reason.
 - ``config.flag_schedule.due_steps`` says which steps are due (dates are local to the schedule's
   time zone). Each step is one document write, audited as ``flag_schedule_step`` with this
   runner as the actor and guarded by the record's version, then recorded. A step whose
@@ -24,25 +26,30 @@ looks at every flag with a schedule:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
 
 from redis.exceptions import RedisError
 
-from config.flag_schedule import Schedule, ScheduleStep, due_steps, step_time
+from config.flag_schedule import ScheduleStep, due_steps
 from config.flags import Flag
 from config.keys import Keys, StoredDocument
+from config.schedule_records import Accumulator, AppliedStep, ScheduleRecord
 from config.schema import RoutingDocument
 from control import accumulate, edits
 from control.analysis.verdict import Assessment, Verdict
 from control.edits import EditError
 from control.leadership import PASS_EPOCH
-from control.schedule_gate import FlagWindows, fresh_analysis, judge, released_arm
+from control.redis_client import RedisClient
+from control.schedule_gate import (
+    FlagWindows,
+    fresh_analysis,
+    judge,
+    released_arm,
+    stored_verdict,
+)
 from control.schedule_steps import (
     applied_count,
     apply_step,
@@ -51,22 +58,18 @@ from control.schedule_steps import (
     set_paused,
     step_key,
 )
+from control.schedule_store import ScheduleConflict, ScheduleRecords, UnreadableSchedule
 from control.store import Change, DocumentStore, Fenced, Stale, Superseded
-from control.versioned import VersionChanged, VersionedStore
 
 log = logging.getLogger("splitgate.control.schedule")
 
 ACTOR = "splitgate-schedule"
 
 
-class ScheduleConflict(Exception):
-    """The progress record changed meanwhile (a command racing the runner)."""
-
-
 class Schedules:
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         keys: Keys,
         store: DocumentStore,
         clock: Callable[[], float] = time.time,
@@ -79,27 +82,35 @@ class Schedules:
         self._clock = clock
         self._epoch = epoch
         self._report = report or _log_failure
-        self._versions = VersionedStore(redis, keys)
+        self._records = ScheduleRecords(redis, keys)
+        self.unreadable: dict[str, str] = {}
+        """Flags whose progress record does not read → why (the last pass's; the leader's)."""
 
-    async def record(self, name: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(self._keys.flag_schedule(name))
-        return None if raw is None else dict(json.loads(raw))
+    async def record(self, name: str) -> ScheduleRecord | None:
+        """``name``'s progress; ``UnreadableSchedule`` if the stored record does not read."""
+        return await self._records.get(name)
 
     async def forget(self, name: str) -> None:
         """Drop a flag's progress (the flag was deleted, or a new flag takes its name)."""
-        await self._redis.delete(self._keys.flag_schedule(name))
+        await self._records.forget(name)
 
     async def note(self, name: str, outcome: str, detail: str, *, restart: bool = False) -> None:
-        """Record a command's result; ``restart`` starts the analysis period afresh (resume)."""
+        """Record a command's result; ``restart`` starts the analysis period afresh (resume).
+        An unreadable record is left as it is (the command itself is in the document)."""
         for _ in range(5):
-            record = await self.record(name)
+            try:
+                record = await self.record(name)
+            except UnreadableSchedule as exc:
+                log.warning("flag %s: %s not noted: %s", name, outcome, exc)
+                return
             if record is None:
                 return
-            self._last(record, outcome, detail)
+            now = self._clock()
+            record = record.noted(now, outcome, detail)
             if restart:
-                record["analysis"] = fresh_analysis(self._clock())
+                record = record.analysed(fresh_analysis(now))
             try:
-                await self._save(record)
+                await self._records.save(record)
                 return
             except ScheduleConflict:
                 continue
@@ -117,6 +128,8 @@ class Schedules:
                     continue
                 try:
                     await self.step(name)
+                except UnreadableSchedule as exc:
+                    self._unreadable(name, exc)
                 except ScheduleConflict as exc:  # a command came first: the next pass looks
                     log.info("flag %s: %s", name, exc)
                 except Fenced as exc:
@@ -124,8 +137,17 @@ class Schedules:
                     return  # another control plane leads now
                 except Exception as exc:  # one broken schedule must not stop the others
                     self._report(name, exc)
+            self.unreadable = {
+                name: why for name, why in self.unreadable.items() if name in document.feature_flags
+            }
         finally:
             PASS_EPOCH.reset(token)
+
+    def _unreadable(self, name: str, exc: UnreadableSchedule) -> None:
+        """Report a record that does not read once per reason, not every pass."""
+        if self.unreadable.get(name) != exc.reason:
+            self.unreadable[name] = exc.reason
+            self._report(name, exc)
 
     async def step(self, name: str) -> None:
         """One look at ``name``'s schedule: apply what is due, in order, each step once."""
@@ -135,66 +157,66 @@ class Schedules:
             return
         schedule = flag.gradual_rollout
         record = await self.record(name) or await self._create(name)
-        count = applied_count(schedule, [entry["key"] for entry in record["applied"]])
+        self.unreadable.pop(name, None)
+        count = applied_count(schedule, record.applied_keys())
         if count == len(schedule.schedule) or schedule.paused:
             return
         now = self._clock()
         due = due_steps(schedule, count, datetime.fromtimestamp(now, UTC))
         if schedule.requires_analysis_at(count):
             # Looked at every pass, due or not, so no metric window expires uncounted.
-            verdict = await self._analyse(document, name, flag, record, now)
+            record, verdict = await self._analyse(document, name, flag, record, now)
             label = f"step {count + 1} ({schedule.schedule[count].date})"
             if due and verdict.verdict is Verdict.FAIL:
                 why = f"{label} not applied: the analysis of the previous step failed: "
                 await self._pause(document, name, record, why + verdict.reason)
                 return
             if due and verdict.verdict is not Verdict.PASS:
-                self._last(record, "waiting", f"{label} waits for the analysis: {verdict.reason}")
+                why = f"{label} waits for the analysis: {verdict.reason}"
+                record = record.noted(now, "waiting", why)
             if not due or verdict.verdict is not Verdict.PASS:
-                await self._save(record)
+                await self._records.save(record)
                 return
         current: StoredDocument = document
         for offset, step in enumerate(due):
-            written = await self._apply(current, name, count + offset, step, record)
-            if written is None:
+            done = await self._apply(current, name, count + offset, step, record)
+            if done is None:
                 return
-            current = written
+            current, record = done
 
-    async def _create(self, name: str) -> dict[str, Any]:
+    async def _create(self, name: str) -> ScheduleRecord:
         now = self._clock()
-        record = {
-            "flag": name,
-            "created_at": now,
-            "applied": [],
-            "last": None,
-            "analysis": fresh_analysis(now),
-            "version": 0,
-        }
-        await self._save(record)
-        return record
+        record = ScheduleRecord(flag=name, created_at=now, analysis=fresh_analysis(now), version=0)
+        return await self._records.save(record)
 
     async def _analyse(
-        self, document: RoutingDocument, name: str, flag: Flag, record: dict[str, Any], now: float
-    ) -> Assessment:
+        self, document: RoutingDocument, name: str, flag: Flag, record: ScheduleRecord, now: float
+    ) -> tuple[ScheduleRecord, Assessment]:
+        """The gate's verdict now, and the record with the analysis moved on."""
         route = edits.find_route(document, flag.route)
         baseline = route.baseline_name()
         arms = [released_arm(name)] + ([baseline] if baseline != flag.track else [])
-        analysis = record["analysis"]
+        analysis = record.analysis
+        # A copy: ``accumulate`` moves it past the closed windows in place.
+        counted = analysis.accumulator.model_dump(mode="json")
+        test = analysis.test
         try:
             totals = await accumulate.totals(
-                FlagWindows(self._redis, self._keys, name),
-                flag.route,
-                analysis["accumulator"],
-                arms,
-                now,
+                FlagWindows(self._redis, self._keys, name), flag.route, counted, arms, now
             )
         except (RedisError, OSError) as exc:  # the metrics are down: an error, never a failure
             result = Assessment("error_rate", Verdict.ERROR, None, "", 0, f"no metrics: {exc}")
         else:
             compared = totals.get(baseline) if len(arms) > 1 else None
-            result, analysis["test"] = judge(totals[arms[0]], compared, analysis.get("test"))
-        analysis["verdict"] = {**asdict(result), "at": now}
-        return result
+            result, test = judge(totals[arms[0]], compared, test)
+        moved = analysis.model_copy(
+            update={
+                "accumulator": Accumulator.model_validate(counted),
+                "test": test,
+                "verdict": stored_verdict(result, now),
+            }
+        )
+        return record.analysed(moved), result
 
     async def _apply(
         self,
@@ -202,16 +224,16 @@ class Schedules:
         name: str,
         index: int,
         step: ScheduleStep,
-        record: dict[str, Any],
-    ) -> StoredDocument | None:
-        """Apply one due step; the document it left, or None when this pass stops here."""
+        record: ScheduleRecord,
+    ) -> tuple[StoredDocument, ScheduleRecord] | None:
+        """Apply one due step: the document and the record it left, or None when this pass
+        stops here."""
         flag = edits.find_flag(document, name)
         assert flag.gradual_rollout is not None
         label = f"step {index + 1} of {len(flag.gradual_rollout.schedule)} ({step.date})"
         if in_effect(document, name, step):
-            self._applied(record, index, step, None, f"{label}: already in effect")
-            await self._save(record)
-            return document
+            done = self._applied(record, index, step, None, f"{label}: already in effect")
+            return document, await self._records.save(done)
         try:
             new = apply_step(document, name, step)
         except EditError as exc:
@@ -228,22 +250,23 @@ class Schedules:
                 before=flag.model_dump(),
                 after=None if after is None else after.model_dump(),
                 epoch=PASS_EPOCH.get(),
-                guard=(self._keys.flag_schedule(name), record["version"]),
+                guard=(self._keys.flag_schedule(name), record.version),
             )
         except (Stale, Superseded, Fenced) as exc:
             log.info("flag %s: %s not written (%s); the next pass looks again", name, label, exc)
             return None
-        self._applied(record, index, step, stored.generation, f"{label}: {describe_step(step)}")
-        await self._save(record)
+        detail = f"{label}: {describe_step(step)}"
+        saved = await self._records.save(
+            self._applied(record, index, step, stored.generation, detail)
+        )
         log.info("flag %s: applied %s at generation %d", name, label, stored.generation)
-        return stored
+        return stored, saved
 
     async def _pause(
-        self, document: StoredDocument, name: str, record: dict[str, Any], reason: str
+        self, document: StoredDocument, name: str, record: ScheduleRecord, reason: str
     ) -> None:
         """Pause the schedule in the document (audited with the reason), and say why."""
-        self._last(record, "paused", reason)
-        await self._save(record)
+        await self._records.save(record.noted(self._clock(), "paused", reason))
         flag = edits.find_flag(document, name)
         paused = set_paused(document, name, True)
         after = paused.feature_flags[name]
@@ -263,73 +286,16 @@ class Schedules:
 
     def _applied(
         self,
-        record: dict[str, Any],
+        record: ScheduleRecord,
         index: int,
         step: ScheduleStep,
         generation: int | None,
         detail: str,
-    ) -> None:
+    ) -> ScheduleRecord:
         now = self._clock()
-        entry = {"key": step_key(step), "date": step.date, "at": now, "generation": generation}
-        record["applied"] = [*record["applied"][:index], entry]
-        record["analysis"] = fresh_analysis(now)
-        self._last(record, "applied" if generation is not None else "in_effect", detail)
-
-    def _last(self, record: dict[str, Any], outcome: str, detail: str) -> None:
-        record["last"] = {"at": self._clock(), "outcome": outcome, "detail": detail}
-
-    async def _save(self, record: dict[str, Any]) -> None:
-        """Compare-and-set on the record's version (``ScheduleConflict`` if it moved on),
-        fenced during the leader's pass."""
-        try:
-            await self._versions.save(self._keys.flag_schedule(record["flag"]), record)
-        except VersionChanged:
-            raise ScheduleConflict(
-                f"the schedule of flag {record['flag']!r} changed meanwhile"
-            ) from None
+        done = AppliedStep(key=step_key(step), date=step.date, at=now, generation=generation)
+        return record.stepped(index, done, fresh_analysis(now), detail)
 
 
 def _log_failure(flag: str, exc: BaseException) -> None:
     log.error("flag %s: schedule step failed", flag, exc_info=exc)
-
-
-def progress(
-    name: str, schedule: Schedule | None, record: dict[str, Any] | None, now: float
-) -> dict[str, Any]:
-    """What ``GET /v1/flags/{name}/schedule`` answers: each step's state and what is next."""
-    applied = record["applied"] if record is not None else []
-    analysis = record["analysis"] if record is not None else None
-    out: dict[str, Any] = {
-        "flag": name,
-        "last": record["last"] if record is not None else None,
-        "analysis": None
-        if analysis is None
-        else {"since": analysis["since"], "verdict": analysis["verdict"]},
-    }
-    if schedule is None:
-        return {**out, "removed": True, "applied": len(applied), "steps": applied}
-    count = applied_count(schedule, [entry["key"] for entry in applied])
-    steps = []
-    for index, step in enumerate(schedule.schedule):
-        at = step_time(schedule, index)
-        done = applied[index] if index < count else None
-        state = "applied" if done else "due" if at.timestamp() <= now else "scheduled"
-        steps.append(
-            {
-                "step": index + 1,
-                **step.model_dump(),
-                "requires_analysis": schedule.requires_analysis_at(index),
-                "due_at": at.isoformat(),
-                "state": state,
-                "applied_at": done["at"] if done else None,
-                "generation": done["generation"] if done else None,
-            }
-        )
-    return {
-        **out,
-        "timezone": schedule.timezone,
-        "paused": schedule.paused,
-        "applied": count,
-        "completed": count == len(schedule.schedule),
-        "steps": steps,
-    }

@@ -11,14 +11,15 @@ progress record, beside the counts, so a restarted control plane continues the s
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Any
 
 from config.keys import Keys
 from config.metrics import TrackWindow, merge_flag_windows, merge_windows
+from config.schedule_records import Accumulator, Analysis, GateTest, GateVerdict
 from config.thresholds import parse_threshold
 from control import accumulate
 from control.analysis.sequential import Interval, RateTest
 from control.analysis.verdict import Assessment, Verdict, assess
+from control.redis_client import RedisClient
 from control.windows import WindowReader
 
 MIN_REQUESTS = 100
@@ -38,24 +39,29 @@ def released_arm(flag: str) -> str:
     return f"flag:{flag}"
 
 
-def fresh_test() -> dict[str, Any]:
+def fresh_test() -> GateTest:
     test = RateTest(alpha=ALPHA, pass_ratio=PASS_RATIO, pass_alpha=1 - CONFIDENCE)
-    return {"test": asdict(test), "consumed": [0, 0, 0, 0]}
+    return GateTest(test=asdict(test), consumed=[0, 0, 0, 0])
 
 
-def fresh_analysis(now: float) -> dict[str, Any]:
+def fresh_analysis(now: float) -> Analysis:
     """The gate's state for a period starting ``now``: its counts, its test, its verdict."""
-    return {
-        "since": now,
-        "accumulator": accumulate.new_accumulator(now),
-        "verdict": None,
-        "test": fresh_test(),
-    }
+    return Analysis(
+        since=now,
+        accumulator=Accumulator.model_validate(accumulate.new_accumulator(now)),
+        verdict=None,
+        test=fresh_test(),
+    )
+
+
+def stored_verdict(result: Assessment, at: float) -> GateVerdict:
+    """``result`` as the record keeps it, with the time it was reached."""
+    return GateVerdict.model_validate({**asdict(result), "verdict": result.verdict.value, "at": at})
 
 
 def judge(
-    released: TrackWindow, baseline: TrackWindow | None, slot: dict[str, Any] | None
-) -> tuple[Assessment, dict[str, Any]]:
+    released: TrackWindow, baseline: TrackWindow | None, slot: GateTest | None
+) -> tuple[Assessment, GateTest]:
     """The gate's verdict from the totals since the previous step, and the test's new state.
 
     ``slot`` is the test's state from the last look (None: a fresh test); only what arrived
@@ -84,8 +90,8 @@ def judge(
         return replace(result, reason=why), slot
     b_errors = sum(baseline.errors.values())
     totals = [n, errors, baseline.requests, b_errors]
-    delta = [max(0, total - was) for total, was in zip(totals, slot["consumed"], strict=True)]
-    test = RateTest.restore(slot["test"])
+    delta = [max(0, total - was) for total, was in zip(totals, slot.consumed, strict=True)]
+    test = RateTest.restore(slot.test)
     test.add(Interval(*delta))
     verdict = {"fail": Verdict.FAIL, "pass": Verdict.PASS}.get(
         test.verdict(MIN_REQUESTS), Verdict.INCONCLUSIVE
@@ -103,7 +109,7 @@ def judge(
     }.get(verdict, f"not yet clear: {figures}")
     against = f"below {PASS_RATIO:g} × the baseline's"
     result = Assessment("error_rate", verdict, test.fail_evidence(), against, n, reason)
-    return result, {"test": asdict(test), "consumed": totals}
+    return result, GateTest(test=asdict(test), consumed=totals)
 
 
 def _percent(events: int, n: int) -> str:
@@ -114,7 +120,7 @@ class FlagWindows(WindowReader):
     """A route's windows, where the requests ``flag`` released also count as one more arm,
     ``released_arm(flag)`` (their track counts them in its totals as well)."""
 
-    def __init__(self, redis: Any, keys: Keys, flag: str) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, flag: str) -> None:
         super().__init__(redis, keys)
         self._flag = flag
 

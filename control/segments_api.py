@@ -11,18 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from config.flags import Segment
 from config.schema import RoutingDocument
 from control import edits
 from control.api import Part, current, json_response, read_json, write_part
+from control.api_table import Operation
 from control.edits import EditError, FieldError
+from control.openapi_parts import NAME_PARAM, REASON_PARAM, reasoned, write_op
 from control.parts import change_of, without_reason
-
-
-def add_segment_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/segments/{name}", get_segment)
-    app.router.add_put("/v1/segments/{name}", put_segment)
-    app.router.add_delete("/v1/segments/{name}", delete_segment)
-    app.router.add_put("/v1/attributes", put_attributes)
 
 
 def segment_part(name: str) -> Part:
@@ -90,3 +86,50 @@ async def put_attributes(request: web.Request) -> web.Response:
             lambda document: dict(document.attributes),
         )
     )[0]
+
+
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/v1/segments/{name}",
+        get_segment,
+        "One segment",
+        ok="The segment",
+        errors=(404,),
+        params=(NAME_PARAM,),
+    ),
+    write_op(
+        "PUT",
+        "/v1/segments/{name}",
+        put_segment,
+        "Add or replace a segment (a named condition set)",
+        reasoned(Segment),
+        413,
+        params=(NAME_PARAM, REASON_PARAM),
+    ),
+    write_op(
+        "DELETE",
+        "/v1/segments/{name}",
+        delete_segment,
+        "Remove a segment (409 while a flag or schedule names it)",
+        None,
+        params=(NAME_PARAM, REASON_PARAM),
+    ),
+    write_op(
+        "PUT",
+        "/v1/attributes",
+        put_attributes,
+        "Replace the map of attribute name to the request header it is read from",
+        {
+            "type": "object",
+            "required": ["attributes"],
+            "properties": {
+                "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+                "reason": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
+        413,
+        params=(REASON_PARAM,),
+    ),
+)

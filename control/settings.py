@@ -1,21 +1,35 @@
-"""Process settings of the control plane, read once at start-up from flags and the environment."""
+"""Process settings of the control plane, read once at start-up from flags and the environment.
+
+``ControlProcessSettings`` declares every setting (flag, ``SPLITGATE_*`` variable, format,
+default); ``from_args`` reads them, loads the routing and environments files and gives the
+frozen ``ControlProcess`` the control plane runs. Flags win over environment variables.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from config.durations import parse_duration
+from pydantic_settings import SettingsConfigDict
+
 from config.environments import SHIPPED_ENVIRONMENTS, EnvironmentsFile, load_environments
 from config.keys import DEFAULT_NAMESPACE
-from config.listen import parse_listen
 from config.loader import ConfigError, load_config
-from config.redis_url import parse_redis_url, with_settings
+from config.process_settings import FlagParser, Format, ProcessSettings, instance_name, setting
+from config.redis_url import MAX_WAIT_S, parse_redis_url, with_settings
 from config.schema import RoutingDocument
+from config.setting_formats import (
+    LISTEN,
+    LOG_LEVEL,
+    PATH,
+    REDIS_URL,
+    SECRET,
+    duration,
+    text,
+)
 from control.notify import parse_webhook_urls
 
 DEFAULT_LISTEN = "127.0.0.1:8081"
@@ -42,122 +56,132 @@ class ControlProcess:
     """How long a finished rollout stays readable before it is deleted."""
 
 
+def _token(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError("must be a secret of at least 16 characters")
+    return value
+
+
+def _webhooks(value: str) -> tuple[str, ...]:
+    return tuple(parse_webhook_urls(value))
+
+
+WAIT = Format(
+    f"replicas 0 to 100, timeout a duration from 1ms to {MAX_WAIT_S:g}s "
+    "(below the 2 s socket timeout)",
+    str,
+    "N[/TIMEOUT]",
+)
+"""Checked where it is folded into the Redis URL (``with_settings``), which names it."""
+
+
+class ControlProcessSettings(ProcessSettings):
+    """Every setting of ``splitgate control``: flag, ``SPLITGATE_*`` variable, format, default."""
+
+    model_config = SettingsConfigDict(env_prefix="SPLITGATE_")
+
+    config: Annotated[str, PATH] = setting(
+        "the routing file that seeds an empty Redis", required=True
+    )
+    redis_url: Annotated[str, REDIS_URL] = setting(
+        "where the routing document lives (`splitgate demo` runs a Redis for you)", required=True
+    )
+    redis_wait_replicas: Annotated[str | None, WAIT] = setting(
+        "after each write of the routing document, wait until N Redis replicas have it, "
+        "at most TIMEOUT (default 1s)",
+        shown="`0`: do not wait",
+    )
+    redis_sentinel_password: Annotated[str | None, SECRET] = setting(
+        "the Sentinels' own password, for a redis+sentinel:// URL"
+    )
+    listen: Annotated[tuple[str, int], LISTEN] = setting(
+        "where the admin API serves", DEFAULT_LISTEN, env="SPLITGATE_CONTROL_LISTEN"
+    )
+    environments: Annotated[str, PATH] = setting(
+        "per-environment rollout defaults and webhook URLs",
+        str(SHIPPED_ENVIRONMENTS),
+        shown="the shipped environments.yaml",
+    )
+    log_level: Annotated[str, LOG_LEVEL] = setting("log verbosity (stderr)", "info")
+    admin_token: Annotated[
+        str, Format("string of 16 characters or more", _token, "TOKEN", secret=True)
+    ] = setting("the bearer token of the admin API, 16 characters or more", required=True)
+    redis_namespace: Annotated[str, text("PREFIX")] = setting(
+        "prefix of every Redis key; the proxies must use the same", DEFAULT_NAMESPACE
+    )
+    rollout_interval: Annotated[float, duration(0.1, 3600.0)] = setting(
+        "how often the leader steps rollouts and flag schedules", "10s"
+    )
+    rollout_retention: Annotated[float, duration(3600.0, 3650 * 86400.0)] = setting(
+        "how long a rollout that is over stays readable", "30d"
+    )
+    lease: Annotated[float, duration(1.0, 600.0)] = setting("the leader's lease", "10s")
+    instance: Annotated[str, text("NAME")] = setting(
+        "this control plane's name in the leader lease",
+        factory=instance_name,
+        shown="`<hostname>-<pid>`",
+    )
+    webhooks: Annotated[tuple[str, ...], Format("URL list", _webhooks, "URLS")] = setting(
+        "webhook URLs told of rollout events, besides the environments file's", ""
+    )
+    webhook_secret: Annotated[str | None, SECRET] = setting(
+        "signs each webhook body", shown="none: unsigned"
+    )
+    signing_key: Annotated[str | None, SECRET] = setting(
+        "the proxies' key, to check the request ids that feedback names",
+        shown="none: `POST /v1/feedback` answers 503",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = FlagParser(
         prog="splitgate control",
-        description="Run splitgate's control plane: the admin API over the routing document in Redis.",
+        description="Run splitgate's control plane: the admin API over the routing document in "
+        "Redis. Every flag has a SPLITGATE_* variable; the flag wins (docs/SETTINGS.md).",
     )
-    p.add_argument("--config", help="routing file that seeds an empty Redis; env SPLITGATE_CONFIG")
-    p.add_argument(
-        "--listen",
-        help=f"HOST:PORT of the admin API (default {DEFAULT_LISTEN}); env SPLITGATE_CONTROL_LISTEN",
-    )
-    p.add_argument("--redis-url", help="where the routing document lives; env SPLITGATE_REDIS_URL")
-    p.add_argument(
-        "--redis-wait-replicas",
-        metavar="N[/TIMEOUT]",
-        help="after each write of the routing document, wait until N Redis replicas have it, "
-        "at most TIMEOUT (default 1s, at most 10s); default 0: do not wait (see docs/REDIS.md); "
-        "env SPLITGATE_REDIS_WAIT_REPLICAS",
-    )
-    p.add_argument(
-        "--environments",
-        help="environment defaults for rollouts (YAML; default: the shipped config/examples/environments.yaml); env SPLITGATE_ENVIRONMENTS",
-    )
-    p.add_argument("--log-level", help="debug, info, warning or error; env SPLITGATE_LOG_LEVEL")
+    ControlProcessSettings.add_flags(p)
     return p
 
 
 def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
+    """Parse flags and environment; raise ``ConfigError`` with one line per problem."""
     args = parser().parse_args(argv)
-    problems = []
-    config_path = args.config or env.get("SPLITGATE_CONFIG")
-    redis_url = args.redis_url or env.get("SPLITGATE_REDIS_URL")
-    token = env.get("SPLITGATE_ADMIN_TOKEN", "")
-    if not config_path:
-        problems.append("no routing file: pass --config PATH (or SPLITGATE_CONFIG) to seed Redis")
-    if not redis_url:
-        problems.append(
-            "no Redis: pass --redis-url URL (or SPLITGATE_REDIS_URL); `splitgate demo` runs one for you"
-        )
-    if len(token) < 16:
-        problems.append("SPLITGATE_ADMIN_TOKEN must be set to a secret of at least 16 characters")
-    try:
-        host, port = parse_listen(
-            args.listen or env.get("SPLITGATE_CONTROL_LISTEN") or DEFAULT_LISTEN
-        )
-    except ValueError as exc:
-        problems.append(f"--listen {exc}")
-        host, port = "", 0
-    if redis_url:
-        try:
-            redis_url = with_settings(
-                redis_url,
-                env.get("SPLITGATE_REDIS_SENTINEL_PASSWORD"),
-                args.redis_wait_replicas or env.get("SPLITGATE_REDIS_WAIT_REPLICAS"),
-            )
-            parse_redis_url(redis_url)
-        except ValueError as exc:
-            problems.append(f"--redis-url: {exc}" if "SPLITGATE_" not in str(exc) else str(exc))
-    try:
-        extra_hooks = parse_webhook_urls(env.get("SPLITGATE_WEBHOOKS", ""))
-    except ValueError as exc:
-        problems.append(f"SPLITGATE_WEBHOOKS: {exc}")
-        extra_hooks = []
-    rollout_interval_s = _duration(
-        env, "SPLITGATE_ROLLOUT_INTERVAL", "10s", (0.1, 3600.0), problems
-    )
-    lease_s = _duration(env, "SPLITGATE_LEASE", "10s", (1.0, 600.0), problems)
-    retention_s = _duration(
-        env, "SPLITGATE_ROLLOUT_RETENTION", "30d", (3600.0, 3650 * 86400.0), problems
-    )
-    if problems:
-        raise ConfigError(problems)
-    assert config_path is not None and redis_url is not None
-    environments = load_environments(
-        args.environments or env.get("SPLITGATE_ENVIRONMENTS") or SHIPPED_ENVIRONMENTS
-    )
+    settings = ControlProcessSettings.load(vars(args), env)
+    redis_url = _redis_url(settings, wait_flag=args.redis_wait_replicas is not None)
+    environments = load_environments(settings.environments)
+    host, port = settings.listen
     return ControlProcess(
-        seed=load_config(Path(config_path)).document(),
+        seed=load_config(Path(settings.config)).document(),
         host=host,
         port=port,
         redis_url=redis_url,
-        token=token,
-        namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
-        log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
-        signing_key=env.get("SPLITGATE_SIGNING_KEY", "").encode(),
-        rollout_interval_s=rollout_interval_s,
-        instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
-        lease_s=lease_s,
+        token=settings.admin_token,
+        namespace=settings.redis_namespace,
+        log_level=settings.log_level,
+        signing_key=(settings.signing_key or "").encode(),
+        rollout_interval_s=settings.rollout_interval,
+        instance=settings.instance,
+        lease_s=settings.lease,
         environments=environments,
-        webhooks=tuple(dict.fromkeys([*environments.webhooks, *extra_hooks])),
-        webhook_secret=env.get("SPLITGATE_WEBHOOK_SECRET", "").encode(),
-        retention_s=retention_s,
+        webhooks=tuple(dict.fromkeys([*environments.webhooks, *settings.webhooks])),
+        webhook_secret=(settings.webhook_secret or "").encode(),
+        retention_s=settings.rollout_retention,
     )
 
 
-def _duration(
-    env: Mapping[str, str],
-    name: str,
-    default: str,
-    bounds: tuple[float, float],
-    problems: list[str],
-) -> float:
-    """A duration setting from the environment; a bad one is a problem naming it."""
-    raw = env.get(name, default)
-    low, high = bounds
+def _redis_url(settings: ControlProcessSettings, *, wait_flag: bool) -> str:
+    """The Redis URL with the Sentinels' password and the replica wait folded in as its
+    query parameters (the URL's own ones win); a problem names the setting."""
     try:
-        value = parse_duration(raw)
+        url = with_settings(
+            settings.redis_url, settings.redis_sentinel_password, settings.redis_wait_replicas
+        )
+        parse_redis_url(url)
     except ValueError as exc:
-        problems.append(f"{name}: {exc}")
-        return parse_duration(default)
-    if not low <= value <= high:
-        problems.append(f"{name}: {raw!r} is outside {_span(low)} to {_span(high)}")
-    return value
-
-
-def _span(seconds: float) -> str:
-    """``600s``, ``0.1s``; whole days as ``30d`` (not ``2.592e+06s``)."""
-    if seconds >= 86400 and seconds % 86400 == 0:
-        return f"{seconds / 86400:g}d"
-    return f"{seconds:g}s"
+        reason = str(exc)
+        if wait_flag:
+            reason = reason.replace("SPLITGATE_REDIS_WAIT_REPLICAS", "--redis-wait-replicas")
+        raise ConfigError(
+            [reason if reason.startswith(("SPLITGATE_", "--")) else f"--redis-url: {reason}"]
+        ) from None
+    return url

@@ -24,9 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from config import jsonsafe
 from config.keys import Ack, Keys, StoredDocument
 from config.schema import RoutingDocument
+from control.redis_client import RedisClient, entries
 
 log = logging.getLogger("splitgate.control.store")
 
@@ -86,9 +89,14 @@ class Change:
 
 
 class DocumentStore:
-    def __init__(self, redis: Any, keys: Keys, *, wait: tuple[int, float] = (0, 0.0)) -> None:
+    def __init__(
+        self, redis: RedisClient, keys: Keys, *, wait: tuple[int, float] = (0, 0.0)
+    ) -> None:
         """``wait``: after each write, wait until that many replicas have it, at most that
-        many seconds (Redis ``WAIT``); ``(0, 0.0)`` does not wait."""
+        many seconds (Redis ``WAIT``); ``(0, 0.0)`` does not wait. Not on a Cluster, whose
+        pipelines refuse scripts (``config.redis_url`` refuses ``wait_replicas`` there)."""
+        if wait[0] > 0 and isinstance(redis, RedisCluster):
+            raise ValueError("waiting for replicas is not available on a Redis Cluster")
         self._redis = redis
         self._keys = keys
         self._cas = redis.register_script(_COMPARE_AND_SET)
@@ -206,7 +214,7 @@ class DocumentStore:
     async def _compare_and_set(self, keys: list[str], args: list[Any]) -> tuple[int, int]:
         """Run the script; with ``wait``, then ``WAIT`` on the same connection (a pipeline)."""
         replicas, timeout_s = self._wait
-        if replicas <= 0:
+        if replicas <= 0 or isinstance(self._redis, RedisCluster):  # a Cluster never waits
             ok, current = await self._cas(keys=keys, args=args)
             return int(ok), int(current)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -331,9 +339,8 @@ class DocumentStore:
 
     async def audit(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` audit records, newest first."""
-        entries = await self._redis.xrevrange(self._keys.audit, count=limit)
         records = []
-        for entry_id, fields in entries:
+        for entry_id, fields in entries(await self._redis.xrevrange(self._keys.audit, count=limit)):
             record = json.loads(fields["record"])
             record["id"] = entry_id
             records.append(record)

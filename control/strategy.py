@@ -12,18 +12,27 @@ checks). The decisions themselves are the pure state machines of ``control.strat
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import NamedTuple, Protocol
 
 from config.plans import ABTestPlan, CanaryPlan, stored_plan
+from config.records import RolloutRecord, evolve
+from control.metric_source import MetricSource
 from control.observation import Action, Observer
 from control.post_deploy import post_deploy
 from control.rollout_prep import Preparation
 from control.strategies import ab, canary
 from control.strategies.canary import State, Status, hold_for_decision, tick
-from control.windows import WindowReader
 
-Record = dict[str, Any]
-Decision = tuple[State, list[Action]]
+Record = RolloutRecord
+
+
+class Decision(NamedTuple):
+    """What a strategy decided: the record with what it measured, the new state, and the
+    weights to write (``actions``, through the outbox)."""
+
+    record: RolloutRecord
+    state: State
+    actions: list[Action]
 
 
 class UnknownStrategy(ValueError):
@@ -37,8 +46,8 @@ class Strategy(Protocol):
 
     def command(self, record: Record, state: State, name: str, now: float) -> Decision: ...
 
-    async def after(self, record: Record, now: float) -> bool:
-        """Checks once the rollout is over; True if they changed the record (to be saved)."""
+    async def after(self, record: Record, now: float) -> Record | None:
+        """Checks once the rollout is over: the record with their results, None if none ran."""
         ...
 
 
@@ -46,42 +55,42 @@ class Canary:
     """Canary phases judged on the fleet's windows; blue-green and big bang are canaries of
     one phase."""
 
-    def __init__(self, prep: Preparation, observer: Observer, windows: WindowReader) -> None:
+    def __init__(self, prep: Preparation, observer: Observer, windows: MetricSource) -> None:
         self._prep = prep
         self._observer = observer
         self._windows = windows
 
     @staticmethod
     def plan(record: Record) -> CanaryPlan:
-        return CanaryPlan.model_validate(stored_plan(record["plan"]))
+        return CanaryPlan.model_validate(stored_plan(record.plan))
 
     async def begin(self, record: Record, state: State, now: float) -> Decision:
         """Register the candidate at 0 %, check it is up and passes its smoke tests, freeze
         the latency edge, then the first phase's weights."""
         plan = self.plan(record)
         await self._prep.register_candidate(plan)
-        failed = await self._prep.verify(plan, record)
+        record, failed = await self._prep.verify(plan, record)
         if failed is not None:
             state = replace(state, status=Status.ROLLED_BACK).note(now, "rolled_back", failed)
-            return state, []
-        record["latency_edge"] = await self._observer.latency_edge(plan)
+            return Decision(record, state, [])
+        record = evolve(record, latency_edge=await self._observer.latency_edge(plan))
         state, actions = canary.start(plan, state, now)
-        return state, list(actions)
+        return Decision(record, state, list(actions))
 
     async def look(self, record: Record, state: State, now: float) -> Decision:
         plan = self.plan(record)
-        seen = await self._observer.observe(plan, record, state, now)
+        record, seen = await self._observer.observe(plan, record, state, now)
         after, actions = tick(plan, state, seen)
-        if after.status is Status.ROLLED_BACK and record["rollback"] == "manual":
+        if after.status is Status.ROLLED_BACK and record.rollback == "manual":
             held, holding = hold_for_decision(state, after, now)
-            return held, list(holding)
-        return after, list(actions)
+            return Decision(record, held, list(holding))
+        return Decision(record, after, list(actions))
 
     def command(self, record: Record, state: State, name: str, now: float) -> Decision:
         state, actions = canary.command(self.plan(record), state, name, now)
-        return state, list(actions)
+        return Decision(record, state, list(actions))
 
-    async def after(self, record: Record, now: float) -> bool:
+    async def after(self, record: Record, now: float) -> Record | None:
         return await post_deploy(self._windows, self.plan(record), record, now)
 
 
@@ -93,28 +102,28 @@ class ABTest:
 
     @staticmethod
     def plan(record: Record) -> ABTestPlan:
-        return ABTestPlan.model_validate(stored_plan(record["plan"]))
+        return ABTestPlan.model_validate(stored_plan(record.plan))
 
     async def begin(self, record: Record, state: State, now: float) -> Decision:
         state, actions = ab.start(self.plan(record), state, now)
-        return state, list(actions)
+        return Decision(record, state, list(actions))
 
     async def look(self, record: Record, state: State, now: float) -> Decision:
-        return await self._observer.ab_tick(self.plan(record), record, state, now)
+        return Decision(*await self._observer.ab_tick(self.plan(record), record, state, now))
 
     def command(self, record: Record, state: State, name: str, now: float) -> Decision:
         plan = self.plan(record)
-        state, actions = ab.command(plan, state, name, now, record["before_weights"])
-        return state, list(actions)
+        state, actions = ab.command(plan, state, name, now, record.before_weights)
+        return Decision(record, state, list(actions))
 
-    async def after(self, record: Record, now: float) -> bool:
-        return False  # the report was written when the test ended
+    async def after(self, record: Record, now: float) -> Record | None:
+        return None  # the report was written when the test ended
 
 
 class Strategies:
     """The factory: the strategy of a record's ``strategy``."""
 
-    def __init__(self, prep: Preparation, observer: Observer, windows: WindowReader) -> None:
+    def __init__(self, prep: Preparation, observer: Observer, windows: MetricSource) -> None:
         canaries = Canary(prep, observer, windows)
         self._kinds: dict[str, Strategy] = {
             "canary": canaries,

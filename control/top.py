@@ -6,14 +6,13 @@ streams) and tokens per request, from the fleet-wide windows of the admin API
 (``GET /v1/routes/{route}/metrics?window=1m``); without ROUTE, every route of
 ``GET /v1/routes``. On a terminal the table is redrawn in place every ``--interval`` seconds
 until Ctrl-C; in a log it is printed again each time, headed by the time; ``--once`` prints it
-once. Admin URL, token and exit statuses as for ``splitgate weights``.
+once. Admin URL, token and exit statuses: ``control.cli``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 import urllib.parse
@@ -21,9 +20,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from control.cli import Screen, admin_options, call, guarded, is_terminal, no_token, sleep_until
+from control.admin_client import AdminApi
+from control.screen import Screen, is_terminal, sleep_until
 
-PROG = "splitgate top"
+HELP = "each track's requests/s, errors, latency and tokens over the last minute, live"
+DESCRIPTION = "Per-track requests/s, errors, latency and tokens, live."
 HEADER = ("ROUTE", "TRACK", "VERSION", "WEIGHT", "REQ/S", "ERRORS", "P95", "TTFB P95", "TOK/REQ")
 RIGHT = {"WEIGHT", "REQ/S", "ERRORS", "P95", "TTFB P95", "TOK/REQ"}
 NONE = "-"
@@ -89,14 +90,17 @@ def table(answers: Sequence[Mapping[str, Any]], routes: Mapping[str, Any]) -> li
     return lines
 
 
-def snapshot(base: str, token: str, route: str | None, window: str) -> list[str]:
+def snapshot(api: AdminApi, route: str | None, window: str) -> list[str]:
     """Read the routes and their metrics; the title line and the table."""
-    document = call(base, token, "GET", "/v1/routes")
+    document = api.call("GET", "/v1/routes")
     routes = {r["name"]: r for r in document["routes"]}
     names = [route] if route else sorted(routes)
-    query = urllib.parse.urlencode({"window": window})
     answers = [
-        call(base, token, "GET", f"/v1/routes/{urllib.parse.quote(name, safe='')}/metrics?{query}")
+        api.call(
+            "GET",
+            f"/v1/routes/{urllib.parse.quote(name, safe='')}/metrics",
+            params={"window": window},
+        )
         for name in names
     ]
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
@@ -104,21 +108,21 @@ def snapshot(base: str, token: str, route: str | None, window: str) -> list[str]
     return [title, *table(answers, routes)] if answers else [title, "no routes"]
 
 
-def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG, description="Per-track requests/s, errors, latency and tokens, live."
-    )
+def build(
+    p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser], env: Mapping[str, str]
+) -> None:
     p.add_argument("route", nargs="?", help="one route (default: every route)")
     p.add_argument("--once", action="store_true", help="print the table once and exit")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     p.add_argument("--window", default="1m", help="span measured (10s to 6h; default 1m)")
-    admin_options(p, env, json_flag=False)
-    return p
 
 
-def run(args: argparse.Namespace) -> int:
+def run(api: AdminApi, args: argparse.Namespace) -> int:
+    if not args.interval > 0:
+        raise ValueError("--interval must be above 0")
+
     def frame() -> list[str]:
-        return snapshot(args.admin_url, args.token, args.route, args.window)
+        return snapshot(api, args.route, args.window)
 
     if args.once or not is_terminal(sys.stdout):
         while True:
@@ -136,13 +140,3 @@ def run(args: argparse.Namespace) -> int:
             sleep_until(tick)
     finally:
         screen.close()
-
-
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = parser(os.environ if env is None else env).parse_args(argv)
-    if no_token(PROG, args):
-        return 2
-    if not args.interval > 0:
-        print(f"{PROG}: --interval must be above 0", file=sys.stderr)
-        return 2
-    return guarded(PROG, args.admin_url, lambda: run(args))

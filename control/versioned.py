@@ -11,12 +11,13 @@ One script does the whole save, so nothing can come between its checks and its w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from config import jsonsafe
 from config.keys import Keys
 from control.leadership import PASS_EPOCH
+from control.redis_client import RedisClient
 from control.store import Fenced
 
 _SAVE = """
@@ -42,33 +43,53 @@ return 1
 """
 
 
+T = TypeVar("T", bound="Versioned")
+
+
 class VersionChanged(Exception):
     """The record changed since it was read (a command racing the runner, say)."""
 
 
-class VersionedStore:
-    def __init__(self, redis: Any, keys: Keys) -> None:
+class Versioned(Protocol):
+    """A stored record: a pydantic model with the version it was read at."""
+
+    @property
+    def version(self) -> int: ...
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = ...) -> Self: ...
+
+
+class VersionedStore(Generic[T]):
+    """Saves records of one type (``T``): rollouts, flag schedules."""
+
+    def __init__(
+        self, redis: RedisClient, keys: Keys, dump: Callable[[T], dict[str, Any]] | None = None
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self._dump: Callable[[T], dict[str, Any]] = dump or _json
         self._script = redis.register_script(_SAVE)
 
     async def save(
         self,
         key: str,
-        record: dict[str, Any],
+        record: T,
         events: Sequence[str] = (),
         events_max: int = 10_000,
-    ) -> None:
-        """Store ``record`` at ``key`` as version ``record["version"] + 1`` if the stored one
-        is still ``record["version"]``; then bump the caller's copy. ``events`` are appended
-        to ``{ns}:events`` in the same step."""
-        expected = record["version"]
+    ) -> T:
+        """Store ``record`` at ``key`` as version ``record.version + 1`` if the stored one is
+        still ``record.version``, and return it as stored. ``events`` are appended to
+        ``{ns}:events`` in the same step."""
+        expected = record.version
+        saved = record.model_copy(update={"version": expected + 1})
         epoch = PASS_EPOCH.get()
         done = await self._script(
             keys=[key, self._keys.events, self._keys.epoch],
             args=[
                 expected,
-                jsonsafe.dumps({**record, "version": expected + 1}),
+                jsonsafe.dumps(self._dump(saved)),
                 events_max,
                 "" if epoch is None else epoch,
                 *events,
@@ -78,4 +99,8 @@ class VersionedStore:
             raise Fenced(int(await self._redis.get(self._keys.epoch) or 0))
         if not done:
             raise VersionChanged(key)
-        record["version"] = expected + 1
+        return saved
+
+
+def _json(record: Versioned) -> dict[str, Any]:
+    return record.model_dump(mode="json")

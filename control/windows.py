@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from config.keys import Keys
 from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, merge_windows, window_start
+from control.redis_client import RedisClient
 
 
 class WindowReader:
-    def __init__(self, redis: Any, keys: Keys, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, redis: RedisClient, keys: Keys, clock: Callable[[], float] = time.time
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._clock = clock

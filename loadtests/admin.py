@@ -1,15 +1,16 @@
-"""The few admin API calls the load test makes, over plain blocking HTTP.
+"""The few admin API calls the load test makes, over plain blocking HTTP (httpx).
 
 Blocking is right here: under locust, gevent's monkey-patching makes these sockets
-cooperative, and the calls run in a background greenlet, never in a simulated user.
+cooperative, and the calls run in a background greenlet, never in a simulated user. Each call
+opens and closes its own connection: a few calls a run, and no pool left open at exit.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
+
+import httpx
 
 from loadtests.expectations import route_weights
 
@@ -38,24 +39,34 @@ class AdminClient:
     def _call(
         self, method: str, path: str, data: bytes | None = None, content_type: str = ""
     ) -> dict[str, Any]:
-        request = urllib.request.Request(f"{self._base}{path}", data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self._token}")
-        request.add_header("X-Splitgate-Actor", "splitgate-loadtest")
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "X-Splitgate-Actor": "splitgate-loadtest",
+        }
         if content_type:
-            request.add_header("Content-Type", content_type)
+            headers["Content-Type"] = content_type
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
-                body: dict[str, Any] = json.loads(response.read())
-                return body
-        except urllib.error.HTTPError as exc:
-            raise AdminError(f"{method} {path}: HTTP {exc.code}: {_message(exc)}") from None
-        except (OSError, ValueError) as exc:
+            response = httpx.request(
+                method,
+                f"{self._base}{path}",
+                content=data,
+                headers=headers,
+                timeout=self._timeout_s,
+                follow_redirects=True,
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise AdminError(f"{method} {path}: {exc}") from None
+        if response.is_error:
+            raise AdminError(f"{method} {path}: HTTP {response.status_code}: {_message(response)}")
+        try:
+            body: dict[str, Any] = json.loads(response.content)
+        except ValueError as exc:
+            raise AdminError(f"{method} {path}: {exc}") from None
+        return body
 
 
-def _message(exc: urllib.error.HTTPError) -> str:
+def _message(response: httpx.Response) -> str:
     try:
-        body = json.loads(exc.read())
-        return str(body["error"]["message"])
+        return str(json.loads(response.content)["error"]["message"])
     except (ValueError, KeyError, TypeError):
-        return exc.reason if isinstance(exc.reason, str) else str(exc)
+        return response.reason_phrase

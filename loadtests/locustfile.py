@@ -166,7 +166,7 @@ def _init(environment: Environment, **_: Any) -> None:
         if _initial.rollout is not None:
             Path(_initial.rollout.plan_path).read_text(encoding="utf-8")
     except ValueError as exc:
-        sys.exit(f"splitgate locustfile: {exc}")
+        sys.exit("\n".join(f"splitgate locustfile: {line}" for line in str(exc).splitlines()))
     except OSError as exc:
         sys.exit(f"splitgate locustfile: the rollout plan: {exc}")
     options = environment.parsed_options

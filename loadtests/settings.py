@@ -1,17 +1,23 @@
 """The load test's settings: every option with its environment variable, parsed once per run.
 
-``OPTIONS`` is the single list: the locustfile registers each as a locust command-line option
-(so it shows in ``locust --help`` and in the web UI's start form) that reads its environment
-variable by default; ``loadtests/README.md`` documents the same list. ``parse`` turns the
-values into a frozen ``Settings`` or raises ``ValueError`` naming the option.
+``LoadtestSettings`` declares each option once (flag, variable, format, default, help);
+``OPTIONS`` is the same list as locust wants it: the locustfile registers each as a locust
+command-line option (so it shows in ``locust --help`` and in the web UI's start form) that
+reads its environment variable by default; ``loadtests/README.md`` and docs/SETTINGS.md
+document the same list. ``parse`` validates the values into a frozen ``Settings`` or raises
+``ConfigError`` (a ``ValueError``) naming the option and its variable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated
 
+from pydantic_settings import SettingsConfigDict
+
+from config.loader import ConfigError
+from config.process_settings import Format, ProcessSettings, setting
 from loadtests.expectations import parse_weights
 from loadtests.verdict import Rules
 from loadtests.workload import PROMPT_SIZES
@@ -19,6 +25,8 @@ from loadtests.workload import PROMPT_SIZES
 
 @dataclass(frozen=True)
 class Option:
+    """An option as locust registers it: ``default`` as it would be typed."""
+
     dest: str
     env: str
     default: str
@@ -28,91 +36,6 @@ class Option:
     @property
     def flag(self) -> str:
         return "--" + self.dest.replace("_", "-")
-
-
-OPTIONS = (
-    Option("model", "LOADTEST_MODEL", "demo", "the model name sent in each request"),
-    Option("stream_share", "LOADTEST_STREAM_SHARE", "0.7", "share of turns that stream (0–1)"),
-    Option("user_pool", "LOADTEST_USER_POOL", "10000", "distinct end-user ids to draw from"),
-    Option(
-        "prompt_mix",
-        "LOADTEST_PROMPT_MIX",
-        "short=60,medium=30,long=10",
-        "weights of prompt sizes: short (10–60 words), medium (150–500), long (1000–3000)",
-    ),
-    Option("turns", "LOADTEST_TURNS", "1-6", "turns per conversation: N or MIN-MAX"),
-    Option("think_time", "LOADTEST_THINK_TIME", "1-5", "seconds between turns: S or MIN-MAX"),
-    Option("max_tokens", "LOADTEST_MAX_TOKENS", "256", "max_tokens asked for in each request"),
-    Option("chat_path", "LOADTEST_CHAT_PATH", "/v1/chat/completions", "the chat endpoint"),
-    Option("user_header", "LOADTEST_USER_HEADER", "x-user-id", "header carrying the user id"),
-    Option(
-        "conversation_header",
-        "LOADTEST_CONVERSATION_HEADER",
-        "x-conversation-id",
-        "header carrying the conversation id",
-    ),
-    Option("user_prefix", "LOADTEST_USER_PREFIX", "loadtest-user-", "prefix of user ids"),
-    Option("api_key", "LOADTEST_API_KEY", "", "sent as Authorization: Bearer", secret=True),
-    Option(
-        "request_timeout",
-        "LOADTEST_REQUEST_TIMEOUT",
-        "300",
-        "seconds without a byte before a turn is abandoned",
-    ),
-    Option("max_error_pct", "LOADTEST_MAX_ERROR_PCT", "1", "fail if more turns fail (percent)"),
-    Option(
-        "split_tolerance_pp",
-        "LOADTEST_SPLIT_TOLERANCE_PP",
-        "2",
-        "fail if a track's share of users is off its weight by more (percentage points)",
-    ),
-    Option(
-        "split_min_users",
-        "LOADTEST_SPLIT_MIN_USERS",
-        "200",
-        "never judge the split on fewer distinct users than this",
-    ),
-    Option(
-        "expect_weights",
-        "LOADTEST_EXPECT_WEIGHTS",
-        "",
-        "expected weights, e.g. stable=90,canary=10 (ignored when the admin API is given)",
-    ),
-    Option(
-        "admin_url",
-        "SPLITGATE_ADMIN_URL",
-        "",
-        "the control plane's admin API, e.g. http://127.0.0.1:8081",
-    ),
-    Option("admin_token", "SPLITGATE_ADMIN_TOKEN", "", "the admin API's bearer token", secret=True),
-    Option("route", "LOADTEST_ROUTE", "chat", "the route whose weights are expected"),
-    Option("admin_poll", "LOADTEST_ADMIN_POLL", "1", "seconds between reads of the admin API"),
-    Option(
-        "rollout_plan",
-        "LOADTEST_ROLLOUT_PLAN",
-        "",
-        "a plan file: run it under load (needs the admin API)",
-    ),
-    Option(
-        "rollout_after",
-        "LOADTEST_ROLLOUT_AFTER",
-        "20",
-        "seconds of steady load (all users spawned) before the rollout starts",
-    ),
-    Option(
-        "rollout_expect",
-        "LOADTEST_ROLLOUT_EXPECT",
-        "promoted",
-        "how the rollout must end: promoted, rolled_back or any",
-    ),
-    Option(
-        "rollout_settle",
-        "LOADTEST_ROLLOUT_SETTLE",
-        "10",
-        "seconds of load after the rollout ends, then the run stops",
-    ),
-    Option("seed", "LOADTEST_SEED", "", "seed for the workload's randomness (default: random)"),
-)
 
 
 @dataclass(frozen=True)
@@ -153,10 +76,6 @@ class Settings:
     seed: int | None
     warnings: tuple[str, ...] = ()
     """Settings that are valid but probably not what was meant."""
-
-
-T = TypeVar("T")
-_BY_DEST = {o.dest: o for o in OPTIONS}
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -214,68 +133,169 @@ def _mix(text: str) -> dict[str, float]:
     return mix
 
 
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    return lambda text: int(_number(text, low, high))
+
+
+def _between(low: float, high: float) -> Callable[[str], float]:
+    return lambda text: _number(text, low, high)
+
+
+def _seed(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def _weights(text: str) -> dict[str, float] | None:
+    return parse_weights(text) if text else None
+
+
+def _url(text: str) -> str:
+    return text.rstrip("/")
+
+
+TEXT = Format("string", str, "TEXT")
+SECRET = Format("string", str, "SECRET", secret=True)
+SHARE = Format("number, 0 to 1", _between(0, 1), "SHARE")
+COUNT = Format("whole number, 1 or more", _whole(1, 10**9), "N")
+SECONDS = Format("seconds, 0 to 86400", _between(0, 86400), "S")
+HEADER = Format("header name", _header, "NAME")
+
+
+class LoadtestSettings(ProcessSettings):
+    """Every option of the load test; ``LOADTEST_*`` variables, the admin API's ``SPLITGATE_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOADTEST_")
+    secret_flags = True  # locust masks them in its web UI
+
+    model: Annotated[str, TEXT] = setting("the model name sent in each request", "demo")
+    stream_share: Annotated[float, SHARE] = setting("share of turns that stream (0–1)", "0.7")
+    user_pool: Annotated[int, COUNT] = setting("distinct end-user ids to draw from", "10000")
+    prompt_mix: Annotated[
+        dict[str, float], Format("SIZE=WEIGHT list (short, medium, long)", _mix, "MIX")
+    ] = setting(
+        "weights of prompt sizes: short (10–60 words), medium (150–500), long (1000–3000)",
+        "short=60,medium=30,long=10",
+    )
+    turns: Annotated[
+        tuple[int, int], Format("N or MIN-MAX, whole, 1 or more", lambda v: _int_range(v, 1), "N")
+    ] = setting("turns per conversation: N or MIN-MAX", "1-6")
+    think_time: Annotated[tuple[float, float], Format("S or MIN-MAX, seconds", _range, "S")] = (
+        setting("seconds between turns: S or MIN-MAX", "1-5")
+    )
+    max_tokens: Annotated[int, Format("whole number, 1 to 1000000", _whole(1, 10**6), "N")] = (
+        setting("max_tokens asked for in each request", "256")
+    )
+    chat_path: Annotated[str, Format("path starting with `/`", _path, "PATH")] = setting(
+        "the chat endpoint", "/v1/chat/completions"
+    )
+    user_header: Annotated[str, HEADER] = setting("header carrying the user id", "x-user-id")
+    conversation_header: Annotated[str, HEADER] = setting(
+        "header carrying the conversation id", "x-conversation-id"
+    )
+    user_prefix: Annotated[str, TEXT] = setting("prefix of user ids", "loadtest-user-")
+    api_key: Annotated[str, SECRET] = setting("sent as Authorization: Bearer", "")
+    request_timeout: Annotated[
+        float, Format("seconds, 0.1 to 86400", _between(0.1, 86400), "S")
+    ] = setting("seconds without a byte before a turn is abandoned", "300")
+    max_error_pct: Annotated[float, Format("percent, 0 to 100", _between(0, 100), "PCT")] = setting(
+        "fail if more turns fail (percent)", "1"
+    )
+    split_tolerance_pp: Annotated[
+        float, Format("percentage points, 0.01 to 100", _between(0.01, 100), "PP")
+    ] = setting(
+        "fail if a track's share of users is off its weight by more (percentage points)", "2"
+    )
+    split_min_users: Annotated[int, COUNT] = setting(
+        "never judge the split on fewer distinct users than this", "200"
+    )
+    expect_weights: Annotated[
+        dict[str, float] | None, Format("TRACK=PERCENT list", _weights, "WEIGHTS")
+    ] = setting(
+        "expected weights, e.g. stable=90,canary=10 (ignored when the admin API is given)", ""
+    )
+    admin_url: Annotated[str, Format("URL", _url, "URL")] = setting(
+        "the control plane's admin API, e.g. http://127.0.0.1:8081", "", env="SPLITGATE_ADMIN_URL"
+    )
+    admin_token: Annotated[str, SECRET] = setting(
+        "the admin API's bearer token", "", env="SPLITGATE_ADMIN_TOKEN"
+    )
+    route: Annotated[str, TEXT] = setting("the route whose weights are expected", "chat")
+    admin_poll: Annotated[float, Format("seconds, 0.05 to 3600", _between(0.05, 3600), "S")] = (
+        setting("seconds between reads of the admin API", "1")
+    )
+    rollout_plan: Annotated[str, Format("path to YAML", str, "PATH")] = setting(
+        "a plan file: run it under load (needs the admin API)", ""
+    )
+    rollout_after: Annotated[float, SECONDS] = setting(
+        "seconds of steady load (all users spawned) before the rollout starts", "20"
+    )
+    rollout_expect: Annotated[str, Format("`promoted`, `rolled_back` or `any`", str, "END")] = (
+        setting("how the rollout must end: promoted, rolled_back or any", "promoted")
+    )
+    """Checked by ``parse`` only when a plan is given."""
+    rollout_settle: Annotated[float, SECONDS] = setting(
+        "seconds of load after the rollout ends, then the run stops", "10"
+    )
+    seed: Annotated[int | None, Format("whole number", _seed, "N")] = setting(
+        "seed for the workload's randomness (default: random)", ""
+    )
+
+
+OPTIONS = tuple(
+    Option(e.name, e.env, e.typed, e.help, e.format.secret) for e in LoadtestSettings.entries()
+)
+_NAMES = {o.dest: f"{o.flag} ({o.env})" for o in OPTIONS}
+
+
 def parse(values: Mapping[str, object]) -> Settings:
     """Settings from option values (``Option.dest`` → value); empty ones take their default."""
-
-    def read(dest: str, convert: Callable[[str], T]) -> T:
-        option = _BY_DEST[dest]
-        raw = values.get(dest)
-        text = option.default if raw is None or raw == "" else str(raw).strip()
-        try:
-            return convert(text)
-        except ValueError as exc:
-            raise ValueError(f"{option.flag} ({option.env}): {exc}") from None
-
-    admin_url = read("admin_url", str).rstrip("/")
-    plan = read("rollout_plan", str)
-    if plan and not admin_url:
-        raise ValueError(
-            "--rollout-plan (LOADTEST_ROLLOUT_PLAN) needs --admin-url (SPLITGATE_ADMIN_URL)"
-        )
+    given = {dest: str(values[dest]).strip() for dest in _NAMES if values.get(dest) is not None}
+    options = LoadtestSettings.checked({k: v for k, v in given.items() if v}, _NAMES)
     return Settings(
-        model=read("model", str),
-        stream_share=read("stream_share", lambda v: _number(v, 0, 1)),
-        user_pool=read("user_pool", lambda v: int(_number(v, 1, 10**9))),
-        prompt_mix=read("prompt_mix", _mix),
-        turns=read("turns", lambda v: _int_range(v, 1)),
-        think_time=read("think_time", _range),
-        max_tokens=read("max_tokens", lambda v: int(_number(v, 1, 10**6))),
-        chat_path=read("chat_path", _path),
-        user_header=read("user_header", _header),
-        conversation_header=read("conversation_header", _header),
-        user_prefix=read("user_prefix", str),
-        api_key=read("api_key", str),
-        request_timeout=read("request_timeout", lambda v: _number(v, 0.1, 86400)),
+        model=options.model,
+        stream_share=options.stream_share,
+        user_pool=options.user_pool,
+        prompt_mix=options.prompt_mix,
+        turns=options.turns,
+        think_time=options.think_time,
+        max_tokens=options.max_tokens,
+        chat_path=options.chat_path,
+        user_header=options.user_header,
+        conversation_header=options.conversation_header,
+        user_prefix=options.user_prefix,
+        api_key=options.api_key,
+        request_timeout=options.request_timeout,
         rules=Rules(
-            max_error_share=read("max_error_pct", lambda v: _number(v, 0, 100)) / 100,
-            split_tolerance=read("split_tolerance_pp", lambda v: _number(v, 0.01, 100)) / 100,
-            split_min_users=read("split_min_users", lambda v: int(_number(v, 1, 10**9))),
+            max_error_share=options.max_error_pct / 100,
+            split_tolerance=options.split_tolerance_pp / 100,
+            split_min_users=options.split_min_users,
         ),
-        expect_weights=read("expect_weights", lambda v: parse_weights(v) if v else None),
-        admin=Admin(
-            admin_url,
-            read("admin_token", str),
-            read("route", str),
-            read("admin_poll", lambda v: _number(v, 0.05, 3600)),
-        )
-        if admin_url
+        expect_weights=options.expect_weights,
+        admin=Admin(options.admin_url, options.admin_token, options.route, options.admin_poll)
+        if options.admin_url
         else None,
-        rollout=RolloutOptions(
-            plan,
-            read("rollout_after", lambda v: _number(v, 0, 86400)),
-            read("rollout_expect", _expect),
-            read("rollout_settle", lambda v: _number(v, 0, 86400)),
-        )
-        if plan
-        else None,
-        seed=read("seed", lambda v: int(v) if v else None),
-        warnings=(
-            (
-                "SPLITGATE_ADMIN_TOKEN is set without SPLITGATE_ADMIN_URL (--admin-url): the "
-                "split is not judged against the live weights; set the URL too, e.g. "
-                "http://127.0.0.1:8081",
-            )
-            if read("admin_token", str) and not admin_url
-            else ()
-        ),
+        rollout=_rollout(options),
+        seed=options.seed,
+        warnings=(NO_ADMIN_URL,) if options.admin_token and not options.admin_url else (),
+    )
+
+
+NO_ADMIN_URL = (
+    "SPLITGATE_ADMIN_TOKEN is set without SPLITGATE_ADMIN_URL (--admin-url): the split is not "
+    "judged against the live weights; set the URL too, e.g. http://127.0.0.1:8081"
+)
+
+
+def _rollout(options: LoadtestSettings) -> RolloutOptions | None:
+    """The rollout scenario's options; how it must end is only read when a plan is given."""
+    if not options.rollout_plan:
+        return None
+    if not options.admin_url:
+        raise ConfigError([f"{_NAMES['rollout_plan']} needs {_NAMES['admin_url']}"])
+    try:
+        expect = _expect(options.rollout_expect)
+    except ValueError as exc:
+        raise ConfigError([f"{_NAMES['rollout_expect']}: {exc}"]) from None
+    return RolloutOptions(
+        options.rollout_plan, options.rollout_after, expect, options.rollout_settle
     )

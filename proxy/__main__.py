@@ -23,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         process = from_args(sys.argv[1:] if argv is None else argv, os.environ)
     except ConfigError as exc:
-        print(f"splitgate proxy: configuration error\n{exc}", file=sys.stderr)
+        # One line per problem, each naming its flag, variable or file: a usage error, exit 2.
+        for problem in exc.problems:
+            print(f"splitgate proxy: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=process.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

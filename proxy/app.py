@@ -31,6 +31,7 @@ from proxy.table import RoutingTable, TableRef
 
 if TYPE_CHECKING:
     from proxy.flusher import MetricsFlusher
+    from proxy.redis_client import RedisClient
     from proxy.watcher import RoutingWatcher
 
 RESERVED_PATHS = ("/healthz", "/readyz", "/metrics", "POST /v1/feedback")
@@ -70,7 +71,7 @@ class ProxyApp:
         ).handle
         self._follow = follow
         self.watcher: RoutingWatcher | None = None
-        self._redis: object | None = None
+        self._redis: RedisClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.flusher: MetricsFlusher | None = None
         self.feedback = FeedbackEndpoint(

@@ -1,9 +1,10 @@
 """Flushes the proxy's counts into shared metric windows in Redis, once a second.
 
 Every second the flusher takes the difference between each track's counters and what it last
-sent, files it under the current 10 s window, and sends everything pending in one pipeline of
-``HINCRBY``s. Windows from every replica add up, so the control plane reads fleet totals and
-merged histograms. Deltas are assigned to the window of the flush that carries them, so a
+sent, files it under the current 10 s window, and sends everything pending in one
+transaction, one script call per window (on a Cluster, whose pipelines refuse scripts, the
+calls go one by one). Windows from every replica add up, so the control plane reads fleet
+totals and merged histograms. Deltas are assigned to the window of the flush that carries them, so a
 count may land up to one flush interval late (one window boundary at most).
 
 If Redis is down the deltas wait and go out with the next successful flush. At most
@@ -17,8 +18,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from config.keys import Keys
@@ -30,6 +32,7 @@ from config.metrics import (
     flag_field_name,
     window_start,
 )
+from proxy.redis_client import RedisClient
 from proxy.stats import StatsRegistry, TrackStats
 
 log = logging.getLogger("splitgate.proxy.flusher")
@@ -65,6 +68,16 @@ METRICS: tuple[str, ...] = (
 """The window field suffix of each value ``snapshot`` returns, in the same order."""
 
 
+def _args(fields: dict[str, float]) -> list[str | float | int]:
+    """The script's arguments: field, delta pairs (counts as integers), then the TTL."""
+    args: list[str | float | int] = []
+    for name, delta in fields.items():
+        args.append(name)
+        args.append(delta if _is_sum(name) else int(delta))
+    args.append(WINDOW_TTL_S)
+    return args
+
+
 def _is_sum(name: str) -> bool:
     """A float field (``lat_sum_ms``, ``ttfb_sum_ms``), in a track's or a flag's fields."""
     return name.split("\t", 3)[2].endswith("_sum_ms")
@@ -89,7 +102,7 @@ def snapshot(s: TrackStats) -> list[float]:
 class MetricsFlusher:
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         keys: Keys,
         stats: StatsRegistry,
         *,
@@ -162,22 +175,33 @@ class MetricsFlusher:
             )
 
     async def flush(self) -> None:
-        """Collect, then send every pending window in one pipeline; keep them if it fails."""
+        """Collect, then send every pending window; keep what was not sent if it fails."""
         self.collect()
         if not self.pending:
             return
+        if isinstance(self._redis, RedisCluster):
+            await self._send_each()
+        else:
+            await self._send_at_once(self._redis)
+        self.flushes += 1
+
+    async def _send_at_once(self, redis: Redis) -> None:
         # One MULTI/EXEC: a broken connection applies all of it or none, so a retry never
         # counts twice (unless EXEC ran and only its reply was lost).
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = redis.pipeline(transaction=True)
         for (route, start), fields in self.pending.items():
-            args: list[str | float | int] = []
-            for name, delta in fields.items():
-                args.append(name)
-                args.append(delta if _is_sum(name) else int(delta))
-            args.append(WINDOW_TTL_S)
             await self._add_window(
-                keys=[self._keys.metrics_window(route, start)], args=args, client=pipe
+                keys=[self._keys.metrics_window(route, start)], args=_args(fields), client=pipe
             )
         await pipe.execute()
         self.pending.clear()
-        self.flushes += 1
+
+    async def _send_each(self) -> None:
+        # A Cluster pipeline refuses scripts (EVALSHA): one call per window instead, each
+        # atomic, and a window leaves the pending ones as soon as it landed, so a failure
+        # midway sends the rest next time and counts nothing twice.
+        for (route, start), fields in list(self.pending.items()):
+            await self._add_window(
+                keys=[self._keys.metrics_window(route, start)], args=_args(fields)
+            )
+            del self.pending[(route, start)]

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from config.keys import StoredDocument
 from config.tasks import stop
 from proxy.flusher import MetricsFlusher
-from proxy.redis_client import connect
+from proxy.redis_client import RedisClient, connect
 from proxy.settings import Follow
 from proxy.stats import StatsRegistry
 from proxy.watcher import RoutingWatcher
@@ -29,7 +29,7 @@ async def join(
     apply: Callable[[StoredDocument], None],
     generation: Callable[[], int],
     stats: StatsRegistry,
-) -> tuple[object, RoutingWatcher, MetricsFlusher, list[asyncio.Task[None]]]:
+) -> tuple[RedisClient, RoutingWatcher, MetricsFlusher, list[asyncio.Task[None]]]:
     """One quick first look, then the watcher and the flusher in the background: the Redis
     client, both, and their tasks. When Redis does not answer within ``first_sync_s`` the
     proxy serves the file's routing and the watcher keeps trying."""
@@ -57,7 +57,7 @@ async def join(
 
 
 async def leave(
-    redis: object, tasks: list[asyncio.Task[None]], flusher: MetricsFlusher | None
+    redis: RedisClient, tasks: list[asyncio.Task[None]], flusher: MetricsFlusher | None
 ) -> None:
     """Stop the loops, flush the last second's counts, close the client."""
     for task in tasks:
@@ -66,4 +66,4 @@ async def leave(
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(2):
                 await flusher.flush()
-    await redis.aclose()  # type: ignore[attr-defined]
+    await redis.aclose()

@@ -1,25 +1,39 @@
 """Process settings of the proxy, read once at start-up from flags and the environment.
 
-Flags win over environment variables. Nothing below ``__main__`` reads the environment.
+``ProxyProcessSettings`` declares every setting (flag, ``SPLITGATE_*`` variable, format, default);
+``from_args`` reads them, adds the routing (a file, or ``--upstream``/``--weight``) and gives
+the frozen ``ProxyProcess`` the server runs. Flags win over environment variables. Nothing
+below ``__main__`` reads the environment.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 
-from config.durations import parse_duration
 from config.keys import DEFAULT_NAMESPACE, Keys
 from config.listen import parse_listen as listen_address
 from config.loader import ConfigError, describe_validation_error, load_config
+from config.process_settings import FlagParser, Format, ProcessSettings, instance_name, setting
 from config.redis_url import parse_redis_url, with_settings
 from config.schema import SplitgateConfig
+from config.setting_formats import (
+    LISTEN,
+    LOG_LEVEL,
+    PATH,
+    REDIS_URL,
+    SECRET,
+    SWITCH,
+    duration,
+    text,
+)
 
 
 @dataclass(frozen=True)
@@ -56,15 +70,78 @@ class ProxyProcess:
     """Serving processes sharing the port with SO_REUSEPORT (1: this process serves alone)."""
 
 
+def parse_workers(value: object, *, reuse_port: bool | None = None) -> int:
+    """A worker count, 1..``MAX_WORKERS``; more than one needs SO_REUSEPORT from the platform.
+
+    ``reuse_port`` says whether the platform has it (default: ask the ``socket`` module).
+    """
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{value!r}: expected a whole number of processes")
+    workers = int(text)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"{value!r}: must be between 1 and {MAX_WORKERS}")
+    if reuse_port is None:
+        reuse_port = hasattr(socket, "SO_REUSEPORT")
+    if workers > 1 and not reuse_port:
+        raise ValueError(
+            f"{value!r}: several workers share the port with SO_REUSEPORT, "
+            "which this platform lacks (Linux and the BSDs have it); use 1"
+        )
+    return workers
+
+
+class ProxyProcessSettings(ProcessSettings):
+    """Every setting of ``splitgate proxy``: its flag, ``SPLITGATE_*`` variable, format, default."""
+
+    model_config = SettingsConfigDict(env_prefix="SPLITGATE_")
+
+    config: Annotated[str | None, PATH] = setting(
+        "the routing file; needed unless --upstream is given (not both)"
+    )
+    listen: Annotated[tuple[str, int], LISTEN] = setting("where the proxy serves", DEFAULT_LISTEN)
+    redis_url: Annotated[str | None, REDIS_URL] = setting(
+        "follow the routing document in Redis (Sentinel and Cluster URLs: docs/SETTINGS.md)",
+        shown="none: the file's routing, fixed",
+    )
+    workers: Annotated[int, Format(f"1 to {MAX_WORKERS}", parse_workers, "N")] = setting(
+        "serving processes sharing the port with SO_REUSEPORT", "1"
+    )
+    log_level: Annotated[str, LOG_LEVEL] = setting("log verbosity (stderr)", "info")
+    internal_secret: Annotated[str | None, SECRET] = setting(
+        "what X-Splitgate-Internal must carry for X-Splitgate-Track to pick a track",
+        shown="none: nobody may override",
+    )
+    instance: Annotated[str, text("NAME")] = setting(
+        "this replica's name in its acks (workers add -w<N>)",
+        factory=instance_name,
+        shown="`<hostname>-<pid>`",
+    )
+    redis_namespace: Annotated[str, text("PREFIX")] = setting(
+        "prefix of every Redis key; the control plane must use the same", DEFAULT_NAMESPACE
+    )
+    redis_sentinel_password: Annotated[str | None, SECRET] = setting(
+        "the Sentinels' own password, for a redis+sentinel:// URL"
+    )
+    redis_poll: Annotated[float, duration(0.05, 60.0)] = setting(
+        "how often the generation in Redis is polled", "1s"
+    )
+    redis_pubsub: Annotated[bool, SWITCH] = setting(
+        "hear of changes on the change channel; off: poll alone", "on"
+    )
+    signing_key: Annotated[str | None, SECRET] = setting(
+        "signs each response's request id for feedback",
+        shown="none: a random key per process",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = FlagParser(
         prog="splitgate proxy",
-        description="Run splitgate's data plane: the sticky weighted reverse proxy.",
+        description="Run splitgate's data plane: the sticky weighted reverse proxy. "
+        "Every flag has a SPLITGATE_* variable; the flag wins (docs/SETTINGS.md).",
     )
-    p.add_argument("--config", help="routing file (YAML); env SPLITGATE_CONFIG")
-    p.add_argument(
-        "--listen", help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN}); env SPLITGATE_LISTEN"
-    )
+    ProxyProcessSettings.add_flags(p)
     p.add_argument(
         "--upstream",
         action="append",
@@ -79,110 +156,61 @@ def parser() -> argparse.ArgumentParser:
         metavar="TRACK=PERCENT",
         help="with --upstream: a track's share (the first track takes what is left)",
     )
-    p.add_argument(
-        "--redis-url",
-        help="follow the routing document in Redis (see README for Sentinel and Cluster URLs); "
-        "env SPLITGATE_REDIS_URL",
-    )
-    p.add_argument("--log-level", help="debug, info, warning or error; env SPLITGATE_LOG_LEVEL")
-    p.add_argument(
-        "--workers",
-        metavar="N",
-        help=f"serving processes sharing the port, 1 to {MAX_WORKERS} (default 1: no extra "
-        "process); env SPLITGATE_WORKERS",
-    )
     return p
 
 
 def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
-    """Parse flags and environment; raise ``ConfigError`` with a readable reason."""
+    """Parse flags and environment; raise ``ConfigError`` with one line per problem."""
     args = parser().parse_args(argv)
-    config_path = args.config or env.get("SPLITGATE_CONFIG")
-    if args.upstream and config_path:
+    settings = ProxyProcessSettings.load(vars(args), env)
+    if args.upstream and settings.config:
         raise ConfigError(["--upstream and --config cannot be used together"])
     if args.upstream:
         config = inline_config(args.upstream, args.weight)
         source = "--upstream flags"
-    elif config_path:
-        config = load_config(Path(config_path))
-        source = str(config_path)
+    elif settings.config:
+        config = load_config(Path(settings.config))
+        source = settings.config
     else:
         raise ConfigError(
             ["no routing given: pass --config PATH (or SPLITGATE_CONFIG), or --upstream TRACK=URL"]
         )
-    host, port = parse_listen(args.listen or env.get("SPLITGATE_LISTEN") or DEFAULT_LISTEN)
-    redis_url = args.redis_url or env.get("SPLITGATE_REDIS_URL") or None
-    if redis_url is not None:
-        try:
-            redis_url = with_settings(
-                redis_url, env.get("SPLITGATE_REDIS_SENTINEL_PASSWORD"), wait=None
-            )
-            parse_redis_url(redis_url)
-        except ValueError as exc:
-            raise ConfigError(
-                [f"--redis-url: {exc}" if "SPLITGATE_" not in str(exc) else str(exc)]
-            ) from None
-    if args.workers is not None:
-        workers = parse_workers(args.workers, "--workers")
-    else:
-        workers = parse_workers(env.get("SPLITGATE_WORKERS") or "1", "SPLITGATE_WORKERS")
+    host, port = settings.listen
     return ProxyProcess(
         config=config,
         config_source=source,
         host=host,
         port=port,
-        internal_secret=env.get("SPLITGATE_INTERNAL_SECRET") or None,
-        log_level=(args.log_level or env.get("SPLITGATE_LOG_LEVEL") or "info").upper(),
-        redis_url=redis_url,
-        instance=env.get("SPLITGATE_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}",
-        namespace=env.get("SPLITGATE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE,
-        pubsub=env.get("SPLITGATE_REDIS_PUBSUB", "on").lower() not in ("off", "0", "false", "no"),
-        poll_s=_poll_seconds(env.get("SPLITGATE_REDIS_POLL", "1")),
-        signing_key=env["SPLITGATE_SIGNING_KEY"].encode()
-        if env.get("SPLITGATE_SIGNING_KEY")
-        else None,
-        workers=workers,
+        internal_secret=settings.internal_secret,
+        log_level=settings.log_level,
+        redis_url=_redis_url(settings),
+        instance=settings.instance,
+        namespace=settings.redis_namespace,
+        pubsub=settings.redis_pubsub,
+        poll_s=settings.redis_poll,
+        signing_key=settings.signing_key.encode() if settings.signing_key else None,
+        workers=settings.workers,
     )
 
 
-def parse_workers(value: str, source: str, *, reuse_port: bool | None = None) -> int:
-    """A worker count, 1..``MAX_WORKERS``; more than one needs SO_REUSEPORT from the platform.
-
-    ``reuse_port`` says whether the platform has it (default: ask the ``socket`` module).
-    """
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise ConfigError([f"{source} {value!r}: expected a whole number of processes"])
-    workers = int(text)
-    if not 1 <= workers <= MAX_WORKERS:
-        raise ConfigError([f"{source} {value!r}: must be between 1 and {MAX_WORKERS}"])
-    if reuse_port is None:
-        reuse_port = hasattr(socket, "SO_REUSEPORT")
-    if workers > 1 and not reuse_port:
-        raise ConfigError(
-            [
-                f"{source} {value!r}: several workers share the port with SO_REUSEPORT, "
-                "which this platform lacks (Linux and the BSDs have it); use 1"
-            ]
-        )
-    return workers
-
-
-def _poll_seconds(value: str) -> float:
+def _redis_url(settings: ProxyProcessSettings) -> str | None:
+    """The Redis URL with the Sentinels' password folded in (the URL's own one wins)."""
+    if settings.redis_url is None:
+        return None
     try:
-        seconds = parse_duration(value)
+        url = with_settings(settings.redis_url, settings.redis_sentinel_password, wait=None)
+        parse_redis_url(url)
     except ValueError as exc:
-        raise ConfigError([f"SPLITGATE_REDIS_POLL: {exc}"]) from None
-    if not 0.05 <= seconds <= 60:
-        raise ConfigError([f"SPLITGATE_REDIS_POLL: {value!r} must be between 50ms and 60s"])
-    return seconds
+        raise ConfigError([str(exc)]) from None
+    return url
 
 
 def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` as ``--listen`` takes it; ``ConfigError`` naming the flag otherwise."""
     try:
         return listen_address(value)
     except ValueError as exc:
-        raise ConfigError([f"--listen {exc}"]) from None
+        raise ConfigError([f"--listen: {exc}"]) from None
 
 
 def inline_config(upstreams: Sequence[str], weights: Sequence[str]) -> SplitgateConfig:

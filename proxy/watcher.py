@@ -26,12 +26,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from config.keys import Ack, Keys, StoredDocument
+from proxy.redis_client import RedisClient, text
 
 log = logging.getLogger("splitgate.proxy.watcher")
 
@@ -41,7 +41,7 @@ _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 class RoutingWatcher:
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         keys: Keys,
         instance: str,
         apply: Callable[[StoredDocument], None],
@@ -111,7 +111,7 @@ class RoutingWatcher:
                 await pubsub.get_message(timeout=self._poll_s)
                 await self.sync()
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
 
     async def _synced(self) -> None:
         await self.sync()
@@ -121,7 +121,7 @@ class RoutingWatcher:
 
     async def sync(self) -> None:
         """Look once: apply a newer valid document, then ack what is applied."""
-        raw_generation = await self._redis.get(self._keys.generation)
+        raw_generation = text(await self._redis.get(self._keys.generation))
         self.document_missing = raw_generation is None
         generation = _generation(raw_generation)
         if generation is None and raw_generation is not None:
@@ -130,7 +130,7 @@ class RoutingWatcher:
                 "refused a routing generation that is not a number: %r", raw_generation[:40]
             )
         elif generation is not None and generation > self._applied():
-            raw = await self._redis.get(self._keys.document)
+            raw = text(await self._redis.get(self._keys.document))
             if raw is not None:
                 self._consider(raw)
         elif generation is not None and generation < self._applied():

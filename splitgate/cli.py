@@ -1,7 +1,8 @@
 """``splitgate <command>``: dispatch to the plane that does the work.
 
 This module only dispatches; it imports a plane when its command runs, so the data plane
-and the control plane stay independent of each other.
+and the control plane stay independent of each other (``splitgate proxy`` never imports
+``control``). The admin API's commands are one argparse tree: ``control.cli``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ commands:
             and with --load its own traffic
 
 'splitgate <command> --help' describes a command's options; 'splitgate --version' the version.
+weights, rollout, flags and top take --admin-url (env SPLITGATE_ADMIN_URL, default
+http://127.0.0.1:8081) and --token (env SPLITGATE_ADMIN_TOKEN).
 """
+ADMIN_COMMANDS = ("weights", "rollout", "flags", "top")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,22 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from control.__main__ import main as control_main
 
         return control_main(rest)
-    if command == "weights":
-        from control.cli import main as weights_main
+    if command in ADMIN_COMMANDS:
+        from control.cli import main as admin_main
 
-        return weights_main(rest)
-    if command == "rollout":
-        from control.rollout_cli import main as rollout_main
-
-        return rollout_main(rest)
-    if command == "flags":
-        from control.flags_cli import main as flags_main
-
-        return flags_main(rest)
-    if command == "top":
-        from control.top import main as top_main
-
-        return top_main(rest)
+        return admin_main([command, *rest])
     if command == "demo":
         from splitgate.demo import main as demo_main
 

@@ -20,8 +20,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from redis.exceptions import RedisError
+from redis.typing import KeyT, StreamIdT
 
 from config.keys import Keys, StoredDocument
+from control.redis_client import RedisClient, entries, stream_reads
 
 log = logging.getLogger("splitgate.demo.feed")
 
@@ -114,7 +116,7 @@ def route_at(document: StoredDocument | None, name: str, generation: Any) -> dic
 class Feed:
     """Follows the audit and rollout-event streams and hands each new entry's line to ``out``."""
 
-    def __init__(self, redis: Any, keys: Keys, out: Callable[[str], None] = print) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, out: Callable[[str], None] = print) -> None:
         self._redis = redis
         self._keys = keys
         self._out = out
@@ -148,15 +150,16 @@ class Feed:
 
     async def _newest(self, key: str) -> str:
         """The id of the stream's newest entry ("0-0" if none): the feed starts after it."""
-        newest = await self._redis.xrevrange(key, count=1)
-        return str(newest[0][0]) if newest else "0-0"
+        newest = entries(await self._redis.xrevrange(key, count=1))
+        return newest[0][0] if newest else "0-0"
 
     async def read_once(self, block_ms: int = BLOCK_MS) -> int:
         """Wait up to ``block_ms`` for new entries and print them; how many were printed."""
-        answer = await self._redis.xread(self._ids, count=100, block=block_ms)
+        streams: dict[KeyT, StreamIdT] = {key: after for key, after in self._ids.items()}
+        answer = await self._redis.xread(streams, count=100, block=block_ms)
         printed = 0
-        for stream, entries in answer or []:
-            for entry_id, fields in entries:
+        for stream, found in stream_reads(answer):
+            for entry_id, fields in found:
                 self._ids[stream] = entry_id
                 line = await self._line(stream, fields)
                 if line is not None:

@@ -59,14 +59,25 @@ class Bench:
         await self.redis.set(self.keys.ack("p1"), ack.model_dump_json())
 
     async def record(self, rollout_id: str) -> dict[str, Any]:
-        """The stored record, which every test checks against ``config.records`` this way."""
+        """The record's JSON as stored, which every test checks against ``config.records``."""
+        raw = await self.redis.get(self.keys.rollout(rollout_id))
+        assert raw is not None
+        stored: dict[str, Any] = json.loads(raw)
+        assert RolloutRecord.model_validate(stored).stored() == stored
+        return stored
+
+    async def model(self, rollout_id: str) -> RolloutRecord:
         record = await self.rollouts.get(rollout_id)
         assert record is not None
-        RolloutRecord.model_validate(record)
         return record
 
+    async def save(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """Save a record edited as JSON, as the runner saves its own: compare-and-set."""
+        saved = await self.rollouts.records.save(RolloutRecord.model_validate(stored))
+        return saved.stored()
+
     async def step(self, rollout_id: str) -> dict[str, Any]:
-        await self.rollouts.step(await self.record(rollout_id))
+        await self.rollouts.step(await self.model(rollout_id))
         return await self.record(rollout_id)
 
     async def serve(self, track: str, version: str, **counts: int) -> None:

@@ -1,21 +1,27 @@
-"""The command-line tools' shared parts: options after the subcommand, errors and exit
-statuses, the in-place redraw, and ``splitgate top``'s table. Over real processes:
-tests/integration/test_terminal.py."""
+"""The command-line tools' shared parts: one tree whose admin options go before or after
+the subcommand and whose every ``--help`` names their variables, errors and exit statuses,
+the in-place redraw, and ``splitgate top``'s table. Over real processes:
+tests/integration/test_terminal.py; against a real control plane: test_admin_client.py."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from control import cli, top
-from control.flags_cli import parser as flags_parser
-from control.rollout_cli import parser as rollout_parser
+from control.admin_client import AdminClient, ApiError, BadAnswer, Unreachable
+from control.screen import Screen
+from control.weights_cli import show
 from splitgate.cli import main as splitgate_main
+from tests.conftest import refused_url
 
 ENV = {"SPLITGATE_ADMIN_TOKEN": "from-the-environment", "SPLITGATE_ADMIN_URL": "http://env:1"}
 
@@ -41,26 +47,93 @@ ENV = {"SPLITGATE_ADMIN_TOKEN": "from-the-environment", "SPLITGATE_ADMIN_URL": "
 def test_admin_options_go_before_or_after_the_subcommand(
     argv: list[str], expected: tuple[str, str, bool]
 ) -> None:
-    args = cli.parser(ENV).parse_args(argv)
+    args = cli.parser(ENV).parse_args(["weights", *argv])
     assert (args.admin_url, args.token, args.json) == expected
 
 
 def test_set_keeps_its_weights_when_json_follows_them() -> None:
-    args = cli.parser(ENV).parse_args(["set", "chat", "stable=90", "canary=10", "--json"])
+    args = cli.parser(ENV).parse_args(
+        ["weights", "set", "chat", "stable=90", "canary=10", "--json"]
+    )
     assert args.weights == ["stable=90", "canary=10"]
 
 
 def test_rollout_options_follow_the_subcommand_too() -> None:
-    args = rollout_parser(ENV).parse_args(["status", "r1", "--watch", "--token", "t3"])
+    tree = cli.parser(ENV)
+    args = tree.parse_args(["rollout", "status", "r1", "--watch", "--token", "t3"])
     assert (args.id, args.watch, args.token, args.admin_url) == ("r1", True, "t3", "http://env:1")
-    assert flags_parser(ENV).parse_args(["list"]).token == "from-the-environment"
-    flags = flags_parser(ENV).parse_args(["get", "beta", "--json", "--token", "t4"])
+    assert tree.parse_args(["flags", "list"]).token == "from-the-environment"
+    flags = tree.parse_args(["flags", "get", "beta", "--json", "--token", "t4"])
     assert (flags.name, flags.json, flags.token, flags.admin_url) == (
         "beta",
         True,
         "t4",
         "http://env:1",
     )
+
+
+def test_a_later_admin_option_wins() -> None:
+    argv = ["flags", "--token", "early", "--admin-url", "http://a:1", "list", "--token", "late"]
+    args = cli.parser(ENV).parse_args(argv)
+    assert (args.token, args.admin_url, args.json) == ("late", "http://a:1", False)
+
+
+def _branches(p: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield child
+                yield from _branches(child)
+
+
+def test_every_commands_help_names_the_admin_variables() -> None:
+    branches = {b.prog: b.format_help() for b in _branches(cli.parser({}))}
+    assert {"splitgate weights set", "splitgate rollout check", "splitgate flags explain"} < set(
+        branches
+    )
+    assert len(branches) == 4 + 2 + 9 + 8  # the commands, then each one's subcommands
+    for prog, text in branches.items():
+        flat = " ".join(text.split())
+        assert "--admin-url URL" in flat and "env SPLITGATE_ADMIN_URL" in flat, prog
+        assert "--token TOKEN" in flat and "env SPLITGATE_ADMIN_TOKEN" in flat, prog
+        assert "default http://127.0.0.1:8081" in flat, prog
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["weights", "--help"], ["rollout", "start", "--help"], ["flags", "list", "-h"], ["top", "-h"]],
+)
+def test_help_from_the_entry_point(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        splitgate_main(argv)
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert "SPLITGATE_ADMIN_URL" in out and "SPLITGATE_ADMIN_TOKEN" in out
+
+
+def test_the_token_is_never_shown_in_help() -> None:
+    env = {**ENV, "SPLITGATE_ADMIN_TOKEN": "s3cret-token"}
+    assert all("s3cret" not in b.format_help() for b in _branches(cli.parser(env)))
+
+
+def test_a_missing_token_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["weights", "get", "chat"], env={}) == 2
+    assert capsys.readouterr().err == (
+        "splitgate weights: no token: pass --token or set SPLITGATE_ADMIN_TOKEN\n"
+    )
+
+
+def test_splitgate_proxy_does_not_import_the_control_plane() -> None:
+    script = (
+        "import sys\n"
+        "from splitgate.cli import main\n"
+        "try:\n    main(['proxy', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('imported:', sorted(m for m in sys.modules if m.split('.')[0] == 'control'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "imported: []"
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,7 +144,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_usage_names_top(capsys: pytest.CaptureFixture[str]) -> None:
     assert splitgate_main(["--help"]) == 0
-    assert "\n  top " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "\n  top " in out
+    assert "SPLITGATE_ADMIN_URL" in out and "SPLITGATE_ADMIN_TOKEN" in out
 
 
 class FakeTerminal(io.StringIO):
@@ -93,11 +168,21 @@ def _raise(exc: BaseException) -> Any:
     ("exc", "code", "message"),
     [
         (
-            cli.ApiError(422, {"errors": [{"field": "weights", "reason": "bad"}]}),
+            ApiError(422, {"errors": [{"field": "weights", "reason": "bad"}]}),
             1,
             "422 weights: bad",
         ),
-        (cli.Unreachable("Connection refused"), 2, "cannot reach the admin API at http://a:1"),
+        (Unreachable("connection refused"), 2, "cannot reach the admin API at http://a:1"),
+        (
+            ApiError(401, {"error": {"message": "missing or wrong bearer token"}}),
+            1,
+            "401 missing or wrong bearer token (check --token or SPLITGATE_ADMIN_TOKEN)",
+        ),
+        (
+            BadAnswer("http://a:1/v1/routes answered 200 with something other than JSON"),
+            2,
+            "something other than JSON",
+        ),
         (ValueError("'x': expected TRACK=PERCENT"), 2, "expected TRACK=PERCENT"),
         (KeyboardInterrupt(), 130, ""),
     ],
@@ -124,15 +209,18 @@ def test_a_broken_pipe_on_stdout_is_not_the_api_being_unreachable(
 
 
 def test_a_refused_connection_is_unreachable() -> None:
-    with pytest.raises(cli.Unreachable):
-        cli.call("http://127.0.0.1:9", "t", "GET", "/v1/routes")
+    with (
+        AdminClient(refused_url(), "t") as api,
+        pytest.raises(Unreachable, match=r"^connection refused$"),
+    ):
+        api.call("GET", "/v1/routes")
 
 
 def test_the_screen_rewrites_its_previous_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "20")
     monkeypatch.setenv("LINES", "10")
     out = FakeTerminal()
-    screen = cli.Screen(out)
+    screen = Screen(out)
     screen.draw(["first", "second line that is longer than the terminal"])
     first = out.getvalue()
     screen.draw(["third"])
@@ -147,7 +235,7 @@ def test_prose_is_wrapped_and_the_wrapped_lines_counted(monkeypatch: pytest.Monk
     monkeypatch.setenv("COLUMNS", "21")
     monkeypatch.setenv("LINES", "10")
     out = FakeTerminal()
-    screen = cli.Screen(out, wrap=True)
+    screen = Screen(out, wrap=True)
     screen.draw(["  error_rate pass: 0 % over 1,234 requests, below 5 %"])
     first = out.getvalue()
     screen.draw(["x"])
@@ -166,7 +254,7 @@ def test_the_screen_never_draws_more_lines_than_fit(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setenv("LINES", "4")
     out = FakeTerminal()
-    cli.Screen(out).draw([f"line {i}" for i in range(10)])
+    Screen(out).draw([f"line {i}" for i in range(10)])
     assert out.getvalue().count("\n") == 3
 
 
@@ -231,5 +319,5 @@ def test_a_replica_at_the_same_generation_with_other_content_is_behind() -> None
         "c": {"generation": 11, "digest": "d11"},
         "d": {"generation": 12},  # a proxy from before digests: judged by its generation
     }
-    assert cli.show(route, 12, replicas, "d12").endswith("replicas: 4 live, 2 behind (b, c)")
-    assert cli.show(route, 12, replicas).endswith("replicas: 4 live, 1 behind (c)")
+    assert show(route, 12, replicas, "d12").endswith("replicas: 4 live, 2 behind (b, c)")
+    assert show(route, 12, replicas).endswith("replicas: 4 live, 1 behind (c)")

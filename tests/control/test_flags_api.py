@@ -392,6 +392,20 @@ async def test_schedule_pause_resume_and_status(
     assert r.status == 404 and (await r.json())["errors"][0]["field"] == "command"
 
 
+async def test_a_schedule_whose_record_does_not_read_says_why(
+    client: TestClient[Any, Any], raw_redis: Redis
+) -> None:
+    flag = {**FLAG, "gradual_rollout": SCHEDULE}
+    assert (await client.put("/v1/flags/dated", json=flag, headers=AUTH)).status == 200
+    await raw_redis.set(Keys().flag_schedule("dated"), '{"flag": "dated", "version": 1}')
+    r = await client.get("/v1/flags/dated/schedule", headers=AUTH)
+    assert r.status == 200
+    status = await r.json()
+    assert "created_at: Field required" in status["unreadable"]
+    assert status["last"]["outcome"] == "unreadable" and status["applied"] == 0
+    assert [s["state"] for s in status["steps"]] == ["unknown", "unknown"]
+
+
 async def test_auth_and_openapi(client: TestClient[Any, Any]) -> None:
     for method, path in [
         ("GET", "/v1/flags"),

@@ -61,7 +61,7 @@ def test_a_look_is_a_pure_function_of_the_plan_the_tests_and_the_counts() -> Non
     assert look(plan, 0, None, tests, counts) == first
     error_rate = next(a for a in first.rollback if a.metric == "error_rate_vs_baseline")
     assert error_rate.verdict is Verdict.FAIL  # 10 % against 0.1 %
-    assert first.tests["error_rate"]["consumed"] == [2_000, 200, 20_000, 20]
+    assert first.tests["error_rate"].consumed == [2_000, 200, 20_000, 20]
     again = look(plan, 0, None, first.tests, counts)
     assert again.tests == first.tests
-    assert {v["metric"] for v in first.verdicts} >= {"error_rate", "error_rate_vs_baseline"}
+    assert {v.metric for v in first.verdicts} >= {"error_rate", "error_rate_vs_baseline"}

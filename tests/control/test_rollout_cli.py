@@ -1,5 +1,5 @@
 """``splitgate rollout`` following a rollout into a log: a line per change, the exit status of
-its end, fed a scripted series of records instead of an admin API."""
+its end, fed a scripted series of records through a scripted ``AdminApi``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from control import rollout_cli
+from control import cli, rollout_cli
 from tests.control.test_views import record
 
 
@@ -24,19 +24,25 @@ def script(*statuses: str) -> Iterator[dict[str, Any]]:
         yield copy.deepcopy(r)
 
 
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Serve ``GET /v1/rollouts/ID`` from a script, each record as the runner's last look
-    left it with every replica applying the phase's weights; no waiting between looks."""
+class ScriptedApi:
+    """Serves ``GET /v1/rollouts/ID`` from a script, each record as the runner's last look
+    left it with every replica applying the phase's weights."""
 
-    def serve(records: Iterator[dict[str, Any]]) -> None:
-        def call(base: str, token: str, method: str, path: str, *rest: Any) -> Any:
-            return {**next(records), "acked": True}
+    def __init__(self, records: Iterator[dict[str, Any]]) -> None:
+        self._records = records
+        self.paths: list[str] = []
 
-        monkeypatch.setattr(rollout_cli, "call", call)
-        monkeypatch.setattr(rollout_cli, "sleep_until", lambda deadline: None)
+    def call(self, method: str, path: str, body: Any = None, **options: Any) -> Any:
+        self.paths.append(f"{method} {path}")
+        return {**next(self._records), "acked": True}
 
-    return serve
+    def send_text(self, method: str, path: str, text: str, source: str, **options: Any) -> Any:
+        raise AssertionError("a rollout being followed sends no document")
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rollout_cli, "sleep_until", lambda deadline: None)
 
 
 @pytest.mark.parametrize(
@@ -48,10 +54,11 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Any:
     ],
 )
 def test_a_log_gets_a_line_per_change_and_the_end_status(
-    api: Any, capsys: pytest.CaptureFixture[str], statuses: list[str], code: int, last: str
+    capsys: pytest.CaptureFixture[str], statuses: list[str], code: int, last: str
 ) -> None:
-    api(script(*statuses))
-    assert rollout_cli.follow("http://a", "t", "chat-1a2b3c4d", timeout=60) == code
+    api = ScriptedApi(script(*statuses))
+    assert rollout_cli.follow(api, "chat-1a2b3c4d", timeout=60) == code
+    assert set(api.paths) == {"GET /v1/rollouts/chat-1a2b3c4d"}
     out = capsys.readouterr().out
     heads = [line for line in out.splitlines() if line.startswith("chat-1a2b3c4d: ")]
     # Repeated looks at the same state print nothing new.
@@ -59,12 +66,11 @@ def test_a_log_gets_a_line_per_change_and_the_end_status(
     assert last in out and "\x1b" not in out and "acks from every" not in out
 
 
-def test_still_going_at_the_timeout_exits_3(api: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    api(script("running"))
-    assert rollout_cli.follow("http://a", "t", "chat-1a2b3c4d", timeout=0) == 3
+def test_still_going_at_the_timeout_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    assert rollout_cli.follow(ScriptedApi(script("running")), "chat-1a2b3c4d", timeout=0) == 3
     assert "chat-1a2b3c4d is still running after 0 s" in capsys.readouterr().err
 
 
 def test_watch_needs_an_id(capsys: pytest.CaptureFixture[str]) -> None:
-    assert rollout_cli.main(["status", "--watch"], env={"SPLITGATE_ADMIN_TOKEN": "t"}) == 2
+    assert cli.main(["rollout", "status", "--watch"], env={"SPLITGATE_ADMIN_TOKEN": "t"}) == 2
     assert "give its ID" in capsys.readouterr().err

@@ -25,7 +25,7 @@ async def test_a_phase_counts_only_what_was_served_after_its_weights_were_writte
         bench.upstream,
         '  config: {success_criteria: {error_rate: "< 5%", latency_p95: "< 2000ms"}}\n',
     )
-    rid = (await bench.rollouts.create(plan, "ci"))["id"]
+    rid = (await bench.rollouts.create(plan, "ci")).id
     bench.clock.now = START + 4
     await bench.step(rid)  # phase 1 written mid-window
     await bench.ack()
@@ -57,7 +57,7 @@ async def test_an_ab_test_started_mid_window_reports_only_its_own_requests(bench
     assert isinstance(plan, ABTestPlan)
     bench.clock.now = START + 2
     await bench.serve("stable", "v1", requests=144)  # served under the old weights
-    rid = (await bench.rollouts.create(plan, "ci", "ab_test"))["id"]
+    rid = (await bench.rollouts.create(plan, "ci", "ab_test")).id
     bench.clock.now = START + 5
     await bench.step(rid)
     await bench.ack()
@@ -84,7 +84,7 @@ async def test_post_deploy_checks_judge_every_request_since_promotion(bench: Ben
 """
     )
     assert isinstance(plan, BigBangPlan)
-    rid = (await bench.rollouts.create(as_canary(plan), "ci", "big_bang"))["id"]
+    rid = (await bench.rollouts.create(as_canary(plan), "ci", "big_bang")).id
     bench.clock.now = START + 1
     await bench.step(rid)
     await bench.ack()
@@ -108,7 +108,7 @@ async def test_a_phase_short_of_traffic_pauses_at_its_deadline_and_says_why(
     bench: Bench,
 ) -> None:
     plan = canary_plan(bench.upstream, '  config: {success_criteria: {error_rate: "< 1%"}}\n')
-    rid = (await bench.rollouts.create(plan, "ci"))["id"]
+    rid = (await bench.rollouts.create(plan, "ci")).id
     await bench.step(rid)
     await bench.ack()
     bench.clock.now += 30

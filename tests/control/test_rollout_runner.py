@@ -11,6 +11,7 @@ import json
 import pytest
 
 from config.plans import ABTestPlan, BigBangPlan, as_canary, parse_plan
+from config.records import evolve
 from control import accumulate
 from control.edits import put_track, set_weights
 from control.rollouts import Rollouts, UnknownItem
@@ -30,7 +31,7 @@ async def test_required_checklist_items_hold_the_rollout_before_any_traffic(benc
     recommended: [load_test, security_review]
 """,
     )
-    record = await bench.rollouts.create(plan, "ci")
+    record = (await bench.rollouts.create(plan, "ci")).stored()
     rid = record["id"]
     assert record["warnings"] == [
         "recommended checklist item 'load_test' is not confirmed",
@@ -53,25 +54,26 @@ async def test_required_checklist_items_hold_the_rollout_before_any_traffic(benc
 
     attested = await bench.rollouts.attest(rid, "docs_synced", "alice", "synced by hand")
     assert attested is not None
-    done = attested["checklist"]["required"]["tests_passed"]
-    assert (done["by"], done["how"], done["note"]) == ("ci-bot", "attested", "run 1234 green")
-    assert attested["warnings"] == ["recommended checklist item 'security_review' is not confirmed"]
+    done = attested.checklist.required["tests_passed"]
+    assert done is not None
+    assert (done.by, done.how, done.note) == ("ci-bot", "attested", "run 1234 green")
+    assert attested.warnings == ["recommended checklist item 'security_review' is not confirmed"]
     started = await bench.step(rid)
     assert started["state"]["status"] == "running"
     assert await bench.weights() == {"stable": 95, "canary": 5}
 
 
 async def test_a_decision_overtaken_by_a_command_never_reaches_the_weights(bench: Bench) -> None:
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.step(rid)
     assert await bench.weights() == {"stable": 95, "canary": 5}
     # The runner decided the next phase and saved it, but had not written the weights yet…
-    stale = await bench.record(rid)
-    stale["desired"] = {"weights": {"canary": 100, "stable": 0}, "reason": "next phase"}
-    await bench.rollouts._save(stale)
+    stale = await bench.model(rid)
+    desired = {"weights": {"canary": 100, "stable": 0}, "reason": "next phase"}
+    stale = await bench.rollouts.records.save(evolve(stale, desired=desired))
     # …when an operator aborted: the abort's weights are written, the runner's never are.
     aborted = await bench.rollouts.command(rid, "abort")
-    assert aborted is not None and aborted["state"]["status"] == "aborted"
+    assert aborted is not None and aborted.state.status == "aborted"
     await bench.rollouts._flush(stale)
     assert await bench.weights() == {"stable": 100, "canary": 0}
     await bench.rollouts.step_all()
@@ -79,11 +81,11 @@ async def test_a_decision_overtaken_by_a_command_never_reaches_the_weights(bench
 
 
 async def test_weights_decided_before_a_crash_are_written_by_the_next_step(bench: Bench) -> None:
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.step(rid)
     record = await bench.record(rid)
     record["desired"] = {"weights": {"canary": 100, "stable": 0}, "reason": "next phase"}
-    await bench.rollouts._save(record)  # the process died here
+    await bench.save(record)  # the process died here
     restarted = Rollouts(bench.redis, bench.keys, bench.store, bench.windows, clock=bench.clock)
     await restarted.step_all()
     assert await bench.weights() == {"stable": 0, "canary": 100}
@@ -93,7 +95,7 @@ async def test_weights_decided_before_a_crash_are_written_by_the_next_step(bench
 
 
 async def test_every_change_of_state_is_an_event_for_the_webhooks(bench: Bench) -> None:
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.step(rid)
     await bench.rollouts.command(rid, "pause")
     await bench.rollouts.command(rid, "resume")
@@ -105,7 +107,7 @@ async def test_every_change_of_state_is_an_event_for_the_webhooks(bench: Bench) 
 
 
 async def test_more_hallucinations_than_the_baseline_roll_back(bench: Bench) -> None:
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.step(rid)
     await bench.ack()
     for _ in range(6):
@@ -123,7 +125,7 @@ async def test_more_hallucinations_than_the_baseline_roll_back(bench: Bench) -> 
     assert "hallucinations vs baseline" in record["state"]["history"][-1]["detail"]
     assert await bench.weights() == {"stable": 100, "canary": 0}
     looks = await bench.rollouts.verdicts(rid, 10)
-    assert looks and looks[0]["verdicts"][0]["role"] == "rollback"
+    assert looks and looks[0].verdicts[0].role == "rollback"
 
 
 async def test_an_ab_test_reports_every_metric_and_restores_the_weights(bench: Bench) -> None:
@@ -136,7 +138,7 @@ async def test_an_ab_test_reports_every_metric_and_restores_the_weights(bench: B
 """
     )
     assert isinstance(plan, ABTestPlan)
-    rid = (await bench.rollouts.create(plan, "ci", "ab_test"))["id"]
+    rid = (await bench.rollouts.create(plan, "ci", "ab_test")).id
     running = await bench.step(rid)
     assert running["state"]["status"] == "running"
     assert await bench.weights() == {"stable": 50, "canary": 50}
@@ -169,7 +171,7 @@ async def test_post_deploy_checks_run_after_promotion_and_are_recorded(bench: Be
 """
     )
     assert isinstance(plan, BigBangPlan)
-    rid = (await bench.rollouts.create(as_canary(plan), "ci", "big_bang"))["id"]
+    rid = (await bench.rollouts.create(as_canary(plan), "ci", "big_bang")).id
     await bench.step(rid)
     await bench.ack()
     promoted = await bench.step(rid)
@@ -227,7 +229,7 @@ async def test_an_ab_test_judges_only_its_own_traffic_and_zeroes_other_tracks(
 """
     )
     assert isinstance(plan, ABTestPlan)
-    rid = (await bench.rollouts.create(plan, "ci", "ab_test"))["id"]
+    rid = (await bench.rollouts.create(plan, "ci", "ab_test")).id
     await bench.step(rid)  # waits for the checklist…
     await bench.serve("canary", "v0", requests=5000, **{"err:upstream_5xx": 2500})  # …meanwhile
     bench.clock.now += 3600
@@ -247,7 +249,7 @@ async def test_an_ab_test_judges_only_its_own_traffic_and_zeroes_other_tracks(
 
 
 async def test_a_route_changed_under_a_rollout_ends_it_with_the_reason(bench: Bench) -> None:
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.step(rid)
     document = await bench.store.read()
     assert document is not None
@@ -263,7 +265,7 @@ async def test_a_route_changed_under_a_rollout_ends_it_with_the_reason(bench: Be
 
 
 async def test_promotion_hands_the_new_version_to_the_baseline_track(bench: Bench) -> None:
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.step(rid)
     await bench.ack()
     bench.clock.now += 61
@@ -288,7 +290,7 @@ async def test_promotion_hands_the_new_version_to_the_baseline_track(bench: Benc
 
 async def test_a_plan_may_keep_the_candidate_track_after_promotion(bench: Bench) -> None:
     plan = canary_plan(bench.upstream, "  after_promotion: candidate\n")
-    rid = (await bench.rollouts.create(plan, "ci"))["id"]
+    rid = (await bench.rollouts.create(plan, "ci")).id
     await bench.step(rid)
     await bench.ack()
     bench.clock.now += 61
@@ -316,22 +318,22 @@ async def test_a_candidate_track_with_users_is_registered_at_zero(bench: Bench) 
 async def test_a_record_that_does_not_read_never_stops_the_others(bench: Bench) -> None:
     await bench.redis.sadd(bench.keys.rollouts, "chat-broken")
     await bench.redis.set(bench.keys.rollout("chat-broken"), '{"id": "chat-broken", ')
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.rollouts.step_all()
     assert (await bench.record(rid))["state"]["status"] == "running"
-    assert [r["id"] for r in await bench.rollouts.records.active()] == [rid]
+    assert [r.id for r in await bench.rollouts.records.active()] == [rid]
 
 
 async def test_a_record_stored_with_fraction_thresholds_keeps_running(bench: Bench) -> None:
     """Plans may no longer write a rate as a bare fraction (``< 0.01`` read as 1 % was easy to
     confuse with ``< 1``); records stored before that rule still load and step."""
     plan = canary_plan(bench.upstream, '  config: {success_criteria: {error_rate: "< 5%"}}\n')
-    rid = (await bench.rollouts.create(plan, "ci"))["id"]
+    rid = (await bench.rollouts.create(plan, "ci")).id
     record = await bench.record(rid)
     record["plan"]["config"]["success_criteria"] = {"error_rate": "< 0.05"}
     record["plan"]["phases"][0]["rollback_if"] = ["error_rate > 0.2"]
     del record["plan"]["after_promotion"]  # stored before it existed
-    await bench.rollouts._save(record)
+    await bench.save(record)
     stepped = await bench.step(rid)
     assert stepped["state"]["status"] == "running"
     await bench.ack()
@@ -343,4 +345,4 @@ async def test_a_record_stored_with_fraction_thresholds_keeps_running(bench: Ben
         "> 20%",
     }
     aborted = await bench.rollouts.command(rid, "abort")
-    assert aborted is not None and aborted["state"]["status"] == "aborted"
+    assert aborted is not None and aborted.state.status == "aborted"

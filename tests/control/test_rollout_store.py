@@ -15,7 +15,7 @@ from tests.control.rollout_bench import Bench, canary_plan
 
 async def finished(bench: Bench) -> str:
     """A rollout that ran and was aborted: over, once its last weights are written."""
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.step(rid)
     await bench.rollouts.command(rid, "abort")
     return str(rid)
@@ -35,14 +35,14 @@ async def test_a_garbage_record_is_quarantined_and_the_runner_goes_on(bench: Ben
     await bench.redis.set(bench.keys.rollout("chat-truncated"), '{"id": "chat-truncated", ')
     garbage = {"id": "chat-wrongtype", "version": 3, "route": "chat", "state": "running"}
     await bench.redis.set(bench.keys.rollout("chat-wrongtype"), json.dumps(garbage))
-    rid = (await runner.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await runner.create(canary_plan(bench.upstream), "ci")).id
 
     await runner.step_all()
     assert (await bench.record(rid))["state"]["status"] == "running"  # judged all the same
     assert sorted(r for r, _ in failures) == ["chat-truncated", "chat-wrongtype"]
     quarantined = await runner.records.quarantined()
-    assert [q["id"] for q in quarantined] == ["chat-truncated", "chat-wrongtype"]
-    assert all(q["reason"] and q["at"] == bench.clock() for q in quarantined)
+    assert [q.id for q in quarantined] == ["chat-truncated", "chat-wrongtype"]
+    assert all(q.reason and q.at == bench.clock() for q in quarantined)
     # Out of the index: the next pass does not trip on them again. The records stay as they
     # were, to be looked at.
     assert await bench.redis.smembers(bench.keys.rollouts) == {rid}
@@ -53,14 +53,14 @@ async def test_a_garbage_record_is_quarantined_and_the_runner_goes_on(bench: Ben
 
 async def test_a_rollout_that_is_over_moves_to_the_archive(bench: Bench) -> None:
     done = await finished(bench)
-    running = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    running = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     await bench.rollouts.step_all()
     assert await bench.redis.smembers(bench.keys.rollouts) == {running}
     assert await bench.redis.zrange(bench.keys.rollouts_archive, 0, -1) == [done]
     # Still readable, by id and in the list.
     assert (await bench.record(done))["state"]["status"] == "aborted"
     page, after = await bench.rollouts.records.page(10, None)
-    assert [r["id"] for r in page] == [running, done] and after is None
+    assert [r.id for r in page] == [running, done] and after is None
 
 
 async def test_archived_rollouts_are_deleted_after_the_retention(bench: Bench) -> None:
@@ -93,30 +93,30 @@ async def test_pages_of_the_archive_are_newest_first_and_miss_nothing_on_ties(
     cursor = None
     for _ in range(20):
         page, cursor = await store.page(3, cursor)
-        seen += [r["id"] for r in page]
+        seen += [r.id for r in page]
         if cursor is None:
             break
     assert seen == sorted(ended, key=lambda rid: (ended[rid], rid), reverse=True)
 
 
 async def test_a_save_under_a_superseded_epoch_is_fenced(bench: Bench) -> None:
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     record = await bench.record(rid)
     await bench.redis.set(bench.keys.epoch, 7)  # another control plane took the lease
     token = PASS_EPOCH.set(6)
     try:
         with pytest.raises(Fenced):
-            await bench.rollouts.records.save({**record, "waiting_for": "deposed"})
+            await bench.save({**record, "waiting_for": "deposed"})
     finally:
         PASS_EPOCH.reset(token)
     assert (await bench.record(rid))["version"] == record["version"]
     # The leader's own epoch saves; a command (no epoch) saves whoever leads.
     token = PASS_EPOCH.set(7)
     try:
-        await bench.rollouts.records.save(record)
+        record = await bench.save(record)
     finally:
         PASS_EPOCH.reset(token)
-    await bench.rollouts.records.save(record)
+    record = await bench.save(record)
     assert (await bench.record(rid))["version"] == record["version"] == 3
 
 
@@ -124,7 +124,7 @@ async def test_a_pass_of_a_deposed_leader_changes_nothing(bench: Bench) -> None:
     deposed = Rollouts(
         bench.redis, bench.keys, bench.store, bench.windows, clock=bench.clock, epoch=lambda: 3
     )
-    rid = (await deposed.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await deposed.create(canary_plan(bench.upstream), "ci")).id
     await bench.redis.set(bench.keys.epoch, 4)
     before = await bench.record(rid)
     generation = await bench.store.generation()
@@ -138,7 +138,7 @@ async def test_a_record_from_another_version_is_read_not_quarantined(bench: Benc
     writes fields and event details this one does not know (its fields are kept; the event
     details go when this version rewrites the history): neither is a broken record, and the
     runner steps it."""
-    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"]
+    rid = (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id
     stored = json.loads(await bench.redis.get(bench.keys.rollout(rid)))
     del stored["desired"], stored["report"], stored["waiting_for"]
     stored["state"]["history"] = [{"at": 1.0, "kind": "created", "detail": "", "by": "ci"}]
@@ -167,4 +167,4 @@ async def test_archiving_frees_the_route_if_the_end_did_not(bench: Bench) -> Non
     await bench.redis.set(bench.keys.active_rollout("chat"), done)
     await bench.rollouts.step_all()
     assert await bench.redis.get(bench.keys.active_rollout("chat")) is None
-    assert (await bench.rollouts.create(canary_plan(bench.upstream), "ci"))["id"] != done
+    assert (await bench.rollouts.create(canary_plan(bench.upstream), "ci")).id != done

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from config.keys import Keys
@@ -13,6 +14,13 @@ from control.leadership import PASS_EPOCH
 from control.store import Fenced
 from control.versioned import VersionChanged, VersionedStore
 from splitgate.redis_server import RedisServer
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    flag: str
+    version: int
+    note: str = ""
 
 
 @pytest.fixture
@@ -24,35 +32,34 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 
 async def test_a_save_needs_the_version_it_read(redis: Redis) -> None:
     keys = Keys("t")
-    store = VersionedStore(redis, keys)
+    store = VersionedStore[Record](redis, keys)
     key = keys.flag_schedule("beta")
-    mine = {"flag": "beta", "version": 0}
-    theirs = dict(mine)
-    await store.save(key, mine)
-    assert mine["version"] == 1
+    mine = Record(flag="beta", version=0)
+    saved = await store.save(key, mine)
+    assert (saved.version, mine.version) == (1, 0)
     with pytest.raises(VersionChanged):
-        await store.save(key, theirs)  # read at version 0, stored is 1 now
-    assert theirs["version"] == 0
+        await store.save(key, mine)  # read at version 0, stored is 1 now
     assert json.loads(await redis.get(key) or "")["version"] == 1
 
 
 async def test_a_save_in_a_deposed_leaders_pass_is_fenced(redis: Redis) -> None:
     keys = Keys("t")
-    store = VersionedStore(redis, keys)
+    store = VersionedStore[Record](redis, keys)
     key = keys.flag_schedule("beta")
-    record = {"flag": "beta", "version": 0, "note": "before"}
-    await store.save(key, record)
+    record = await store.save(key, Record(flag="beta", version=0, note="before"))
     await redis.set(keys.epoch, 9)
     token = PASS_EPOCH.set(8)
     try:
         with pytest.raises(Fenced):
-            await store.save(key, {**record, "note": "deposed"})
+            await store.save(key, record.model_copy(update={"note": "deposed"}))
     finally:
         PASS_EPOCH.reset(token)
     assert json.loads(await redis.get(key) or "")["note"] == "before"
     token = PASS_EPOCH.set(9)
     try:
-        await store.save(key, {**record, "note": "leader"}, events=['{"kind": "x"}'])
+        await store.save(
+            key, record.model_copy(update={"note": "leader"}), events=['{"kind": "x"}']
+        )
     finally:
         PASS_EPOCH.reset(token)
     assert json.loads(await redis.get(key) or "")["note"] == "leader"
@@ -62,10 +69,9 @@ async def test_a_save_in_a_deposed_leaders_pass_is_fenced(redis: Redis) -> None:
 
 async def test_a_record_deleted_since_it_was_read_is_not_written_back(redis: Redis) -> None:
     keys = Keys("t")
-    store = VersionedStore(redis, keys)
+    store = VersionedStore[Record](redis, keys)
     key = keys.flag_schedule("beta")
-    record = {"flag": "beta", "version": 0}
-    await store.save(key, record)
+    record = await store.save(key, Record(flag="beta", version=0))
     await redis.delete(key)  # the flag was deleted meanwhile
     with pytest.raises(VersionChanged):
         await store.save(key, record)

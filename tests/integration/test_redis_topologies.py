@@ -16,12 +16,16 @@ import pytest
 from redis.exceptions import RedisError
 
 from config.keys import Keys
+from config.metrics import field_name, window_start
 from config.redis_url import with_settings
 from control.app import ControlApp
 from control.edits import set_weights
 from control.redis_client import connect
 from control.store import Change
+from proxy import redis_client as proxy_redis
 from proxy.app import Follow
+from proxy.flusher import MetricsFlusher
+from proxy.stats import StatsRegistry
 from splitgate.redis_server import RedisServer, find_binary, free_port
 from tests.conftest import StartProxy, StartUpstream, two_track_config
 
@@ -193,6 +197,24 @@ async def test_cluster(
     cluster_url: str, start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
     await follow_through(cluster_url, start_upstream, start_proxy)
+
+
+async def test_the_proxys_counts_reach_a_cluster(cluster_url: str) -> None:
+    """A Cluster pipeline refuses scripts: the flusher sends each window by itself."""
+    now = 1_800_000_005.0
+    redis = proxy_redis.connect(cluster_url)
+    try:
+        stats = StatsRegistry()
+        flusher = MetricsFlusher(redis, Keys(), stats, clock=lambda: now)
+        stats.get("chat", "stable", "v1").record(10.0, 4.0, None)
+        stats.get("embed", "stable", "v1").record(3.0, 1.0, "timeout")
+        await flusher.flush()
+        assert not flusher.pending
+        for route in ("chat", "embed"):
+            fields = await redis.hgetall(Keys().metrics_window(route, window_start(now)))
+            assert fields[field_name("stable", "v1", "requests")] == "1"
+    finally:
+        await redis.aclose()
 
 
 async def test_sentinel_with_its_own_password(

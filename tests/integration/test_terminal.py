@@ -32,13 +32,14 @@ UP = re.compile(r"\r\x1b\[\d+A")  # back up over the previous frame
 
 
 def long_plan(canary_url: str) -> str:
-    """A canary that stays in its first phase: too little traffic to pass it."""
+    """A canary that stays in its first phase: too little traffic to pass it, and ten minutes
+    before that makes it pause (on_inconclusive)."""
     return f"""canary_deployment:
   route: chat
   baseline: stable
   candidate: {{track: canary, version: v1.1.0, upstreams: ["{canary_url}"]}}
   phases:
-    - {{name: "5%", traffic: 5, duration: 1s}}
+    - {{name: "5%", traffic: 5, duration: 1s, max_duration: 10m}}
     - {{name: "25%", traffic: 25, duration: 10m}}
     - {{name: "100%", traffic: 100}}
   canary_metrics:

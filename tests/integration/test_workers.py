@@ -193,7 +193,7 @@ async def test_bad_worker_count_is_a_usage_error() -> None:
     )
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
-    assert "--workers '65': must be between 1 and 64" in err.decode()
+    assert "splitgate proxy: --workers: '65': must be between 1 and 64" in err.decode()
 
 
 async def test_a_port_in_use_stops_start_up_naming_the_address() -> None:

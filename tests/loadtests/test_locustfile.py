@@ -4,10 +4,12 @@ with two tracks on fake upstreams (gevent's monkey-patching never enters the tes
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
 
+from loadtests.settings import OPTIONS
 from tests.conftest import StartProxy, StartUpstream, two_track_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +112,23 @@ async def test_the_logic_imports_neither_locust_nor_gevent() -> None:
     )
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert out.decode().strip() == "[]"
+
+
+async def test_every_option_is_a_locust_option_in_its_help_and_web_form() -> None:
+    # Locust first, as `locust -f` does, so gevent patches before anything imports ssl.
+    check = (
+        "import json, locust, loadtests.locustfile; "
+        "from locust.argument_parser import get_parser; p = get_parser(); "
+        "print(json.dumps({'help': p.format_help(), "
+        "'form': {d: a.is_secret for d, a in p.args_included_in_web_ui.items()}}))"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", check, cwd=ROOT, env=clean_env(), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    seen = json.loads(out.decode().splitlines()[-1])
+    help_text = " ".join(seen["help"].split())
+    for option in OPTIONS:
+        assert option.flag in help_text and f"[{option.env}, default" in help_text, option.env
+        assert seen["form"][option.dest] is option.secret, option.dest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.settings import OPTIONS, Admin, RolloutOptions, parse
+from loadtests.settings import OPTIONS, Admin, Option, RolloutOptions, parse
 from loadtests.verdict import Rules
 
 
@@ -111,3 +111,58 @@ def test_a_token_without_the_admin_url_is_warned_about() -> None:
     assert "without SPLITGATE_ADMIN_URL" in parse({"admin_token": "t"}).warnings[0]
     assert parse({"admin_token": "t", "admin_url": "http://127.0.0.1:8081"}).warnings == ()
     assert parse({}).warnings == ()
+
+
+BAD = {
+    "stream_share": "lots",
+    "user_pool": "0",
+    "prompt_mix": "huge=1",
+    "turns": "0-3",
+    "think_time": "5-1",
+    "max_tokens": "many",
+    "chat_path": "v1/chat",
+    "user_header": "x user",
+    "conversation_header": "x:y",
+    "request_timeout": "0",
+    "max_error_pct": "101",
+    "split_tolerance_pp": "0",
+    "split_min_users": "-1",
+    "expect_weights": "stable=90",
+    "admin_poll": "0.01",
+    "rollout_after": "-1",
+    "rollout_settle": "soon",
+    "seed": "random",
+}
+"""A bad value for every option whose format can be broken."""
+ANY_STRING = {
+    "model",
+    "user_prefix",
+    "api_key",
+    "admin_url",
+    "admin_token",
+    "route",
+    "rollout_plan",
+}
+CHECKED_WITH_A_PLAN = {"rollout_expect"}
+
+
+def test_every_option_has_a_bad_value_below() -> None:
+    assert set(BAD) | ANY_STRING | CHECKED_WITH_A_PLAN == {o.dest for o in OPTIONS}
+
+
+@pytest.mark.parametrize("dest", sorted(BAD))
+def test_a_bad_value_is_one_line_naming_the_option_and_its_variable(dest: str) -> None:
+    option = next(o for o in OPTIONS if o.dest == dest)
+    with pytest.raises(ValueError) as caught:
+        parse({dest: BAD[dest]})
+    assert str(caught.value).startswith(f"{option.flag} ({option.env}): ")
+    assert "\n" not in str(caught.value)
+
+
+def test_options_come_from_the_model_with_their_variables() -> None:
+    by_dest = {o.dest: o for o in OPTIONS}
+    assert by_dest["admin_url"].env == "SPLITGATE_ADMIN_URL"
+    assert by_dest["stream_share"] == Option(
+        "stream_share", "LOADTEST_STREAM_SHARE", "0.7", "share of turns that stream (0–1)"
+    )
+    assert {o.dest for o in OPTIONS if o.secret} == {"api_key", "admin_token"}
