@@ -28,7 +28,8 @@ from redis.exceptions import RedisError
 
 from config import jsonsafe
 from config.keys import Keys
-from control.redis_client import RedisClient, entries, text
+from config.redis_replies import entries, text
+from control.redis_client import RedisClient
 
 log = logging.getLogger("splitgate.control.notify")
 

@@ -26,7 +26,8 @@ from config.keys import Keys
 from config.plans import ABTestPlan, CanaryPlan, stored_plan
 from config.records import Event as StoredEvent
 from config.records import QuarantinedRollout, RolloutLook, RolloutRecord, evolve
-from control.redis_client import RedisClient, entries, text
+from config.redis_replies import entries, text
+from control.redis_client import RedisClient
 from control.strategies.canary import FINAL, Event, State, Status
 from control.versioned import VersionChanged, VersionedStore
 
@@ -122,7 +123,7 @@ def read_record(rollout_id: str, raw: str | bytes) -> RolloutRecord:
 
 
 def _strs(replies: Iterable[Any]) -> list[str]:
-    """Members and ids as ``str`` (``control.redis_client.text``)."""
+    """Members and ids as ``str`` (``config.redis_replies.text``)."""
     return [text(reply) for reply in replies]
 
 

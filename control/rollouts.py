@@ -43,12 +43,13 @@ from config.records import (
     evolve,
 )
 from config.records import Strategy as StoredKind
+from config.redis_replies import text
 from control import accumulate, edits, waiting
 from control.leadership import PASS_EPOCH
 from control.metric_source import MetricSource
 from control.observation import Observer
 from control.outbox import handed_over, handover, weights_of
-from control.redis_client import RedisClient, text
+from control.redis_client import RedisClient
 from control.rollout_prep import (
     Preparation,
     Probe,

@@ -14,9 +14,10 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from config.keys import Keys
+from config.redis_replies import text
 from config.schedule_records import ScheduleRecord
 from control.analysis.sequential import RateTest
-from control.redis_client import RedisClient, text
+from control.redis_client import RedisClient
 from control.versioned import VersionChanged, VersionedStore
 
 

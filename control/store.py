@@ -28,8 +28,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from config import jsonsafe
 from config.keys import Ack, Keys, StoredDocument
+from config.redis_replies import entries
 from config.schema import RoutingDocument
-from control.redis_client import RedisClient, entries
+from control.redis_client import RedisClient
 
 log = logging.getLogger("splitgate.control.store")
 

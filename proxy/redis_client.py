@@ -16,7 +16,7 @@ reconnect with their own backoff) and in the control plane's wait for replicas.
 
 from __future__ import annotations
 
-from typing import TypeAlias, assert_never, overload
+from typing import TypeAlias, assert_never
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -35,16 +35,6 @@ from config.redis_url import (
 RedisClient: TypeAlias = Redis | RedisCluster
 """What ``connect`` returns: a standalone server's or a Sentinel primary's client (both a
 ``Redis``), or a Cluster's, which is not one. Every client decodes responses to ``str``."""
-
-
-@overload
-def text(reply: bytes | str) -> str: ...
-@overload
-def text(reply: None) -> None: ...
-def text(reply: bytes | str | None) -> str | None:
-    """A string reply as ``str``: every client here decodes (``decode_responses=True``), but
-    redis-py's annotations cannot know that and say ``bytes | str``."""
-    return reply.decode() if isinstance(reply, bytes) else reply
 
 
 class SentinelRedis(Redis):

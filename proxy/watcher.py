@@ -31,7 +31,8 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from config.keys import Ack, Keys, StoredDocument
-from proxy.redis_client import RedisClient, text
+from config.redis_replies import text
+from proxy.redis_client import RedisClient
 
 log = logging.getLogger("splitgate.proxy.watcher")
 

@@ -23,7 +23,8 @@ from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 from config.keys import Keys, StoredDocument
-from control.redis_client import RedisClient, entries, stream_reads
+from config.redis_replies import entries, stream_reads
+from control.redis_client import RedisClient
 
 log = logging.getLogger("splitgate.demo.feed")
 
