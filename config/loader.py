@@ -58,6 +58,19 @@ def load_config(path: str | Path) -> SplitgateConfig:
     return load_model(path, SplitgateConfig)
 
 
+def load_routing_file(path: str | Path) -> SplitgateConfig:
+    """The routing file given by ``--config``/``SPLITGATE_CONFIG``; a missing one is named with
+    what to do (the image sets ``/etc/splitgate/routes.yaml`` and ships no file there: its
+    upstreams are the user's, and a loopback example would answer 502 to every request)."""
+    if not Path(path).exists():
+        why = (
+            "no routing file there: give yours with --config PATH or SPLITGATE_CONFIG "
+            "(in a container, mount it at this path); config/examples/routes.yaml is a start"
+        )
+        raise ConfigError([Problem(str(path), None, None, why)])
+    return load_config(path)
+
+
 def load_model(path: str | Path, model: type[M]) -> M:
     path = Path(path)
     try:

@@ -10,6 +10,8 @@ from config.process_settings import Format
 from config.redis_url import parse_redis_url
 
 LEVELS = ("debug", "info", "warning", "error")
+_ALIASES = {"warn": "warning", "critical": "error", "fatal": "error"}
+"""Names ``logging`` also takes (as earlier versions did): read as the level they mean."""
 _ON = ("on", "1", "true", "yes")
 _OFF = ("off", "0", "false", "no")
 
@@ -42,9 +44,11 @@ def text(metavar: str) -> Format:
 
 
 def _level(value: str) -> str:
-    if value.strip().lower() not in LEVELS:
+    name = value.strip().lower()
+    name = _ALIASES.get(name, name)
+    if name not in LEVELS:
         raise ValueError(f"{value!r} is not a log level: use one of {', '.join(LEVELS)}")
-    return value.strip().upper()
+    return name.upper()
 
 
 def _switch(value: str) -> bool:

@@ -284,7 +284,7 @@ class RolloutStore:
             try:
                 entry = json.loads(stored[key])
                 out.append(QuarantinedRollout.model_validate({**entry, "id": rollout_id}))
-            except ValueError:
+            except (ValueError, TypeError):  # not JSON, or not an object
                 out.append(QuarantinedRollout(id=rollout_id, reason="(unreadable entry)", at=0.0))
         return out
 

@@ -22,6 +22,8 @@ commands:
   top       each track's requests/s, errors, latency and tokens over the last minute, live
   demo      run everything on this machine: Redis, control plane, proxy, three fake LLM backends,
             and with --load its own traffic
+  probe     exit 0 if the proxy or control plane here answers /readyz (a container's health
+            check: it reads SPLITGATE_OPS_LISTEN or SPLITGATE_LISTEN, SPLITGATE_CONTROL_LISTEN)
 
 'splitgate <command> --help' describes a command's options; 'splitgate --version' the version.
 weights, rollout, flags and top take --admin-url (env SPLITGATE_ADMIN_URL, default
@@ -58,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from splitgate.demo import main as demo_main
 
         return demo_main(rest)
+    if command == "probe":
+        from splitgate.probe import main as probe_main
+
+        return probe_main(rest)
     print(f"splitgate: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -124,3 +124,10 @@ def test_span(seconds: float, written: str) -> None:
 def test_variables_are_read_by_their_upper_case_name_only() -> None:
     assert Example.from_env({"EXAMPLE_LEASE": "1m"}) == {"lease": "1m"}
     assert Example.from_env({"example_lease": "1m", "Example_Lease": "1m"}) == {}
+
+
+@pytest.mark.parametrize(
+    "given, level", [("warn", "WARNING"), ("Critical", "ERROR"), (" debug ", "DEBUG")]
+)
+def test_the_log_level_names_earlier_versions_took_still_start(given: str, level: str) -> None:
+    assert load([], {**ENV, "EXAMPLE_LOG_LEVEL": given}).log_level == level

@@ -43,6 +43,10 @@ async def test_a_garbage_record_is_quarantined_and_the_runner_goes_on(bench: Ben
     quarantined = await runner.records.quarantined()
     assert [q.id for q in quarantined] == ["chat-truncated", "chat-wrongtype"]
     assert all(q.reason and q.at == bench.clock() for q in quarantined)
+    # An entry written by hand that is JSON but no object is listed, not a 500.
+    await bench.redis.hset(bench.keys.rollouts_quarantine, "chat-list", "[1, 2]")
+    listed = await runner.records.quarantined()
+    assert [(q.id, q.reason) for q in listed][0] == ("chat-list", "(unreadable entry)")
     # Out of the index: the next pass does not trip on them again. The records stay as they
     # were, to be looked at.
     assert await bench.redis.smembers(bench.keys.rollouts) == {rid}
