@@ -83,12 +83,32 @@ class StoredDocument(RoutingDocument):
         )
 
 
+class UpstreamHealth(Model):
+    """One upstream as one proxy replica sees it (its passive health, ``proxy.endpoints``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ejected: bool = False
+    """Left out of the balancing now (after too many failures in a row)."""
+    failures: int = Field(default=0, ge=0)
+    """Connect failures, gateway errors and first-byte timeouts in a row, since the last
+    success or ejection."""
+    ejections: int = Field(default=0, ge=0)
+    """Times ejected since the replica started."""
+
+
+MAX_ACKED_UPSTREAMS = 64
+"""An ack reports at most this many upstreams (the ack stays small)."""
+
+
 class Ack(Model):
     """What one proxy replica reports: the document it routes by, and since when.
 
     ``digest`` (``StoredDocument.digest``) tells two documents of the same generation apart;
     it is empty in the acks of proxies older than it, and of a proxy still on its file's
-    routing. Unknown fields are ignored, so a later field does not break an older reader.
+    routing. ``upstreams``: each upstream URL of its table and its passive health, written
+    with the ack (no write of its own); empty from proxies older than it. Unknown fields are
+    ignored, so a later field does not break an older reader.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -96,6 +116,7 @@ class Ack(Model):
     generation: int
     applied_at: float
     digest: str = ""
+    upstreams: dict[str, UpstreamHealth] = Field(default_factory=dict)
 
     def routes_by(self, document: StoredDocument) -> bool:
         """Whether this replica applies exactly ``document`` (by generation alone without a

@@ -21,7 +21,7 @@ totals. Per-flag counts take a fourth part, ``<track>\t<version>\t<metric>\t<fla
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 ERROR_CLASSES = (
@@ -143,6 +143,21 @@ class TrackWindow:
 def merge_windows(hashes: Sequence[Mapping[str, str]]) -> dict[tuple[str, str], TrackWindow]:
     """Sum window hashes (from any replicas and windows) per (track, version)."""
     merged: dict[tuple[str, str], TrackWindow] = {}
+    for track, version, metric, number in _track_fields(hashes):
+        merged.setdefault((track, version), TrackWindow()).add_field(metric, number)
+    return merged
+
+
+def merge_versions(hashes: Sequence[Mapping[str, str]]) -> dict[str, TrackWindow]:
+    """Sum window hashes per version, whichever tracks served it."""
+    merged: dict[str, TrackWindow] = {}
+    for _, version, metric, number in _track_fields(hashes):
+        merged.setdefault(version, TrackWindow()).add_field(metric, number)
+    return merged
+
+
+def _track_fields(hashes: Sequence[Mapping[str, str]]) -> Iterator[tuple[str, str, str, float]]:
+    """(track, version, metric, value) of every per-track field (not the per-flag ones)."""
     for fields in hashes:
         for name, raw in fields.items():
             parts = name.split("\t")
@@ -152,8 +167,7 @@ def merge_windows(hashes: Sequence[Mapping[str, str]]) -> dict[tuple[str, str], 
                 number = float(raw)
             except ValueError:
                 continue
-            merged.setdefault((parts[0], parts[1]), TrackWindow()).add_field(parts[2], number)
-    return merged
+            yield parts[0], parts[1], parts[2], number
 
 
 def merge_flag_windows(

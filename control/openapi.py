@@ -23,6 +23,8 @@ from control import (
     rollouts_api,
     routes_api,
     segments_api,
+    series_api,
+    ui_api,
 )
 from control.api import json_response
 from control.api_table import Operation, Schema, check_table
@@ -67,6 +69,8 @@ OPERATIONS: tuple[Operation, ...] = (
     *rollouts_api.OPERATIONS,
     *flags_table.OPERATIONS,
     *segments_api.OPERATIONS,
+    *series_api.OPERATIONS,
+    *ui_api.OPERATIONS,
 )
 check_table(OPERATIONS)
 

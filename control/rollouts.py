@@ -141,21 +141,32 @@ class Rollouts:
 
     # Commands and attestations, from the admin API ------------------------------------------
 
-    async def command(self, rollout_id: str, name: str) -> RolloutRecord | None:
+    async def command(
+        self, rollout_id: str, name: str, actor: str = "", reason: str = ""
+    ) -> RolloutRecord | None:
+        """Apply ``name``; who asked and why go into the history event and the audit reason
+        of the weights it writes."""
         for _ in range(5):
             try:
-                return await self._command_once(rollout_id, name)
+                return await self._command_once(rollout_id, name, actor, reason)
             except RolloutConflict:
                 continue  # the runner stepped it meanwhile: apply to the fresh state
         raise RolloutConflict(f"rollout {rollout_id} keeps changing; try again")
 
-    async def _command_once(self, rollout_id: str, name: str) -> RolloutRecord | None:
+    async def _command_once(
+        self, rollout_id: str, name: str, actor: str, reason: str
+    ) -> RolloutRecord | None:
         record = await self.get(rollout_id)
         if record is None:
             return None
         strategy = self._strategy(record.strategy)
         decided = strategy.command(record, state_of(record), name, self._clock())
-        return await self._commit(decided, f"{name} by request")
+        said = f"by {actor or 'request'}" + (f": {reason}" if reason else "")
+        history = decided.state.history
+        if history:  # the command's own event says who and why
+            last = replace(history[-1], detail=f"{history[-1].detail} ({said})")
+            decided = decided._replace(state=replace(decided.state, history=(*history[:-1], last)))
+        return await self._commit(decided, f"{name} {said}")
 
     async def attest(
         self, rollout_id: str, item: str, actor: str, note: str

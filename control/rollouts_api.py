@@ -33,6 +33,7 @@ from control.api import (
     current,
     error,
     json_response,
+    read_json,
 )
 from control.api_table import Operation
 from control.edits import EditError, FieldError
@@ -205,8 +206,21 @@ COMMANDS = ("approve", "promote", "pause", "resume", "abort")
 
 
 async def rollout_command(request: web.Request) -> web.Response:
+    """An optional ``{"reason": "..."}``: recorded with the actor (``X-Splitgate-Actor``) in
+    the rollout's history and in the audit reason of the weights it writes."""
     name = request.match_info["command"]
-    return await _answer(request, request.app[ROLLOUTS].command(request.match_info["id"], name))
+    body = await read_json(request) if (await request.read()).strip() else None
+    if body is not None:
+        if not isinstance(body, dict):
+            raise EditError([FieldError("body", 'an object: {"reason": "..."}')])
+        errors = [FieldError(key, "unknown field") for key in sorted(set(body) - {"reason"})]
+        if not isinstance(body.get("reason", ""), str):
+            errors.append(FieldError("reason", "a string"))
+        if errors:
+            raise EditError(errors)
+    actor, reason = actor_and_reason(request, body)
+    change = request.app[ROLLOUTS].command(request.match_info["id"], name, actor, reason)
+    return await _answer(request, change)
 
 
 async def check_item(request: web.Request) -> web.Response:
@@ -261,6 +275,11 @@ async def rollout_verdicts(request: web.Request) -> web.Response:
 
 
 CHECK_BODY = {"type": "object", "properties": {"note": {"type": "string"}}}
+COMMAND_BODY = {
+    "type": "object",
+    "properties": {"reason": {"type": "string"}},
+    "additionalProperties": False,
+}
 
 OPERATIONS = (
     Operation(
@@ -324,10 +343,13 @@ OPERATIONS = (
         "POST",
         f"/v1/rollouts/{{id}}/{{command:{'|'.join(COMMANDS)}}}",
         rollout_command,
-        "approve, promote, pause, resume or abort; 409 names the state when it does not apply",
+        "approve, promote, pause, resume or abort, with an optional reason (recorded with "
+        "X-Splitgate-Actor in the history); 409 names the state when it does not apply",
         ok="The record",
         returns=RolloutRecord,
-        errors=(404, 409),
+        errors=(400, 404, 409, 422),
         params=(ID_PARAM,),
+        body=COMMAND_BODY,
+        body_required=False,
     ),
 )

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from pydantic_settings import SettingsConfigDict
 
 from config.environments import SHIPPED_ENVIRONMENTS, EnvironmentsFile, load_environments
 from config.keys import DEFAULT_NAMESPACE
-from config.loader import ConfigError, load_config
+from config.loader import ConfigError, load_routing_file
 from config.process_settings import FlagParser, Format, ProcessSettings, instance_name, setting
 from config.redis_url import MAX_WAIT_S, parse_redis_url, with_settings
 from config.schema import RoutingDocument
@@ -151,7 +150,7 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ControlProcess:
     environments = load_environments(settings.environments)
     host, port = settings.listen
     return ControlProcess(
-        seed=load_config(Path(settings.config)).document(),
+        seed=load_routing_file(settings.config).document(),
         host=host,
         port=port,
         redis_url=redis_url,

@@ -45,6 +45,14 @@ class WindowReader:
         hashes = await self._hashes(route, starts)
         return [(start, self.merge(h)) for start, h in zip(starts, hashes, strict=True)]
 
+    async def raw_each(self, route: str, first: int, last: int) -> list[tuple[int, dict[str, str]]]:
+        """Each window from start ``first`` to start ``last`` (inclusive), as stored."""
+        starts = range(first, last + WINDOW_S, WINDOW_S)
+        return list(zip(starts, await self._hashes(route, starts), strict=True))
+
+    def now(self) -> float:
+        return self._clock()
+
     def merge(self, fields: dict[str, str]) -> dict[tuple[str, str], TrackWindow]:
         """One window's fields as counts per (track, version)."""
         return merge_windows([fields])

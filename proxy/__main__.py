@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -45,6 +47,8 @@ def supervise(process: ProxyProcess) -> int:
     """Serve with ``process.workers`` spawned worker processes sharing the port."""
     try:
         check_free(process.host, process.port)
+        if process.ops is not None:
+            check_free(*process.ops)
     except OSError as exc:
         return cannot_listen(process, exc)
     if sys.platform != "linux":
@@ -55,6 +59,8 @@ def supervise(process: ProxyProcess) -> int:
     shared = replace(process, signing_key=process.signing_key or os.urandom(32))
     # Spawned, not forked: each worker starts a fresh interpreter and builds its own loop.
     context = multiprocessing.get_context("spawn")
+    # Each worker's metrics snapshot, so that a scrape of any of them answers for all.
+    metrics_dir = tempfile.mkdtemp(prefix="splitgate-metrics-")
 
     def start_worker(index: int) -> tuple[BaseProcess, Connection]:
         link, worker_end = context.Pipe()
@@ -63,7 +69,7 @@ def supervise(process: ProxyProcess) -> int:
             args=(
                 # Each worker acks in Redis under its own name: the control plane waits for all.
                 replace(shared, instance=f"{process.instance}-w{index}"),
-                WorkerRole(index, process.workers),
+                WorkerRole(index, process.workers, metrics_dir),
                 worker_end,
             ),
             name=f"splitgate-proxy-w{index}",
@@ -79,7 +85,10 @@ def supervise(process: ProxyProcess) -> int:
         listen=f"{process.host}:{process.port}",
         stop_grace_s=process.config.proxy.timeouts.drain + 10,
     )
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def cannot_listen(process: ProxyProcess, exc: OSError) -> int:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from config.keys import StoredDocument
+from config.keys import StoredDocument, UpstreamHealth
 from config.schema import SplitgateConfig
 from config.stickiness import ClientAddress
 from proxy.client import UpstreamClient
 from proxy.endpoints import EndpointPool
 from proxy.feedback import FeedbackEndpoint, RateLimiter
 from proxy.forward import Forwarder
-from proxy.health import Health, healthz, readyz
+from proxy.health import Health, healthz, not_here, readyz
 from proxy.metrics import ProxyMetrics
 from proxy.pool import PooledClient
 from proxy.settings import Follow as Follow
@@ -58,6 +58,8 @@ class ProxyApp:
         self.stats = StatsRegistry()
         self.table = TableRef(RoutingTable.build(config, self.pool, stats=self.stats))
         self.health = Health()
+        self.ops_apart = False
+        """``/metrics`` is on the operations port (``--ops-listen``), not the client port."""
         self.client: UpstreamClient = client or PooledClient(
             connect_timeout=settings.timeouts.connect,
             keepalive=settings.timeouts.upstream_keepalive,
@@ -81,7 +83,7 @@ class ProxyApp:
             RateLimiter(settings.feedback.rate_per_second, settings.feedback.burst),
         )
         self.metrics = ProxyMetrics(
-            self.table, self.stats, lambda: self.watcher, lambda: self.flusher
+            self.table, self.stats, lambda: self.watcher, lambda: self.flusher, self.pool.now
         )
 
     def apply(self, document: StoredDocument) -> None:
@@ -104,8 +106,33 @@ class ProxyApp:
         from proxy.following import join
 
         self._redis, self.watcher, self.flusher, self._tasks = await join(
-            follow, self.apply, lambda: self.table.current.generation, self.stats
+            follow,
+            self.apply,
+            lambda: self.table.current.generation,
+            self.stats,
+            self.upstream_health,
         )
+
+    def upstream_health(self) -> dict[str, UpstreamHealth]:
+        """Each upstream of the current table and its passive health (reported in the ack)."""
+        urls = dict.fromkeys(
+            endpoint.url
+            for route in self.table.current.routes
+            for track in route.tracks.values()
+            for endpoint in track.balancer.endpoints
+        )
+        return self.pool.health(urls)
+
+    async def handle_ops(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The operations port (``--ops-listen``): the proxy's own endpoints, nothing routed."""
+        path = request.path
+        if path == "/healthz":
+            return healthz()
+        if path == "/readyz":
+            return readyz(self.table, self.health, self.watcher)
+        if path == "/metrics":
+            return self.metrics.response()
+        return not_here()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         target = request.raw_path  # as sent: no URL object for every request
@@ -115,7 +142,7 @@ class ProxyApp:
         if path == "/readyz":
             return readyz(self.table, self.health, self.watcher)
         if path == "/metrics":
-            return self.metrics.response()
+            return not_here() if self.ops_apart else self.metrics.response()
         if path == "/v1/feedback" and request.method == "POST":
             return await self.feedback.handle(request)
         return await self._forward(request)

@@ -13,10 +13,11 @@ more than ``max_ejection_percent`` of a track's endpoints (but always at least o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import count
 from typing import Literal
 
+from config.keys import MAX_ACKED_UPSTREAMS, UpstreamHealth
 from config.schema import OutlierDetection
 
 
@@ -67,6 +68,23 @@ class EndpointPool:
 
     def now(self) -> float:
         return self._clock()
+
+    def health(self, urls: Iterable[str]) -> dict[str, UpstreamHealth]:
+        """The passive health of ``urls`` (those of the current table), as the ack reports it:
+        read from the counters, never a request of its own."""
+        now = self._clock()
+        out: dict[str, UpstreamHealth] = {}
+        for url in urls:
+            if len(out) >= MAX_ACKED_UPSTREAMS:
+                break
+            endpoint = self._endpoints.get(url)
+            if endpoint is not None:
+                out[url] = UpstreamHealth(
+                    ejected=endpoint.ejected_until > now,
+                    failures=endpoint.consecutive_failures,
+                    ejections=endpoint.ejections,
+                )
+        return out
 
     def succeeded(self, endpoint: Endpoint) -> None:
         endpoint.consecutive_failures = 0

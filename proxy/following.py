@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from redis.exceptions import RedisError
 
-from config.keys import StoredDocument
+from config.keys import StoredDocument, UpstreamHealth
 from config.tasks import stop
 from proxy.flusher import MetricsFlusher
 from proxy.redis_client import RedisClient, connect
@@ -29,6 +29,7 @@ async def join(
     apply: Callable[[StoredDocument], None],
     generation: Callable[[], int],
     stats: StatsRegistry,
+    health: Callable[[], Mapping[str, UpstreamHealth]] = dict,
 ) -> tuple[RedisClient, RoutingWatcher, MetricsFlusher, list[asyncio.Task[None]]]:
     """One quick first look, then the watcher and the flusher in the background: the Redis
     client, both, and their tasks. When Redis does not answer within ``first_sync_s`` the
@@ -42,6 +43,7 @@ async def join(
         generation,
         poll_s=follow.poll_s,
         pubsub=follow.pubsub,
+        health=health,
     )
     try:
         async with asyncio.timeout(follow.first_sync_s):

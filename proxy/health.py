@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from config import jsonsafe
+from proxy.errors import error_response
 from proxy.table import TableRef
 
 if TYPE_CHECKING:
@@ -31,6 +32,14 @@ class Health:
 
 def healthz() -> web.Response:
     return json_response({"status": "ok"})
+
+
+def not_here() -> web.Response:
+    """404 for ``/metrics`` on the client port while an operations port serves it, and for
+    any path of the operations port but the proxy's own three."""
+    return error_response(
+        404, "not_found", "not served here: /metrics, /healthz and /readyz are on the ops port"
+    )
 
 
 def readyz(table: TableRef, health: Health, watcher: RoutingWatcher | None) -> web.Response:

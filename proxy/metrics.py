@@ -6,17 +6,21 @@ route, track, version and error class only: no user ids, paths or models, so the
 series stays bounded by the routing document. The same series under ``splitgate_flag_*``, with
 a ``flag`` label, count the requests each feature flag released (the ``splitgate_*`` totals
 include them): bounded by the flags the documents held. Plus the routing state: the generation in use,
-how stale it is, whether Redis is reachable, documents refused.
+how stale it is, whether Redis is reachable, documents refused; each track's weight and role
+(baseline, candidate, other), so a rule can compare a candidate with its route's baseline;
+and each upstream's ejections (passive health). Those read the current table: bounded by the
+routing document in use.
 
 Everything is read at scrape time from the objects that own it (``StatsRegistry``, the table,
 the watcher); the request path never touches a prometheus-client object.
 
-With several worker processes each serves its own figures on its own port; sum them in
-Prometheus (every series is a counter or a histogram, so sums are exact).
+With several worker processes a scrape of the shared port answers for all of them
+(``proxy.worker_metrics``): counters and histograms summed, a process's own state per worker.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 from typing import TYPE_CHECKING
@@ -34,11 +38,12 @@ from prometheus_client.registry import Collector
 
 from config.srm import sample_ratio
 from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry, TrackStats
-from proxy.table import TableRef
+from proxy.table import CompiledRoute, TableRef
 
 if TYPE_CHECKING:
     from proxy.flusher import MetricsFlusher
     from proxy.watcher import RoutingWatcher
+    from proxy.worker_metrics import WorkerShare
 
 LABELS = ["route", "track", "version"]
 FLAG_LABELS = [*LABELS, "flag"]
@@ -170,6 +175,55 @@ class SampleRatioCollector(Collector):
         yield from (p_value, mismatch)
 
 
+class RoutingCollector(Collector):
+    """Each track's weight and role, and each upstream's ejections, in the current table."""
+
+    def __init__(self, table: TableRef, clock: Callable[[], float]) -> None:
+        self._table = table
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        weight = GaugeMetricFamily(
+            "splitgate_track_weight",
+            "Weight of the track in the routing in use, in percent; role: baseline, candidate "
+            "(the first listed other track) or other.",
+            labels=[*LABELS, "role"],
+        )
+        ejections = CounterMetricFamily(
+            "splitgate_upstream_ejections",
+            "Times passive health ejected the upstream (since the process started).",
+            labels=["route", "track", "upstream"],
+        )
+        ejected = GaugeMetricFamily(
+            "splitgate_upstream_ejected",
+            "1 while passive health keeps the upstream out of its track's balancing.",
+            labels=["route", "track", "upstream"],
+        )
+        now = self._clock()
+        for route in self._table.current.routes:
+            roles = _roles(route)
+            for name, track in route.tracks.items():
+                weight.add_metric(
+                    [route.name, name, track.version, roles[name]], route.weights[name]
+                )
+                for endpoint in track.balancer.endpoints:
+                    key = [route.name, name, endpoint.url]
+                    ejections.add_metric(key, endpoint.ejections)
+                    ejected.add_metric(key, 1.0 if endpoint.ejected_until > now else 0.0)
+        yield from (weight, ejections, ejected)
+
+
+def _roles(route: CompiledRoute) -> dict[str, str]:
+    """The baseline, the candidate (the first listed other track), and the rest."""
+    baseline = route.baseline.name
+    others = [name for name in route.tracks if name != baseline]
+    roles = dict.fromkeys(others, "other")
+    if others:
+        roles[others[0]] = "candidate"
+    roles[baseline] = "baseline"
+    return roles
+
+
 class ProxyMetrics:
     def __init__(
         self,
@@ -177,9 +231,14 @@ class ProxyMetrics:
         stats: StatsRegistry,
         watcher: Callable[[], RoutingWatcher | None],
         flusher: Callable[[], MetricsFlusher | None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: the endpoint pool's, against which ejections end."""
         self.registry = CollectorRegistry()
+        self.share: WorkerShare | None = None
+        """With ``--workers N``: the figures of every worker answer each scrape."""
         self.registry.register(TrackCollector(stats))
+        self.registry.register(RoutingCollector(table, clock))
 
         def stale() -> float:
             w = watcher()
@@ -222,5 +281,5 @@ class ProxyMetrics:
         )
 
     def response(self) -> web.Response:
-        body = generate_latest(self.registry)
+        body = self.share.exposition() if self.share is not None else generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

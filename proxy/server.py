@@ -34,6 +34,8 @@ class WorkerRole:
 
     index: int
     count: int
+    metrics_dir: str | None = None
+    """Where the workers keep their metrics snapshots (``proxy.worker_metrics``)."""
 
 
 async def start(
@@ -58,6 +60,17 @@ async def start(
     return runner
 
 
+async def start_ops(
+    proxy: ProxyApp, host: str, port: int, *, reuse_port: bool = False
+) -> web.ServerRunner:
+    """The operations listener: ``/metrics``, ``/healthz`` and ``/readyz`` alone."""
+    server = web.Server(proxy.handle_ops, access_log=None, keepalive_timeout=30.0)
+    runner = web.ServerRunner(server, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    return runner
+
+
 async def serve(
     proxy: ProxyApp,
     host: str,
@@ -65,6 +78,7 @@ async def serve(
     *,
     reuse_port: bool = False,
     supervisor: Connection | None = None,
+    ops: tuple[str, int] | None = None,
 ) -> None:
     """Join Redis if configured, serve until SIGTERM or SIGINT, then drain and close.
 
@@ -75,6 +89,13 @@ async def serve(
     forwarded one arrive together; the supervisor cuts a drain short with SIGKILL.
     """
     await proxy.start()
+    if proxy.metrics.share is not None:
+        proxy.metrics.share.start()
+    ops_runner = None
+    if ops is not None:
+        proxy.ops_apart = True
+        ops_runner = await start_ops(proxy, *ops, reuse_port=reuse_port)
+        log.info("operations (/metrics, /healthz, /readyz) on %s", address(ops_runner))
     runner = await start(proxy, host, port, reuse_port=reuse_port)
     log.info("splitgate proxy listening on %s", address(runner))
     stop = asyncio.Event()
@@ -96,6 +117,10 @@ async def serve(
             "draining: waiting up to %.0f s for open requests", proxy.config.proxy.timeouts.drain
         )
         await runner.cleanup()
+        if ops_runner is not None:  # up through the drain: /readyz says so, scrapes go on
+            await ops_runner.cleanup()
+        if proxy.metrics.share is not None:
+            await proxy.metrics.share.stop()
         await proxy.close()
         log.info("stopped")
         if supervisor is not None:
@@ -148,13 +173,22 @@ async def run(
     if role is not None:
         Gauge(
             "splitgate_worker_info",
-            "The worker process that answered this scrape (each scrape of the shared port "
-            "reaches one worker: its counters are that process's alone).",
+            "One series per live worker process sharing the port (the figures of a scrape "
+            "are the sum over them).",
             ["worker", "workers"],
             registry=proxy.metrics.registry,
         ).labels(str(role.index), str(role.count)).set(1)
+        if role.metrics_dir is not None:
+            from proxy.worker_metrics import WorkerShare
+
+            proxy.metrics.share = WorkerShare(role.metrics_dir, role.index, proxy.metrics.registry)
     await serve(
-        proxy, process.host, process.port, reuse_port=role is not None, supervisor=supervisor
+        proxy,
+        process.host,
+        process.port,
+        reuse_port=role is not None,
+        supervisor=supervisor,
+        ops=process.ops,
     )
 
 

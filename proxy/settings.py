@@ -12,7 +12,6 @@ import argparse
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import ValidationError
@@ -20,7 +19,7 @@ from pydantic_settings import SettingsConfigDict
 
 from config.keys import DEFAULT_NAMESPACE, Keys
 from config.listen import parse_listen as listen_address
-from config.loader import ConfigError, describe_validation_error, load_config
+from config.loader import ConfigError, describe_validation_error, load_routing_file
 from config.process_settings import FlagParser, Format, ProcessSettings, instance_name, setting
 from config.redis_url import parse_redis_url, with_settings
 from config.schema import SplitgateConfig
@@ -68,6 +67,8 @@ class ProxyProcess:
     signing_key: bytes | None
     workers: int = 1
     """Serving processes sharing the port with SO_REUSEPORT (1: this process serves alone)."""
+    ops: tuple[str, int] | None = None
+    """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served apart (None: on the port)."""
 
 
 def parse_workers(value: object, *, reuse_port: bool | None = None) -> int:
@@ -100,6 +101,11 @@ class ProxyProcessSettings(ProcessSettings):
         "the routing file; needed unless --upstream is given (not both)"
     )
     listen: Annotated[tuple[str, int], LISTEN] = setting("where the proxy serves", DEFAULT_LISTEN)
+    ops_listen: Annotated[tuple[str, int] | None, LISTEN] = setting(
+        "a second address for /metrics, /healthz and /readyz alone; the client port then "
+        "answers /metrics with 404",
+        shown="none: all on the client port",
+    )
     redis_url: Annotated[str | None, REDIS_URL] = setting(
         "follow the routing document in Redis (Sentinel and Cluster URLs: docs/SETTINGS.md)",
         shown="none: the file's routing, fixed",
@@ -169,7 +175,7 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
         config = inline_config(args.upstream, args.weight)
         source = "--upstream flags"
     elif settings.config:
-        config = load_config(Path(settings.config))
+        config = load_routing_file(settings.config)
         source = settings.config
     else:
         raise ConfigError(
@@ -190,6 +196,7 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ProxyProcess:
         poll_s=settings.redis_poll,
         signing_key=settings.signing_key.encode() if settings.signing_key else None,
         workers=settings.workers,
+        ops=settings.ops_listen,
     )
 
 

@@ -17,7 +17,9 @@ every ack. A document of the same generation is not fetched again (the ack's dig
 control plane see a replica that applies a different one, and republish above it).
 
 After every successful look the watcher writes its ack, ``instance → generation, digest``
-with a TTL, so the control plane can tell when every live replica has applied a change.
+with a TTL, so the control plane can tell when every live replica has applied a change. The
+same write carries each upstream's passive health (ejected, failures in a row), for the
+dashboard: no Redis write of its own, and nothing on the request path.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from config.keys import Ack, Keys, StoredDocument
+from config.keys import Ack, Keys, StoredDocument, UpstreamHealth
 from config.redis_replies import text
 from proxy.redis_client import RedisClient
 
@@ -52,7 +54,9 @@ class RoutingWatcher:
         pubsub: bool = True,
         ack_ttl_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        health: Callable[[], Mapping[str, UpstreamHealth]] = dict,
     ) -> None:
+        """``health``: each upstream's passive health, reported in the ack."""
         self._redis = redis
         self._keys = keys
         self._instance = instance
@@ -62,6 +66,7 @@ class RoutingWatcher:
         self._pubsub = pubsub
         self._ack_ttl_ms = int(ack_ttl_s * 1000)
         self._clock = clock
+        self._health = health
         self.connected = False
         self.document_missing = False
         self.rejected = 0
@@ -137,7 +142,12 @@ class RoutingWatcher:
         elif generation is not None and generation < self._applied():
             self._behind(generation)
         self.store_generation = generation
-        ack = Ack(generation=self._applied(), applied_at=time.time(), digest=self.digest)
+        ack = Ack(
+            generation=self._applied(),
+            applied_at=time.time(),
+            digest=self.digest,
+            upstreams=dict(self._health()),
+        )
         await self._redis.set(
             self._keys.ack(self._instance), ack.model_dump_json(), px=self._ack_ttl_ms
         )

@@ -81,6 +81,7 @@ splitgate demo is running:
   proxy       http://{proxy}   route chat: stable v1.0.0 90 %, canary v1.1.0 10 %
   backends    stable v1.0.0 on :{p0}, canary v1.1.0 on :{p1}, v1.2.0 on :{p2} (fails {bad:.0%} of requests)
   admin API   http://{admin}   token: {token}
+  dashboard   http://{admin}/ui/   (open it in a browser and type the token to sign in)
   redis       {redis}
   load        {load}
 

@@ -46,7 +46,7 @@ async def test_a_garbage_record_is_quarantined_and_the_runner_goes_on(bench: Ben
     # An entry written by hand that is JSON but no object is listed, not a 500.
     await bench.redis.hset(bench.keys.rollouts_quarantine, "chat-list", "[1, 2]")
     listed = await runner.records.quarantined()
-    assert [(q.id, q.reason) for q in listed][0] == ("chat-list", "(unreadable entry)")
+    assert (listed[0].id, listed[0].reason) == ("chat-list", "(unreadable entry)")
     # Out of the index: the next pass does not trip on them again. The records stay as they
     # were, to be looked at.
     assert await bench.redis.smembers(bench.keys.rollouts) == {rid}

@@ -62,9 +62,13 @@ async def test_every_get_answer_is_strict_json_after_a_track_goes_to_zero(
     client: TestClient[Any, Any], raw_redis: Redis
 ) -> None:
     await served_then_zeroed(client, raw_redis)
-    # Every GET but the Prometheus text of /metrics answers JSON.
-    paths = [p for p, ops in OPENAPI["paths"].items() if "get" in ops and p != "/metrics"]
-    assert "/v1/routes/{route}/metrics" in paths
+    # Every GET but the Prometheus text of /metrics and the dashboard's files answers JSON.
+    paths = [
+        p
+        for p, ops in OPENAPI["paths"].items()
+        if "get" in ops and p != "/metrics" and not p.startswith("/ui")
+    ]
+    assert {"/v1/routes/{route}/metrics", "/v1/routes/{route}/series"} <= set(paths)
     checked = 0
     for template in paths:
         path = re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], template)

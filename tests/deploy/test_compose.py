@@ -15,13 +15,17 @@ import yaml
 
 from config.listen import parse_listen
 from config.loader import load_routing_file
+from config.process_settings import ProcessSettings
 from control.settings import ControlProcessSettings
 from proxy.settings import ProxyProcessSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
-PLANES = {"proxy": ProxyProcessSettings, "control": ControlProcessSettings}
+PLANES: dict[str, type[ProcessSettings]] = {
+    "proxy": ProxyProcessSettings,
+    "control": ControlProcessSettings,
+}
 
 
 def vendored(name: str) -> dict[str, Any]:

@@ -97,15 +97,18 @@ def environment(bin_dir: Path, **changes: str) -> dict[str, str]:
 
 
 def run(bin_dir: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    """The image's ENTRYPOINT and CMD (or ``extra`` instead of CMD); its log goes to a file
+    beside the venv (a pipe nobody reads could fill and stall it), to read when one fails."""
     argv = [*exec_form("ENTRYPOINT"), *(extra or exec_form("CMD"))]
     argv[0] = str(bin_dir / argv[0])
-    return subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    with open(bin_dir.parent / "log.txt", "a", encoding="utf-8") as log:
+        return subprocess.Popen(argv, env=env, stderr=log, text=True)
 
 
 def ready(url: str, process: subprocess.Popen[str], deadline_s: float = 60.0) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        assert process.poll() is None, process.communicate()[1]
+        assert process.poll() is None, f"exited {process.returncode}"
         try:
             with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
@@ -135,9 +138,11 @@ def test_without_a_routing_file_the_proxy_says_what_to_mount(installed: Path) ->
     env = environment(installed)
     assert env["SPLITGATE_CONFIG"] == "/etc/splitgate/routes.yaml"
     env["SPLITGATE_CONFIG"] = str(installed.parent / "not-mounted.yaml")
-    process = run(installed, env)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 2
+    argv = [*exec_form("ENTRYPOINT"), *exec_form("CMD")]
+    argv[0] = str(installed / argv[0])
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    err = done.stderr
     assert err.count("\n") == 1 and "no routing file there" in err and "mount it" in err
 
 

@@ -197,3 +197,10 @@ def test_the_gateway_is_locked_down() -> None:
         assert context["capabilities"]["drop"] == ["ALL"]
         assert "memory" in container["resources"]["limits"]
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+
+
+def test_the_dashboard_config_map_carries_the_grafana_dashboard_as_it_is() -> None:
+    copy = KUBE / "observability" / "splitgate.json"
+    assert copy.read_bytes() == (ROOT / "deploy" / "grafana" / "splitgate.json").read_bytes(), (
+        "cp deploy/grafana/splitgate.json deploy/kubernetes/observability/"
+    )

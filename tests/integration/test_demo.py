@@ -94,6 +94,7 @@ async def demo() -> AsyncIterator[Demo]:
     running = Demo(process, f"http://127.0.0.1:{admin}")
     try:
         await running.until("Ctrl-C stops it", within=30)
+        await running.until(rf"dashboard +{running.admin}/ui/ ", within=1)
         yield running
     finally:
         await running.stop()

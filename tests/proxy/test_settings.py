@@ -78,6 +78,7 @@ INLINE = ["--upstream", "a=http://127.0.0.1:1"]
 BAD = {
     "SPLITGATE_CONFIG": "/nonexistent/routes.yaml",
     "SPLITGATE_LISTEN": "8080",
+    "SPLITGATE_OPS_LISTEN": "everywhere:port",
     "SPLITGATE_REDIS_URL": "http://127.0.0.1:6379",
     "SPLITGATE_WORKERS": "lots",
     "SPLITGATE_LOG_LEVEL": "loud",
