@@ -123,7 +123,12 @@ def build(
     )
     status.add_argument("--timeout", type=float, default=7 * 86400, help="seconds (exit 3)")
     for name in ("approve", "promote", "pause", "resume", "abort"):
-        sub.add_parser(name, parents=parents, help=f"{name} a rollout").add_argument("id")
+        command = sub.add_parser(name, parents=parents, help=f"{name} a rollout")
+        command.add_argument("id")
+        command.add_argument(
+            "--reason", default="", help="why: kept in the rollout's history and the audit log"
+        )
+        command.add_argument("--actor", default=env.get("USER", "cli"), help="who decides")
     check = sub.add_parser(
         "check", parents=parents, help="attest a checklist item (recorded with who and when)"
     )
@@ -164,7 +169,9 @@ def run(api: AdminApi, args: argparse.Namespace) -> int:
         actor = {"X-Splitgate-Actor": args.actor}
         record = api.call("POST", path, {"note": args.note}, headers=actor)
     else:
-        record = api.call("POST", f"/v1/rollouts/{args.id}/{args.command}", {})
+        body = {"reason": args.reason} if args.reason else {}
+        actor = {"X-Splitgate-Actor": args.actor}
+        record = api.call("POST", f"/v1/rollouts/{args.id}/{args.command}", body, headers=actor)
     print(views.headline(record))
     return 0
 

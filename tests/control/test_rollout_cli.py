@@ -74,3 +74,33 @@ def test_still_going_at_the_timeout_exits_3(capsys: pytest.CaptureFixture[str]) 
 def test_watch_needs_an_id(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["rollout", "status", "--watch"], env={"SPLITGATE_ADMIN_TOKEN": "t"}) == 2
     assert "give its ID" in capsys.readouterr().err
+
+
+class RecordingApi:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any, Any]] = []
+
+    def call(self, method: str, path: str, body: Any = None, **options: Any) -> Any:
+        self.calls.append((method, path, body, options.get("headers")))
+        return record()
+
+    def send_text(self, method: str, path: str, text: str, source: str, **options: Any) -> Any:
+        raise AssertionError("a command sends no document")
+
+
+def test_a_command_carries_its_reason_and_actor(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["rollout", "approve", "chat-1a2b3c4d", "--reason", "p95 ok", "--actor", "alice"]
+    args = cli.parser({"SPLITGATE_ADMIN_TOKEN": "t"}).parse_args(argv)
+    api = RecordingApi()
+    assert rollout_cli.run(api, args) == 0
+    assert api.calls == [
+        (
+            "POST",
+            "/v1/rollouts/chat-1a2b3c4d/approve",
+            {"reason": "p95 ok"},
+            {"X-Splitgate-Actor": "alice"},
+        )
+    ]
+    args = cli.parser({"SPLITGATE_ADMIN_TOKEN": "t", "USER": "bob"}).parse_args(argv[:3])
+    rollout_cli.run(api, args)
+    assert api.calls[-1][2:] == ({}, {"X-Splitgate-Actor": "bob"})
