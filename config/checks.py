@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from config.durations import Duration
 from config.schema import Model, Name
-from config.thresholds import Metric, parse_threshold
+from config.thresholds import USAGE_METRICS, Metric, parse_threshold
 
 
 def check_thresholds(criteria: dict[str, str]) -> dict[str, str]:
@@ -81,7 +81,16 @@ class PostDeploy(Model):
     health_path: str = Field(default="/v1/models", pattern=r"^/")
     criteria: dict[Metric, str] | None = None
 
-    _criteria = field_validator("criteria")(lambda v: None if v is None else check_thresholds(v))
+    @field_validator("criteria")
+    @classmethod
+    def _criteria(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        usage = sorted(USAGE_METRICS & set(value))
+        if usage:
+            # The promoted version has no baseline left and its price is the plan's business.
+            raise ValueError(f"{', '.join(usage)}: not a post-deploy criterion")
+        return check_thresholds(value)
 
 
 class Limits(Model):

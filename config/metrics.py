@@ -8,7 +8,9 @@ Window hash ``{ns}:metrics:<route>:<window start, unix seconds>``, one field per
 ``<track>\\t<version>\\t<metric>`` where metric is ``requests``, ``assigned`` (sent there by the
 weighted split, not forced), ``err:<class>``,
 ``client_gone``, ``lat:<bucket>``, ``ttfb:<bucket>``, ``lat_sum_ms``, ``ttfb_sum_ms``,
-``tok:prompt``, ``tok:completion``, ``usage``, or feedback: ``fb:hallucination_yes``,
+``tok:prompt``, ``tok:completion``, ``usage``, ``tok:prompt_sq``, ``tok:completion_sq``,
+``tok:cross`` (per request with usage: prompt², completion², prompt × completion — the
+second moments that bound a mean of tokens or of any priced mix of them), or feedback: ``fb:hallucination_yes``,
 ``fb:hallucination_no``, ``fb:rating_sum``, ``fb:rating_sq`` (squares, for a variance),
 ``fb:rating_n``, ``fb:rating_bad`` (ratings of 1 or 2), ``fb:comments``.
 
@@ -80,6 +82,10 @@ class TrackWindow:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_reported: int = 0
+    prompt_sq: int = 0
+    completion_sq: int = 0
+    cross: int = 0
+    """Σ prompt × completion over the requests that reported usage."""
     feedback: dict[str, int] = field(default_factory=dict)
 
     def add_field(self, metric: str, value: float) -> None:
@@ -104,6 +110,12 @@ class TrackWindow:
             self.completion_tokens += int(value)
         elif metric == "usage":
             self.usage_reported += int(value)
+        elif metric == "tok:prompt_sq":
+            self.prompt_sq += int(value)
+        elif metric == "tok:completion_sq":
+            self.completion_sq += int(value)
+        elif metric == "tok:cross":
+            self.cross += int(value)
         elif kind == "fb":
             self.feedback[rest] = self.feedback.get(rest, 0) + int(value)
 

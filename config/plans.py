@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from config.checks import Checklist, Limits, PostDeploy, check_thresholds
 from config.durations import Duration
 from config.loader import load_model, parse_model
+from config.pricing import Capacity, Price, check_ab_pricing, check_pricing
 from config.schema import Model, Name, UpstreamURL, Weight
 from config.thresholds import (
     ConditionField,
@@ -120,6 +121,14 @@ class Comparison(Model):
     slower, but a healthy candidate is not rolled back for its unlucky users
     (``bench/decisions.py``: 22.8 % of healthy rollouts rolled back uncorrected, 0.54 % with
     6, in a simulated sticky route)."""
+    count_429_as_errors: bool = False
+    """Upstream 429s are the upstream's capacity, not the candidate's fault: by default they
+    count neither as errors nor as requests in the error rate and its comparison (the phase
+    holds instead, see ``capacity``). True: they are errors, as before, and nothing holds."""
+    max_tokens_per_request: int = Field(default=32_768, ge=1, le=10_000_000)
+    """The most tokens (prompt + completion) one request can use: the model's context window.
+    Showing that tokens or cost per request are *below* a value needs such a bound (a mean of
+    unbounded counts has none); showing them above a value does not."""
     min_effect: float = Field(default=0.5, gt=0.0, le=1.0)
     """Deprecated and ignored: threshold checks once needed a fixed sample derived from it;
     they are now judged on confidence sequences, which need none. Kept so that plans, and the
@@ -157,6 +166,9 @@ class CanaryPlan(Model):
     and the rollback conditions and comparisons keep guarding it."""
     checklist: Checklist = Checklist()
     post_deploy: PostDeploy = PostDeploy()
+    pricing: dict[Literal["candidate", "baseline"], Price] = Field(default_factory=dict)
+    """Price per 1,000 prompt and completion tokens of each side, for ``cost_per_request``."""
+    capacity: Capacity = Capacity()
 
     @field_validator("phases")
     @classmethod
@@ -173,6 +185,17 @@ class CanaryPlan(Model):
     def _tracks(self) -> CanaryPlan:
         if self.candidate.track == self.baseline:
             raise ValueError(f"the candidate's track {self.candidate.track!r} is the baseline's")
+        return self
+
+    @model_validator(mode="after")
+    def _usage(self) -> CanaryPlan:
+        used: list[tuple[str, str]] = [(c.name, c.threshold) for c in self.canary_metrics.primary]
+        used += [(c.name, c.threshold) for c in self.canary_metrics.secondary]
+        used += list(self.config.success_criteria.items())
+        used += [(c.metric, c.threshold.text) for p in self.phases for c in p.rollback_if]
+        statistical = self.comparison.method == "statistical"
+        prices: dict[str, Price] = {str(side): p for side, p in self.pricing.items()}
+        check_pricing(used, prices, ("candidate", "baseline"), statistical=statistical)
         return self
 
 
@@ -303,6 +326,8 @@ class ABTestPlan(Model):
     """At the end, put back the weights the route had before the test, or keep the split."""
     environment: Literal["development", "staging", "production"] | None = None
     checklist: Checklist = Checklist()
+    pricing: dict[Name, Price] = Field(default_factory=dict)
+    """Price per 1,000 prompt and completion tokens of each track, for ``cost_per_request``."""
 
     @model_validator(mode="after")
     def _ends(self) -> ABTestPlan:
@@ -312,6 +337,7 @@ class ABTestPlan(Model):
             raise ValueError("an A/B test compares exactly two tracks")
         if round(sum(self.split.values()) * 100) != 10_000:
             raise ValueError("the split must add up to 100")
+        check_ab_pricing(self.split, self.metrics, self.pricing)
         return self
 
 

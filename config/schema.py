@@ -73,15 +73,16 @@ UpstreamURL = Annotated[str, AfterValidator(_check_upstream_url)]
 
 
 def _check_stickiness(value: str) -> str:
-    if value == "client_ip":
+    if value in ("client_ip", "conversation"):
         return value
     kind, sep, name = value.partition(":")
-    if not sep or kind not in ("header", "cookie") or not name:
+    if not sep or kind not in ("header", "cookie", "conversation") or not name:
         raise ValueError(
-            f"{value!r}: a stickiness source is 'header:<name>', 'cookie:<name>' or 'client_ip'"
+            f"{value!r}: a stickiness source is 'header:<name>', 'cookie:<name>', 'client_ip'"
+            " or 'conversation' (optionally 'conversation:<id header>')"
         )
-    if kind == "header":
-        return "header:" + check_header_name(name)
+    if kind in ("header", "conversation"):
+        return f"{kind}:" + check_header_name(name)
     if not HEADER_NAME.match(name):
         raise ValueError(f"{value!r}: {name!r} is not a valid cookie name")
     return value

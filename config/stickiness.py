@@ -2,10 +2,13 @@
 and for every explanation of it (``config.targeting``, ``config.flags``).
 
 - **The sticky key** is the value of the first stickiness source present on the request
-  (a header, a cookie, or the client's address). ``client_ip`` is the peer address, unless
-  the peer is a configured trusted proxy: then it is the right-most ``X-Forwarded-For`` entry
-  that is not itself a trusted proxy (the left part of that header is whatever the client
-  chose to write).
+  (a header, a cookie, the client's address, or the conversation). ``client_ip`` is the peer
+  address, unless the peer is a configured trusted proxy: then it is the right-most
+  ``X-Forwarded-For`` entry that is not itself a trusted proxy (the left part of that header
+  is whatever the client chose to write). ``conversation`` is its id header
+  (``x-conversation-id`` unless named), else a digest of the conversation's opening read from
+  the buffered JSON body (``config.conversation``); a caller without such a body passes none,
+  and the source is then absent unless the header is there.
 - **The bucket**: ``xxh64(salt + ":" + key) mod 10_000``. xxh64 (seed 0) over the UTF-8 bytes
   is portable: any language with an xxhash binding gets the same bucket, so replicas,
   restarts and other implementations agree. Python's ``hash()`` is randomised per process and
@@ -21,18 +24,29 @@ from http.cookies import CookieError, SimpleCookie
 from xxhash import xxh64_intdigest
 
 from config.base import HASH_BUCKETS
+from config.conversation import conversation_key
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Source = tuple[str, str]
-"""A compiled stickiness source: ``("header"|"cookie", name)`` or ``("client_ip", "")``."""
+"""A compiled stickiness source: ``("header"|"cookie"|"conversation", name)`` or
+``("client_ip", "")``; a conversation's name is its id header."""
+
+CONVERSATION_HEADER = "x-conversation-id"
 
 
 def compile_sources(sources: Iterable[str]) -> tuple[Source, ...]:
     compiled: list[Source] = []
     for source in sources:
         kind, _, name = source.partition(":")
+        if kind == "conversation":
+            name = name.lower() or CONVERSATION_HEADER
         compiled.append((kind, name))
     return tuple(compiled)
+
+
+def reads_body(sources: tuple[Source, ...]) -> bool:
+    """Whether a source may need the request body (a ``conversation`` source)."""
+    return any(kind == "conversation" for kind, _ in sources)
 
 
 class ClientAddress:
@@ -67,8 +81,13 @@ def sticky_key(
     headers: Mapping[str, str],
     peer: str | None,
     client: ClientAddress,
+    body: bytes | None = None,
 ) -> str | None:
-    """The first present stickiness source's value, or None when the request has none."""
+    """The first present stickiness source's value, or None when the request has none.
+
+    ``body`` is the request body when the caller holds it whole (the proxy: buffered, under
+    its limit); it is parsed only if a ``conversation`` source is reached without its header.
+    """
     for kind, name in sources:
         if kind == "header":
             value = headers.get(name)
@@ -78,6 +97,15 @@ def sticky_key(
             value = cookie_value(headers.get("cookie"), name)
             if value:
                 return value
+        elif kind == "conversation":
+            value = headers.get(name)
+            if value:
+                return value
+            if body:
+                value = conversation_key(body)
+                body = None  # parsed once: a second conversation source would get the same
+                if value:
+                    return value
         else:
             address = client.of(peer, headers.get("x-forwarded-for"))
             if address:

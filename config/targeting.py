@@ -33,16 +33,20 @@ def request_facts(
     route_name: str,
     headers: Mapping[str, str],
     client_ip: str | None = None,
+    body: bytes | None = None,
 ) -> tuple[str | None, dict[str, str]]:
     """The sticky key and the attributes the proxy would read from these (lower-case) headers.
 
     ``client_ip`` is taken as given (the proxy's ``X-Forwarded-For`` rules for its trusted
     peers are its settings'). The key is ``config.stickiness.sticky_key``, as in the proxy.
+    A ``conversation`` source reads its id header; its body digest only from ``body`` (the
+    request body as the proxy would buffer it), which ``POST /v1/flags/explain`` does not take:
+    without it the source is absent there unless the header is given.
     """
     route = document.route(route_name)
     if route is None:
         raise ValueError(f"no route named {route_name!r}")
-    key = sticky_key(compile_sources(route.stickiness), headers, client_ip, _AS_GIVEN)
+    key = sticky_key(compile_sources(route.stickiness), headers, client_ip, _AS_GIVEN, body)
     attributes = {}
     for attribute in sorted(attributes_used(document, route_name) - {USER_ID}):
         value = headers.get(document.attributes.get(attribute, default_header(attribute)))

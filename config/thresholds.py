@@ -3,7 +3,10 @@
 ``"< 1%"``, ``"< 2000ms"``, ``"> 4.0/5.0"``, ``"<= 0.5"`` are thresholds; a condition names
 the metric too: ``"error_rate > 5%"``, ``"latency_p95 > 3000ms"``. Every value is kept in the
 unit its metric is measured in: rates as fractions (``1%`` → 0.01), latencies in milliseconds
-(``2 s`` → 2000), satisfaction on the 1–5 scale (``4.0/5.0`` → 4.0, ``0.8/1`` → 4.0).
+(``2 s`` → 2000), satisfaction on the 1–5 scale (``4.0/5.0`` → 4.0, ``0.8/1`` → 4.0), tokens
+per request as a count (``< 900``, ``< 900 tokens``), cost per request in the plan's currency
+(``< $0.002``). Tokens and cost may also be judged against the baseline: ``< baseline + 10%``,
+``> baseline + 30%``, ``< baseline`` (``relative``; ``value`` is then the ratio, 1.1).
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ Metric = Literal[
     "ttfb_p99",
     "hallucination_rate",
     "user_satisfaction",
+    "tokens_per_request",
+    "cost_per_request",
 ]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 _KIND = {
     "error_rate": "rate",
     "hallucination_rate": "rate",
     "user_satisfaction": "score",
+    "tokens_per_request": "tokens",
+    "cost_per_request": "cost",
 }
+USAGE_METRICS = frozenset({"tokens_per_request", "cost_per_request"})
+"""Means of what the upstream's ``usage`` reported, judged by ``control.analysis.usage``."""
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -42,6 +51,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
 }
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>)\s*(\d+(?:\.\d+)?)\s*(%|ms|s|/\s*\d+(?:\.\d+)?)?\s*$")
+_USAGE = re.compile(r"^\s*(<=|>=|<|>)\s*(\$)?\s*(\d+(?:\.\d+)?)\s*(tokens)?\s*$")
+_RELATIVE = re.compile(r"^\s*(<=|>=|<|>)\s*baseline\s*(?:([+-])\s*(\d+(?:\.\d+)?)\s*%)?\s*$")
 _CONDITION = re.compile(r"^\s*([a-z_0-9]+)\s*(.+)$")
 
 
@@ -50,6 +61,8 @@ class Threshold:
     op: str
     value: float
     text: str
+    relative: bool = False
+    """Judged against the baseline: ``value`` is the ratio (``baseline + 10%`` → 1.1)."""
 
     def holds(self, measured: float) -> bool:
         return _OPS[self.op](measured, self.value)
@@ -60,6 +73,13 @@ class Threshold:
 
 def parse_threshold(text: str, metric: str) -> Threshold:
     """Parse ``text`` for ``metric``; ``ValueError`` with the reason when it does not fit."""
+    if metric in USAGE_METRICS:
+        return _usage_threshold(text, metric)
+    if _RELATIVE.match(text):
+        raise ValueError(
+            f"{text!r}: only tokens_per_request and cost_per_request are judged against the "
+            "baseline in a threshold (the error rate and latency are compared with it anyway)"
+        )
     match = _THRESHOLD.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a threshold (examples: '< 1%', '< 2000ms', '> 4.0/5.0')")
@@ -89,6 +109,31 @@ def parse_threshold(text: str, metric: str) -> Threshold:
             value *= 1000
         elif unit not in ("", "ms"):
             raise ValueError(f"{text!r}: {metric} is a latency: write it in ms or s")
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r}: not a finite number")
+    return Threshold(op, value, text.strip())
+
+
+def _usage_threshold(text: str, metric: str) -> Threshold:
+    relative = _RELATIVE.match(text)
+    if relative is not None:
+        op, sign, number = relative.groups()
+        margin = float(number or 0) / 100 * (-1 if sign == "-" else 1)
+        if not -1 < margin <= 10:
+            raise ValueError(f"{text!r}: a margin lies between -100% and +1000%")
+        return Threshold(op, 1 + margin, text.strip(), relative=True)
+    match = _USAGE.match(text)
+    if match is None:
+        example = "'< 900'" if metric == "tokens_per_request" else "'< $0.002'"
+        raise ValueError(
+            f"{text!r} is not a threshold for {metric} (examples: {example}, '< baseline + 10%')"
+        )
+    op, dollar, number, tokens = match.groups()
+    if metric == "tokens_per_request" and dollar:
+        raise ValueError(f"{text!r}: tokens_per_request counts tokens, not money")
+    if metric == "cost_per_request" and tokens:
+        raise ValueError(f"{text!r}: cost_per_request is money, e.g. '< $0.002'")
+    value = float(number)
     if not math.isfinite(value):
         raise ValueError(f"{text!r}: not a finite number")
     return Threshold(op, value, text.strip())

@@ -103,5 +103,8 @@ def _combine(a: TrackWindow, b: TrackWindow, op: Callable[[Any, Any], Any]) -> T
         prompt_tokens=op(a.prompt_tokens, b.prompt_tokens),
         completion_tokens=op(a.completion_tokens, b.completion_tokens),
         usage_reported=op(a.usage_reported, b.usage_reported),
+        prompt_sq=op(a.prompt_sq, b.prompt_sq),
+        completion_sq=op(a.completion_sq, b.completion_sq),
+        cross=op(a.cross, b.cross),
         feedback=keyed(a.feedback, b.feedback),
     )

@@ -16,12 +16,13 @@ so far, how long that takes (``eta_s``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from config.metrics import TrackWindow
 from config.plans import CanaryPlan
 from config.records import SequentialSlot, StoredVerdict
-from config.thresholds import Threshold, parse_threshold
+from config.thresholds import USAGE_METRICS, Threshold, parse_threshold
+from control.analysis import capacity, usage
 from control.analysis.sequential import Interval, RateTest
 from control.analysis.verdict import Assessment, Verdict, assess, breached, measure
 
@@ -36,7 +37,8 @@ TESTS: dict[str, float] = {
     "bad_ratings": 0.001,
 }
 """Each comparison with the baseline and its share of the false-rollback budget (alpha). A
-healthy candidate is rolled back by one of them in at most 1.4 % of rollouts (their sum); the
+healthy candidate is rolled back by one of them in at most 1.4 % of rollouts (their sum,
+plus ``USAGE_ALPHA`` for each tokens or cost criterion relative to the baseline); the
 simulations in ``bench/decisions.py`` measure under 1 % for the four together. The quality
 tests get little alpha: their signals are sparse, and the regressions worth a rollback
 (hallucinations several times as frequent) still reach 1/alpha within a few looks."""
@@ -51,6 +53,10 @@ _COUNTS: dict[str, Callable[[TrackWindow, int | None], tuple[int, int]]] = {
     ),
     "bad_ratings": lambda w, _: (w.feedback.get("rating_n", 0), w.feedback.get("rating_bad", 0)),
 }
+USAGE_ALPHA = 0.001
+"""The share of the false-rollback budget of each ``tokens_per_request`` or
+``cost_per_request`` criterion relative to the baseline (``< baseline + 10%``): its two
+confidence sequences (candidate and baseline) take half each."""
 _MINIMUM = {"error_rate": MIN_REQUESTS, "slow_requests": MIN_REQUESTS}
 
 
@@ -79,17 +85,26 @@ def criteria(plan: CanaryPlan) -> list[tuple[str, Threshold, bool]]:
 
 
 def judge_phase(
-    plan: CanaryPlan, phase: int, candidate: TrackWindow
+    plan: CanaryPlan,
+    phase: int,
+    candidate: TrackWindow,
+    since: tuple[TrackWindow, TrackWindow] | None = None,
 ) -> tuple[list[Assessment], list[Assessment]]:
-    """(rollback conditions, success criteria) of a phase, from its own counts."""
+    """(rollback conditions, success criteria) of a phase, from its own counts; the criteria
+    relative to the baseline from ``since`` (both arms since the rollout began)."""
     confidence, d = plan.comparison.confidence, plan.comparison.design_effect
     rollback = [
-        breached(c.metric, c.threshold, candidate, confidence, design_effect=d)
+        _usage(plan, c.metric, c.threshold, candidate, since, condition=True)
+        if c.metric in USAGE_METRICS
+        else breached(c.metric, c.threshold, candidate, confidence, design_effect=d)
         for c in plan.phases[phase].rollback_if
     ]
     success = []
     for metric, threshold, secondary in criteria(plan):
-        result = assess(metric, threshold, candidate, confidence, design_effect=d)
+        if metric in USAGE_METRICS:
+            result = _usage(plan, metric, threshold, candidate, since, condition=False)
+        else:
+            result = assess(metric, threshold, candidate, confidence, design_effect=d)
         # Quality signals arrive slowly: without them a phase is not held forever.
         if (
             secondary
@@ -99,6 +114,34 @@ def judge_phase(
             continue
         success.append(result)
     return rollback, success
+
+
+def _usage(
+    plan: CanaryPlan,
+    metric: str,
+    threshold: Threshold,
+    candidate: TrackWindow,
+    since: tuple[TrackWindow, TrackWindow] | None,
+    *,
+    condition: bool,
+) -> Assessment:
+    c = plan.comparison
+    cap = c.max_tokens_per_request
+    if threshold.relative:
+        cand, base = since if since is not None else (TrackWindow(), TrackWindow())
+        return usage.versus_baseline(
+            metric,
+            threshold,
+            usage.sums(metric, cand, plan.pricing.get("candidate"), cap),
+            usage.sums(metric, base, plan.pricing.get("baseline"), cap),
+            condition=condition,
+            alpha=USAGE_ALPHA,
+            pass_alpha=1 - c.confidence,
+            design_effect=c.design_effect,
+        )
+    sums = usage.sums(metric, candidate, plan.pricing.get("candidate"), cap)
+    judge = usage.breached if condition else usage.assess
+    return judge(metric, threshold, sums, c.confidence, design_effect=c.design_effect)
 
 
 @dataclass(frozen=True)
@@ -123,6 +166,8 @@ class Look:
     success: tuple[Assessment, ...]
     verdicts: list[StoredVerdict]
     tests: dict[str, SequentialSlot]
+    hold: tuple[Assessment, ...] = ()
+    """Why the phase holds whatever the verdicts say (the candidate is rate-limited)."""
 
 
 def look(
@@ -134,24 +179,64 @@ def look(
 ) -> Look:
     """One look at a running phase, pure: the same plan, tests and counts give the same look,
     and ``tests`` is left as it was (the new state is in the answer)."""
-    (cand_since, base_since), (cand_phase, base_phase) = counts.since, counts.phase
-    rollback, success = judge_phase(plan, phase, cand_phase)
-    compared: list[Assessment] = []
     new_tests = dict(tests)
+    hold = None
+    if not plan.comparison.count_429_as_errors:
+        hold, new_tests[capacity.SLOT] = capacity.limited(
+            tests.get(capacity.SLOT), counts.since[0], plan.capacity.rate()
+        )
+        counts = _served(counts)
+    (cand_since, base_since), (cand_phase, base_phase) = counts.since, counts.phase
+    rollback, success = judge_phase(plan, phase, cand_phase, counts.since)
+    compared: list[Assessment] = []
     if plan.comparison.method == "statistical":
         for name in TESTS:
             if name == "slow_requests" and latency_edge is None:
                 continue
             result, new_tests[name] = compare(
-                plan, tests[name], latency_edge, cand_since, base_since, name
+                plan, _slot(tests, name), latency_edge, cand_since, base_since, name
             )
             compared.append(result)
+    base = _baselines(plan, base_phase, base_since)
     verdicts = [
-        *(record_verdict(v, "rollback", base_phase, counts.phase_s) for v in rollback),
-        *(record_verdict(v, "rollback", base_since, counts.rollout_s) for v in compared),
-        *(record_verdict(v, "success", base_phase, counts.phase_s) for v in success),
+        *(record_verdict(v, "rollback", base(v), counts.phase_s) for v in rollback),
+        *(record_verdict(v, "rollback", None, counts.rollout_s) for v in compared),
+        *(record_verdict(v, "success", base(v), counts.phase_s) for v in success),
+        *([record_verdict(hold, "success", None, counts.phase_s)] if hold else []),
     ]
-    return Look((*rollback, *compared), tuple(success), verdicts, new_tests)
+    held = (hold,) if hold is not None else ()
+    return Look((*rollback, *compared), tuple(success), verdicts, new_tests, held)
+
+
+def _served(counts: Counts) -> Counts:
+    served = capacity.served
+    return replace(
+        counts,
+        since=(served(counts.since[0]), served(counts.since[1])),
+        phase=(served(counts.phase[0]), served(counts.phase[1])),
+    )
+
+
+def _slot(tests: Mapping[str, SequentialSlot], name: str) -> SequentialSlot:
+    """The test's state; a fresh one for a record stored before the test existed."""
+    found = tests.get(name)
+    if found is not None:
+        return found
+    return SequentialSlot(test=asdict(RateTest(alpha=TESTS[name])), consumed=[0, 0, 0, 0])
+
+
+def _baselines(
+    plan: CanaryPlan, phase: TrackWindow, since: TrackWindow
+) -> Callable[[Assessment], float | None]:
+    """The baseline's value of a verdict's metric, over the period the verdict judged."""
+
+    def value(a: Assessment) -> float | None:
+        if a.metric not in USAGE_METRICS:
+            return measure(a.metric, phase)[0]
+        relative = parse_threshold(a.threshold, a.metric).relative
+        return usage.value(a.metric, since if relative else phase, plan.pricing.get("baseline"))
+
+    return value
 
 
 def compare(
@@ -205,17 +290,14 @@ def _percent(events: int, n: int) -> str:
 
 
 def record_verdict(
-    a: Assessment, role: str, baseline: TrackWindow | None, elapsed_s: float
+    a: Assessment, role: str, baseline: float | None, elapsed_s: float
 ) -> StoredVerdict:
     """A verdict as stored with the rollout and its looks: the figures a person reads.
 
-    ``baseline`` holds the baseline's counts over the same period as the verdict's sample,
-    and ``elapsed_s`` that period's length, from which the time still needed is estimated."""
+    ``baseline`` is the baseline's value over the same period as the verdict's sample, and
+    ``elapsed_s`` that period's length, from which the time still needed is estimated."""
     out = {**asdict(a), "verdict": a.verdict.value, "role": role}
-    base = None
-    if baseline is not None and not a.metric.endswith("_vs_baseline"):
-        base = measure(a.metric, baseline)[0]
-    out["baseline"] = base
+    out["baseline"] = baseline
     eta = None
     if a.needed is not None and a.sample > 0 and elapsed_s > 0:
         eta = round(a.needed * elapsed_s / a.sample, 1)

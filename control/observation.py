@@ -75,7 +75,7 @@ class Observer:
             verdicts=seen.verdicts,
         )
         await self._record_look(record, now, state)
-        return record, Observation(now, True, seen.rollback, seen.success)
+        return record, Observation(now, True, seen.rollback, seen.success, seen.hold)
 
     async def start_counting(
         self, record: RolloutRecord, generation: int | None, now: float
@@ -139,7 +139,10 @@ class Observer:
         if why is None:
             return record, state, []
         a, b = arms
-        results = compare(since[a], since[b], plan.metrics, plan.confidence, holm=plan.holm)
+        prices = (plan.pricing.get(a), plan.pricing.get(b))
+        results = compare(
+            since[a], since[b], plan.metrics, plan.confidence, holm=plan.holm, prices=prices
+        )
         report = ABReport(
             a=a,
             b=b,

@@ -56,13 +56,20 @@ def waiting_for(record: RolloutRecord, state: State, now: float) -> str:
         return f"every proxy replica to apply the phase's weights (generation {state.generation})"
     phase = Phase.model_validate(stored_plan(record.plan)["phases"][state.phase])
     elapsed = now - state.phase_started_at
+    limited = [v for v in record.verdicts if v.metric == "capacity" and v.verdict == "inconclusive"]
+    if limited:
+        return (
+            f"the candidate's upstream to stop rate-limiting: {limited[0].reason} (decides "
+            f"within {span(max(0.0, phase.deadline() - elapsed))}, then on_inconclusive: "
+            f"{record.plan.get('on_inconclusive', 'pause')})"
+        )
     if phase.duration is not None and elapsed < phase.duration:
         return f"the phase's minimum bake: {span(phase.duration - elapsed)} left"
+    deadline = span(max(0.0, phase.deadline() - elapsed))
+    on = record.plan.get("on_inconclusive", "pause")
     pending = [v for v in record.verdicts if v.verdict == "inconclusive" and v.role == "success"]
     if not pending:
         return "the next look"
-    deadline = span(max(0.0, phase.deadline() - elapsed))
-    on = record.plan.get("on_inconclusive", "pause")
     return (
         "enough evidence: "
         + "; ".join(shortfall(v) for v in pending)

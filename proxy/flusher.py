@@ -64,6 +64,9 @@ METRICS: tuple[str, ...] = (
     "tok:prompt",
     "tok:completion",
     "usage",
+    "tok:prompt_sq",
+    "tok:completion_sq",
+    "tok:cross",
 )
 """The window field suffix of each value ``snapshot`` returns, in the same order."""
 
@@ -96,6 +99,9 @@ def snapshot(s: TrackStats) -> list[float]:
         s.prompt_tokens,
         s.completion_tokens,
         s.usage_reported,
+        s.prompt_sq,
+        s.completion_sq,
+        s.cross,
     ]
 
 

@@ -85,7 +85,18 @@ class Forwarder:
         if client_id is not None and not _REQUEST_ID.match(client_id):
             client_id = None
         nonce = f"{self._id_prefix}{next(self._ids):010x}"
-        chosen = self._choose(route, request)
+        loop = self._loop
+        if loop is None:
+            # Once: on Python 3.11 each get_running_loop() is a getpid() system call.
+            loop = self._loop = asyncio.get_running_loop()
+        started = loop.time()
+        body: bytes | None = None
+        if route.reads_body:
+            early = await self._early_body(request, started)
+            if isinstance(early, web.Response):
+                return stamp(early, client_id or nonce, None, table.generation)
+            body = early
+        chosen = self._choose(route, request, body)
         if isinstance(chosen, web.Response):
             return stamp(chosen, client_id or nonce, None, table.generation)
         track, forced, flag = chosen
@@ -95,19 +106,14 @@ class Forwarder:
         # lookup (config.feedback). A client's own id is kept, and a signed one added beside.
         request_id = client_id or self._sign(nonce, track.feedback_payload)
 
-        loop = self._loop
-        if loop is None:
-            # Once: on Python 3.11 each get_running_loop() is a getpid() system call.
-            loop = self._loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         assert task is not None
-        started = loop.time()
         dog = Watchdog(loop, task, started + self._timeouts.client_body, "client_body")
         exchange = Exchange(
             request_id, nonce, client_id is not None, track, flag, table.generation, started
         )
         try:
-            response = await self._forward(request, route, track, forced, dog, exchange)
+            response = await self._forward(request, route, track, forced, dog, exchange, body)
         except asyncio.CancelledError:
             if exchange.upstream is not None:
                 exchange.upstream.close()
@@ -138,10 +144,12 @@ class Forwarder:
             response.headers["X-Splitgate-Flag"] = exchange.flag.name
 
     def _choose(
-        self, route: CompiledRoute, request: web.BaseRequest
+        self, route: CompiledRoute, request: web.BaseRequest, body: bytes | None
     ) -> tuple[CompiledTrack, bool, CompiledFlag | None] | web.Response:
         """The trusted override, else the first feature flag that releases the request,
-        else the weighted split: (track, forced by the override, deciding flag)."""
+        else the weighted split: (track, forced by the override, deciding flag).
+
+        ``body`` is the buffered body when the route has a ``conversation`` source."""
         headers = request.headers
         wanted = headers.get(self._override_header)
         if wanted is not None and self._secret is not None:
@@ -156,7 +164,7 @@ class Forwarder:
                         param=self._override_header,
                     )
                 return track, True, None
-        key = sticky_key(route.stickiness, headers, request.remote, self._client_address)
+        key = sticky_key(route.stickiness, headers, request.remote, self._client_address, body)
         flags = route.flags
         if flags is not None:
             flag = flags.decide(headers.get, key)
@@ -172,9 +180,10 @@ class Forwarder:
         forced: bool,
         dog: Watchdog,
         exchange: Exchange,
+        early: bytes | None,
     ) -> web.StreamResponse:
         exchange.track = track
-        body = await self._read_body(request, dog)
+        body = early if early is not None else await self._read_body(request, dog)
         if isinstance(body, web.Response):
             exchange.error = "proxy_4xx"
             return body
@@ -273,6 +282,29 @@ class Forwarder:
             except HTTPRequestEntityTooLarge:
                 return too_large(limits.max_body_bytes)
         return StreamedBody(request.content, limits.max_body_bytes, dog.deadline)
+
+    async def _early_body(
+        self, request: web.BaseRequest, started: float
+    ) -> bytes | web.Response | None:
+        """The body, read before the track is chosen so that a ``conversation`` source can
+        find its key in it: only one the proxy buffers anyway, so nothing more is held.
+        None when there is none or it will stream. Read before any track is chosen, a body
+        that times out (408) or is refused (413) counts on no track."""
+        length = request.content_length
+        if not request.body_exists or length is None or length > self._limits.buffer_body_bytes:
+            return None
+        content = request.content
+        if content.is_eof():
+            return content.read_nowait()  # as _read_body: no wait, no copy kept
+        try:
+            async with asyncio.timeout_at(started + self._timeouts.client_body):
+                return await request.read()
+        except TimeoutError:
+            return error_response(
+                408, "request_timeout", "the request body did not arrive in time", close=True
+            )
+        except HTTPRequestEntityTooLarge:
+            return too_large(self._limits.max_body_bytes)
 
     def _timed_out(
         self, request: web.BaseRequest, exchange: Exchange, phase: str

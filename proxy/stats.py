@@ -45,12 +45,15 @@ class TrackStats:
     __slots__ = (
         "assigned",
         "client_gone",
+        "completion_sq",
         "completion_tokens",
+        "cross",
         "errors",
         "feedback",
         "flag",
         "latency",
         "latency_sum_ms",
+        "prompt_sq",
         "prompt_tokens",
         "requests",
         "route",
@@ -80,6 +83,9 @@ class TrackStats:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.usage_reported = 0
+        self.prompt_sq = 0
+        self.completion_sq = 0
+        self.cross = 0
         self.feedback: dict[str, int] = {}
 
     def record(self, total_ms: float, ttfb_ms: float | None, error: str | None) -> None:
@@ -103,6 +109,9 @@ class TrackStats:
         self.prompt_tokens += prompt
         self.completion_tokens += completion
         self.usage_reported += 1
+        self.prompt_sq += prompt * prompt
+        self.completion_sq += completion * completion
+        self.cross += prompt * completion
 
 
 class StatsRegistry:

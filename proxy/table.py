@@ -41,7 +41,7 @@ from config.flags import (
     threshold,
 )
 from config.schema import HASH_BUCKETS, Route, RoutingDocument
-from config.stickiness import Source, bucket, compile_sources, salt_prefix
+from config.stickiness import Source, bucket, compile_sources, reads_body, salt_prefix
 from config.targeting import flags_of
 from proxy.endpoints import Balancer, EndpointPool
 from proxy.stats import StatsRegistry, TrackStats
@@ -155,6 +155,8 @@ class CompiledRoute:
     only what this table's weights decided."""
     flags: CompiledFlags | None = None
     """None when no enabled flag of the document names this route."""
+    reads_body: bool = False
+    """A ``conversation`` source may take the sticky key from the buffered body."""
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def bucket_of(self, key: str) -> int:
@@ -248,11 +250,12 @@ def _compile_route(
         for t in route.tracks
     }
     layout = route.bucket_layout()
+    stickiness = compile_sources(route.stickiness)
     return CompiledRoute(
         name=route.name,
         path_prefix=route.match.path_prefix,
         host=route.match.host,
-        stickiness=compile_sources(route.stickiness),
+        stickiness=stickiness,
         salt=salt_prefix(route.hash_salt()),
         bounds=tuple(upper for _, upper in layout),
         ordered=tuple(tracks[name] for name, _ in layout),
@@ -261,6 +264,7 @@ def _compile_route(
         weights={t.name: t.weight for t in route.tracks},
         assigned_at_build={name: t.stats.assigned for name, t in tracks.items()},
         flags=_compile_flags(route.name, document, tracks, stats),
+        reads_body=reads_body(stickiness),
     )
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from config.metrics import TrackWindow, percentile
+from config.pricing import Price
+from control.analysis import usage
 from control.analysis.distributions import (
     normal_quantile,
     student_t_quantile,
@@ -35,6 +37,8 @@ from control.analysis.distributions import (
 Verdict = Literal["b_better", "b_worse", "no_difference", "insufficient_data"]
 
 LOWER_IS_BETTER = frozenset({"error_rate", "hallucination_rate"})
+USAGE = frozenset({"tokens_per_request", "cost_per_request"})
+"""Means over the requests with usage, compared like ratings (Welch); lower is better."""
 """Besides every latency and time-to-first-byte quantile; everything else is higher-is-better."""
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
@@ -64,17 +68,32 @@ def compare(
     confidence: float,
     *,
     holm: bool = False,
+    prices: tuple[Price | None, Price | None] = (None, None),
 ) -> list[Comparison]:
     """One ``Comparison`` per metric, in order; an unknown metric name raises ``ValueError``.
 
     With ``holm`` the family is the metrics that were tested: ``insufficient_data`` ones have no
     p-value and take no share of the error budget.
     """
-    results = [_compare_one(metric, a, b, confidence) for metric in metrics]
+    results = [_compare_one(metric, a, b, confidence, prices) for metric in metrics]
     return _holm_verdicts(results) if holm else results
 
 
-def _compare_one(metric: str, a: TrackWindow, b: TrackWindow, confidence: float) -> Comparison:
+def _compare_one(
+    metric: str,
+    a: TrackWindow,
+    b: TrackWindow,
+    confidence: float,
+    prices: tuple[Price | None, Price | None],
+) -> Comparison:
+    if metric in USAGE:
+        sa = usage.sums(metric, a, prices[0], 1)
+        sb = usage.sums(metric, b, prices[1], 1)
+        if sa is None or sb is None:
+            return _finish(metric, None, None, None, None, None, (0, 0), confidence)
+        return mean_rating(
+            sa.total, sa.squares, sa.n, sb.total, sb.squares, sb.n, confidence, metric=metric
+        )
     if metric in LOWER_IS_BETTER:
         return two_proportions(metric, *_events(metric, a), *_events(metric, b), confidence)
     if metric == "user_satisfaction":
@@ -206,17 +225,19 @@ def mann_whitney(a_counts: Sequence[int], b_counts: Sequence[int]) -> tuple[floa
 
 
 def mean_rating(
-    a_sum: int,
-    a_sq: int,
+    a_sum: float,
+    a_sq: float,
     a_n: int,
-    b_sum: int,
-    b_sq: int,
+    b_sum: float,
+    b_sq: float,
     b_n: int,
     confidence: float,
     *,
     min_n: int = 30,
+    metric: str = "user_satisfaction",
 ) -> Comparison:
-    """Mean ratings: Welch's t-test and interval, with Student's t at the Welch df.
+    """Mean ratings (or tokens and cost per request, ``metric``): Welch's t-test and interval,
+    with Student's t at the Welch df.
 
     Student's t is used at every df rather than switching to the normal at df 30: there the
     normal would turn a 5 % test into a 5.9 % one, and the t CDF costs nothing extra. Below
@@ -225,7 +246,6 @@ def mean_rating(
     ``sum²/n``, as in windows written before squares were counted): the variance is unknown.
     """
     alpha = _alpha(confidence)
-    metric = "user_satisfaction"
     mean_a = a_sum / a_n if a_n else None
     mean_b = b_sum / b_n if b_n else None
     difference = mean_b - mean_a if mean_a is not None and mean_b is not None else None
@@ -291,7 +311,9 @@ def _finish(
     elif p >= _alpha(confidence) or not sign:
         verdict = "no_difference"
     else:
-        lower_is_better = metric in LOWER_IS_BETTER or metric.startswith(("latency_", "ttfb_"))
+        lower_is_better = metric in LOWER_IS_BETTER | USAGE or metric.startswith(
+            ("latency_", "ttfb_")
+        )
         verdict = "b_worse" if (sign > 0) == lower_is_better else "b_better"
     result = Comparison(
         metric, verdict, a_value, b_value, difference, interval, p, samples, confidence, False, ""
@@ -326,6 +348,10 @@ def _formatter(metric: str, *, signed: bool = False) -> Callable[[float | None],
         spec, scale, unit = ("+.2f", 100, " pp") if signed else (".2f", 100, "%")
     elif metric.startswith(("latency_", "ttfb_")):
         spec, scale, unit = ("+g" if signed else "g"), 1, " ms"
+    elif metric == "tokens_per_request":
+        spec, scale, unit = ("+.1f" if signed else ".1f"), 1, " tokens"
+    elif metric == "cost_per_request":
+        spec, scale, unit = ("+.3g" if signed else ".3g"), 1, " $"
     else:
         spec, scale, unit = ("+.3f" if signed else ".2f"), 1, ""
 
@@ -350,9 +376,12 @@ def _wilson(events: int, n: int, z: float) -> tuple[float, float]:
     return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
-def _variance(total: int, squares: int, n: int) -> float | None:
-    """The sample variance from sums, exact in integers; None when the squares cannot be right."""
+def _variance(total: float, squares: float, n: int) -> float | None:
+    """The sample variance from sums (exact for integers); None when the squares cannot be
+    right (a relative tolerance for float sums, such as costs)."""
     if n < 2:
         return 0.0
     scaled = n * squares - total * total
+    if scaled < 0 and isinstance(scaled, float) and -scaled <= 1e-9 * total * total:
+        scaled = 0.0
     return scaled / (n * (n - 1)) if scaled >= 0 else None

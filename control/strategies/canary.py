@@ -19,6 +19,8 @@ Rules:
   ``auto_promote``); any criterion failing → roll back; inconclusive → hold and look again,
   until the phase's ``max_duration``: then the plan's ``on_inconclusive`` (pause with the
   reason, go on, or roll back). A phase whose weights no replica set acks by then pauses.
+- While the candidate is rate-limited (``Observation.hold``) the phase holds: nothing
+  advances or rolls it back; at its ``max_duration`` ``on_inconclusive`` applies.
 - After the last phase the rollout is ``promoted``.
 """
 
@@ -89,6 +91,9 @@ class Observation:
     """Rollback conditions and the statistical comparison: any FAIL rolls back."""
     success: Sequence[Assessment] = field(default_factory=tuple)
     """Success criteria, judged when the phase's time is up."""
+    hold: Sequence[Assessment] = ()
+    """Why the phase holds whatever the other verdicts say (the candidate is rate-limited):
+    no advance, no rollback, until its ``max_duration``, when ``on_inconclusive`` applies."""
 
 
 class CommandRefused(Exception):
@@ -125,6 +130,8 @@ def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list
             )
             return _pause(state, seen.now, why), []
         return state, []
+    if seen.hold:
+        return _held(plan, state, seen)
     limits = plan.limits
     failed = [a for a in seen.rollback if a.verdict is Verdict.FAIL]
     if failed:
@@ -162,12 +169,26 @@ def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list
     if seen.now - state.phase_started_at < phase.deadline():
         return state, []  # hold the phase and look again next interval
     why = "not enough traffic: " + "; ".join(_shortfall(a) for a in pending)
+    return _undecided(plan, state, seen.now, why)
+
+
+def _held(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list[SetWeights]]:
+    """A rate-limited candidate is neither advanced nor rolled back: the phase holds until
+    its deadline, then ``on_inconclusive`` applies as to any undecided phase."""
+    if seen.now - state.phase_started_at < plan.phases[state.phase].deadline():
+        return state, []
+    return _undecided(plan, state, seen.now, "; ".join(a.reason for a in seen.hold))
+
+
+def _undecided(
+    plan: CanaryPlan, state: State, now: float, why: str
+) -> tuple[State, list[SetWeights]]:
     if plan.on_inconclusive == "rollback":
-        return _roll_back(state, seen.now, f"{why} (on_inconclusive: rollback)")
+        return _roll_back(state, now, f"{why} (on_inconclusive: rollback)")
     if plan.on_inconclusive == "promote":
-        state = state.note(seen.now, "inconclusive", f"{why} (on_inconclusive: promote)")
-        return _phase_done(plan, state, seen.now)
-    return _pause(state, seen.now, f"{why} (on_inconclusive: pause)"), []
+        state = state.note(now, "inconclusive", f"{why} (on_inconclusive: promote)")
+        return _phase_done(plan, state, now)
+    return _pause(state, now, f"{why} (on_inconclusive: pause)"), []
 
 
 def _shortfall(a: Assessment) -> str:

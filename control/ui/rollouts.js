@@ -147,7 +147,8 @@ function lookTable(look) {
           cells: [
             `${v.metric}${v.role === "rollback" ? " (rollback)" : ""}`,
             badge(v.verdict, VERDICT[v.verdict] || "idle"),
-            h("td", { class: "num" }, figure(v.value, v.unit)),
+            // A comparison with the baseline carries its evidence (a likelihood ratio), not a rate.
+            h("td", { class: "num" }, v.metric.endsWith("_vs_baseline") ? `evidence ${figure(v.value, "")}` : figure(v.value, v.unit)),
             h("td", { class: "num" }, figure(v.baseline, v.unit)),
             v.threshold || "–",
             h("td", { class: "num" }, String(v.sample)),

@@ -42,6 +42,17 @@ def test_minimal_form_from_the_issue_loads(tmp_path: Path) -> None:
     assert route.stickiness == ["header:x-user-id", "header:x-session-id", "client_ip"]
 
 
+def test_conversation_stickiness_loads(tmp_path: Path) -> None:
+    text = GOOD.replace("header:x-session-id", "conversation, conversation:X-Thread-Id")
+    route = load_config(write(tmp_path, text)).routes[0]
+    assert route.stickiness == [
+        "header:x-user-id",
+        "conversation",
+        "conversation:x-thread-id",
+        "client_ip",
+    ]
+
+
 @pytest.mark.parametrize("name", ["routes.yaml", "full.yaml", "flags.yaml"])
 def test_shipped_routing_examples_load(name: str) -> None:
     load_config(EXAMPLES / name)
@@ -62,6 +73,7 @@ def test_every_shipped_example_is_tested() -> None:
         "plans/ab-test.yaml",
         "plans/demo-canary.yaml",
         "plans/demo-bad-canary.yaml",
+        "plans/canary-cost.yaml",
     }
 
 
@@ -108,6 +120,13 @@ def test_every_shipped_example_is_tested() -> None:
             "starts with '/'",
         ),
         (("header:x-user-id,", "body:user,"), 4, "routes[0].stickiness[0]", "stickiness source"),
+        (("header:x-user-id,", "conversations,"), 4, "routes[0].stickiness[0]", "'conversation'"),
+        (
+            ("header:x-user-id,", "conversation:x thread,"),
+            4,
+            "routes[0].stickiness[0]",
+            "not a valid HTTP header name",
+        ),
         (("name: chat", "name: Chat Route"), 2, "routes[0].name", "lower-case"),
     ],
 )
