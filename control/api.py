@@ -22,8 +22,10 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from config import jsonsafe
+from config.durations import parse_duration
 from config.environments import EnvironmentsFile
 from config.keys import StoredDocument
+from config.metrics import WINDOW_TTL_S
 from config.schema import RoutingDocument
 from control.api_table import PUBLIC, QUERIES
 from control.edits import EditError, FieldError
@@ -115,6 +117,22 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(await request.read() or b"null")
     except ValueError as exc:
         raise EditError([FieldError("body", f"not valid JSON ({exc})")], status=400) from None
+
+
+def window_param(request: web.Request, low_s: float) -> float:
+    """``?window=`` (default 5m): a duration from ``low_s`` to the windows' TTL (6 h); 400
+    naming ``window`` otherwise."""
+    raw = request.query.get("window", "5m")
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise EditError([FieldError("window", str(exc))], status=400) from None
+    if not low_s <= seconds <= WINDOW_TTL_S:
+        raise EditError(
+            [FieldError("window", f"between {low_s:g} s and {WINDOW_TTL_S // 3600} h")],
+            status=400,
+        )
+    return seconds
 
 
 async def current(request: web.Request) -> StoredDocument:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from config.durations import parse_duration
 from config.keys import StoredDocument
-from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow
+from config.metrics import WINDOW_S, TrackWindow
 from config.schema import Route, Track
 from config.srm import sample_ratio
 from control import edits
@@ -19,6 +18,7 @@ from control.api import (
     json_response,
     read_json,
     replicas,
+    window_param,
     write,
 )
 from control.api_table import Operation
@@ -136,15 +136,7 @@ async def route_metrics(request: web.Request) -> web.Response:
     name = request.match_info["route"]
     document = await current(request)
     route = edits.find_route(document, name)
-    raw = request.query.get("window", "5m")
-    try:
-        span = parse_duration(raw)
-    except ValueError as exc:
-        raise EditError([FieldError("window", str(exc))], status=400) from None
-    if not WINDOW_S <= span <= WINDOW_TTL_S:
-        raise EditError(
-            [FieldError("window", f"between {WINDOW_S} s and {WINDOW_TTL_S // 3600} h")], status=400
-        )
+    span = window_param(request, WINDOW_S)
     first, end, merged = await request.app[WINDOWS].read(name, span)
     weights = {t.name: t.weight for t in route.tracks}
     tracks = [

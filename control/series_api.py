@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from config.durations import parse_duration
-from config.metrics import WINDOW_S, WINDOW_TTL_S
+from config.metrics import WINDOW_S
 from control import edits
-from control.api import WINDOWS, current, json_response
+from control.api import WINDOWS, current, json_response, window_param
 from control.api_table import Operation
-from control.edits import EditError, FieldError
 from control.series import MAX_POINTS, SERIES, bucket, step_for
 
 MIN_SPAN_S = 60
@@ -20,17 +18,7 @@ async def route_series(request: web.Request) -> web.Response:
     name = request.match_info["route"]
     document = await current(request)
     route = edits.find_route(document, name)
-    raw = request.query.get("window", "5m")
-    try:
-        seconds = parse_duration(raw)
-    except ValueError as exc:
-        raise EditError([FieldError("window", str(exc))], status=400) from None
-    if not MIN_SPAN_S <= seconds <= WINDOW_TTL_S:
-        raise EditError(
-            [FieldError("window", f"between {MIN_SPAN_S} s and {WINDOW_TTL_S // 3600} h")],
-            status=400,
-        )
-    span = int(seconds)
+    span = int(window_param(request, MIN_SPAN_S))
     windows = request.app[WINDOWS]
     now = windows.now()
     step = step_for(span)
