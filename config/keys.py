@@ -20,6 +20,9 @@ default), so the layout works on Redis Cluster as well as on a single server or 
 - ``{ns}:flag-schedule:<flag>`` a feature flag's schedule progress, JSON with a ``version``
                                (steps applied, last result, analysis since the last step):
                                the guard of the schedule runner's document writes
+- ``{ns}:decisions:<slot>``     hash: the routing decision log of one 5-minute slot (request
+                               id nonce → decision JSON), expiring an hour after the slot
+                               (``config.decisions``)
 """
 
 from __future__ import annotations
@@ -156,6 +159,10 @@ class Keys:
 
     def metrics_window(self, route: str, start: int) -> str:
         return f"{self._tag}:metrics:{route}:{start}"
+
+    def decisions(self, slot: int) -> str:
+        """The logged routing decisions of the slot starting at ``slot`` (``config.decisions``)."""
+        return f"{self._tag}:decisions:{slot}"
 
     @property
     def epoch(self) -> str:

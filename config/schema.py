@@ -28,6 +28,7 @@ from config.base import (
     Name,
     check_header_name,
 )
+from config.decisions import DecisionLogSettings
 from config.durations import Duration
 from config.flags import AttributeName, Flag, Segment, check_references
 
@@ -272,6 +273,7 @@ class ProxySettings(Model):
     retries: Retries = Retries()
     outlier_detection: OutlierDetection = OutlierDetection()
     override: Override = Override()
+    decision_log: DecisionLogSettings = DecisionLogSettings()
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
         default_factory=list
     )

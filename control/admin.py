@@ -1,6 +1,6 @@
 """The admin API as one aiohttp application: every operation of the declared table
-(``control.openapi.OPERATIONS``: routes, feedback, audit, rollouts, flags, segments and the
-control plane's own health), behind one guard (``control.api.guard``)."""
+(``control.openapi.OPERATIONS``: routes, feedback, request lookups, audit, rollouts, flags,
+segments and the control plane's own health), behind one guard (``control.api.guard``)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from control.api import (
     guard,
 )
 from control.api_table import register
+from control.decision_reader import DecisionReader
 from control.flags_api import SCHEDULES
 from control.health_api import REGISTRY, STATUS, Status, ready_without_loops
 from control.openapi import OPERATIONS
+from control.requests_api import DECISIONS
 from control.rollouts import Rollouts
 from control.schedule import Schedules
 from control.store import DocumentStore
@@ -39,6 +41,7 @@ def create_api(
     *,
     status: Status | None = None,
     registry: CollectorRegistry | None = None,
+    decisions: DecisionReader | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
@@ -49,6 +52,8 @@ def create_api(
     app[ENVIRONMENTS] = environments or EnvironmentsFile(environments={})
     app[SIGNING_KEY] = signing_key
     app[WINDOWS] = windows
+    if decisions is not None:
+        app[DECISIONS] = decisions
     app[TOKEN] = token
     app[STATUS] = status or ready_without_loops
     app[REGISTRY] = registry or CollectorRegistry()

@@ -23,6 +23,7 @@ from config.keys import Keys, StoredDocument
 from config.schema import RoutingDocument
 from config.tasks import stop
 from control.admin import create_api
+from control.decision_reader import DecisionReader
 from control.guardian import Guardian
 from control.leadership import Leadership
 from control.loops import Loops
@@ -91,6 +92,7 @@ class ControlApp:
             self.schedules,
             status=self.status,
             registry=self.registry,
+            decisions=DecisionReader(redis, keys),
         )
         self._guarding: asyncio.Task[None] | None = None
         self._rollout_interval_s = rollout_interval_s

@@ -19,6 +19,7 @@ from config.keys import StoredDocument, UpstreamHealth
 from config.schema import SplitgateConfig
 from config.stickiness import ClientAddress
 from proxy.client import UpstreamClient
+from proxy.decisions import DecisionLog
 from proxy.endpoints import EndpointPool
 from proxy.feedback import FeedbackEndpoint, RateLimiter
 from proxy.forward import Forwarder
@@ -68,8 +69,15 @@ class ProxyApp:
         # Without a shared key, ids are signed with one of this process's own: feedback then
         # verifies only on this process's public endpoint.
         self.signing_key = signing_key or os.urandom(32)
+        self.decisions = DecisionLog(settings.decision_log)
         self._forward = Forwarder(
-            self.table, settings, self.client, self.pool, internal_secret, self.signing_key
+            self.table,
+            settings,
+            self.client,
+            self.pool,
+            internal_secret,
+            self.signing_key,
+            self.decisions,
         ).handle
         self._follow = follow
         self.watcher: RoutingWatcher | None = None
@@ -83,7 +91,12 @@ class ProxyApp:
             RateLimiter(settings.feedback.rate_per_second, settings.feedback.burst),
         )
         self.metrics = ProxyMetrics(
-            self.table, self.stats, lambda: self.watcher, lambda: self.flusher, self.pool.now
+            self.table,
+            self.stats,
+            lambda: self.watcher,
+            lambda: self.flusher,
+            self.pool.now,
+            decisions=self.decisions,
         )
 
     def apply(self, document: StoredDocument) -> None:
@@ -111,6 +124,7 @@ class ProxyApp:
             lambda: self.table.current.generation,
             self.stats,
             self.upstream_health,
+            self.decisions,
         )
 
     def upstream_health(self) -> dict[str, UpstreamHealth]:

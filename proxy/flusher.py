@@ -10,6 +10,8 @@ count may land up to one flush interval late (one window boundary at most).
 If Redis is down the deltas wait and go out with the next successful flush. At most
 ``max_pending_windows`` windows wait; older ones are dropped and the requests they held are
 counted in ``dropped_requests``. Counting on the request path never waits for any of this.
+
+The same loop writes the routing decisions the proxy kept (``proxy.decision_writer``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from config.metrics import (
     flag_field_name,
     window_start,
 )
+from proxy.decision_writer import DecisionWriter
 from proxy.redis_client import RedisClient
 from proxy.stats import StatsRegistry, TrackStats
 
@@ -115,8 +118,10 @@ class MetricsFlusher:
         interval_s: float = 1.0,
         max_pending_windows: int = 360,
         clock: Callable[[], float] = time.time,
+        decisions: DecisionWriter | None = None,
     ) -> None:
         self._redis = redis
+        self._decisions = decisions
         self._keys = keys
         self._stats = stats
         self._interval_s = interval_s
@@ -139,6 +144,17 @@ class MetricsFlusher:
             except (TimeoutError, RedisError, OSError) as exc:
                 self.failures += 1
                 log.debug("metrics flush failed (%s); %d windows wait", exc, len(self.pending))
+            try:
+                await self.flush_decisions()
+            except (TimeoutError, RedisError, OSError) as exc:
+                log.debug("decision log flush failed (%s); its batch is dropped", exc)
+            except Exception:  # a bug in one batch must not stop the metrics
+                log.exception("decision log flush failed; its batch is dropped")
+
+    async def flush_decisions(self) -> None:
+        """Send the routing decisions kept since the last flush (``proxy.decision_writer``)."""
+        if self._decisions is not None:
+            await self._decisions.flush()
 
     def collect(self) -> None:
         """Move every counter's growth since the last collect into the pending windows."""

@@ -15,6 +15,8 @@ from redis.exceptions import RedisError
 
 from config.keys import StoredDocument, UpstreamHealth
 from config.tasks import stop
+from proxy.decision_writer import DecisionWriter
+from proxy.decisions import DecisionLog
 from proxy.flusher import MetricsFlusher
 from proxy.redis_client import RedisClient, connect
 from proxy.settings import Follow
@@ -30,10 +32,12 @@ async def join(
     generation: Callable[[], int],
     stats: StatsRegistry,
     health: Callable[[], Mapping[str, UpstreamHealth]] = dict,
+    decisions: DecisionLog | None = None,
 ) -> tuple[RedisClient, RoutingWatcher, MetricsFlusher, list[asyncio.Task[None]]]:
     """One quick first look, then the watcher and the flusher in the background: the Redis
     client, both, and their tasks. When Redis does not answer within ``first_sync_s`` the
-    proxy serves the file's routing and the watcher keeps trying."""
+    proxy serves the file's routing and the watcher keeps trying. The flusher also writes
+    the routing decisions ``decisions`` keeps (``config.decisions``)."""
     redis = connect(follow.redis_url)
     watcher = RoutingWatcher(
         redis,
@@ -50,7 +54,11 @@ async def join(
             await watcher.sync()
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("Redis not reachable at start (%s): serving the file's routing", exc)
-    flusher = MetricsFlusher(redis, follow.keys, stats)
+    writer = None
+    if decisions is not None:
+        writer = DecisionWriter(redis, follow.keys, decisions)
+        decisions.activate()
+    flusher = MetricsFlusher(redis, follow.keys, stats, decisions=writer)
     tasks = [
         asyncio.create_task(watcher.run(), name="routing-watcher"),
         asyncio.create_task(flusher.run(), name="metrics-flusher"),
@@ -68,4 +76,5 @@ async def leave(
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(2):
                 await flusher.flush()
+                await flusher.flush_decisions()
     await redis.aclose()

@@ -28,6 +28,7 @@ from config.stickiness import ClientAddress, sticky_key
 from proxy.answers import abort, reject_early, stamp, too_large, upstream_failure
 from proxy.body import StreamedBody
 from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse
+from proxy.decisions import DecisionLog
 from proxy.endpoints import Endpoint, EndpointPool
 from proxy.errors import error_response
 from proxy.exchange import Exchange, failure_class, record
@@ -51,6 +52,7 @@ class Forwarder:
         pool: EndpointPool,
         internal_secret: str | None,
         signing_key: bytes,
+        decisions: DecisionLog | None = None,
     ) -> None:
         self._table = table
         self._client = client
@@ -68,6 +70,7 @@ class Forwarder:
         self._ids = count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._relay = Relay(pool, settings.timeouts.idle, self._stamp)
+        self._decisions = decisions or DecisionLog()  # inactive: keeps nothing
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         target = request.raw_path  # the request line's target, as sent
@@ -99,7 +102,7 @@ class Forwarder:
         chosen = self._choose(route, request, body)
         if isinstance(chosen, web.Response):
             return stamp(chosen, client_id or nonce, None, table.generation)
-        track, forced, flag = chosen
+        track, forced, flag, key = chosen
         if not forced and flag is None:
             track.stats.assigned += 1  # the weighted split's decisions only (sample ratio)
         # Our own ids are signed for the track that serves them: feedback on an id needs no
@@ -126,6 +129,7 @@ class Forwarder:
             if exchange.endpoint is not None:
                 exchange.endpoint.in_flight -= 1
             record(exchange, loop.time())
+            self._decisions.note(exchange, route, forced, key)
         if not response.prepared:
             self._stamp(response, exchange)
         return response
@@ -145,9 +149,9 @@ class Forwarder:
 
     def _choose(
         self, route: CompiledRoute, request: web.BaseRequest, body: bytes | None
-    ) -> tuple[CompiledTrack, bool, CompiledFlag | None] | web.Response:
+    ) -> tuple[CompiledTrack, bool, CompiledFlag | None, str | None] | web.Response:
         """The trusted override, else the first feature flag that releases the request,
-        else the weighted split: (track, forced by the override, deciding flag).
+        else the weighted split: (track, forced by the override, deciding flag, sticky key).
 
         ``body`` is the buffered body when the route has a ``conversation`` source."""
         headers = request.headers
@@ -163,14 +167,14 @@ class Forwarder:
                         f"route {route.name!r} has no track {wanted!r}",
                         param=self._override_header,
                     )
-                return track, True, None
+                return track, True, None, None
         key = sticky_key(route.stickiness, headers, request.remote, self._client_address, body)
         flags = route.flags
         if flags is not None:
             flag = flags.decide(headers.get, key)
             if flag is not None:
-                return flag.track, False, flag
-        return route.pick(key), False, None
+                return flag.track, False, flag, key
+        return route.pick(key), False, None, key
 
     async def _forward(
         self,

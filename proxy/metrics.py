@@ -41,6 +41,7 @@ from proxy.stats import BUCKET_BOUNDS_MS, ERROR_CLASSES, StatsRegistry, TrackSta
 from proxy.table import CompiledRoute, TableRef
 
 if TYPE_CHECKING:
+    from proxy.decisions import DecisionLog
     from proxy.flusher import MetricsFlusher
     from proxy.watcher import RoutingWatcher
     from proxy.worker_metrics import WorkerShare
@@ -232,6 +233,7 @@ class ProxyMetrics:
         watcher: Callable[[], RoutingWatcher | None],
         flusher: Callable[[], MetricsFlusher | None],
         clock: Callable[[], float] = time.monotonic,
+        decisions: DecisionLog | None = None,
     ) -> None:
         """``clock``: the endpoint pool's, against which ejections end."""
         self.registry = CollectorRegistry()
@@ -273,6 +275,11 @@ class ProxyMetrics:
             "splitgate_metrics_dropped_requests",
             "Requests whose counts were dropped from Redis windows because Redis stayed down.",
             lambda: float(f.dropped_requests) if (f := flusher()) is not None else 0.0,
+        )
+        gauge(
+            "splitgate_decisions_dropped",
+            "Routing decisions the decision log dropped (over its cap, or failed to write).",
+            lambda: float(decisions.dropped) if decisions is not None else 0.0,
         )
         gauge(
             "splitgate_routing_documents_rejected",

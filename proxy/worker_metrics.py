@@ -40,6 +40,7 @@ SUMMED_GAUGES = frozenset(
     {
         "splitgate_metrics_flush_failures",
         "splitgate_metrics_dropped_requests",
+        "splitgate_decisions_dropped",
         "splitgate_routing_documents_rejected",
     }
 )

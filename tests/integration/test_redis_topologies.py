@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from redis.exceptions import RedisError
 
+from config.decisions import DecisionLogSettings, slot_start
 from config.keys import Keys
 from config.metrics import field_name, window_start
 from config.redis_url import with_settings
@@ -24,10 +25,14 @@ from control.redis_client import connect
 from control.store import Change
 from proxy import redis_client as proxy_redis
 from proxy.app import Follow
+from proxy.decision_writer import DecisionWriter
+from proxy.decisions import DecisionLog
 from proxy.flusher import MetricsFlusher
 from proxy.stats import StatsRegistry
 from splitgate.redis_server import RedisServer, find_binary, free_port
 from tests.conftest import StartProxy, StartUpstream, two_track_config
+from tests.proxy.decision_table import finished
+from tests.proxy.decision_table import route as decision_route
 
 TOKEN = "topology-admin-token-0123456789"
 SENTINEL_PASSWORD = "sentinel-secret/with&odd chars"
@@ -213,6 +218,22 @@ async def test_the_proxys_counts_reach_a_cluster(cluster_url: str) -> None:
         for route in ("chat", "embed"):
             fields = await redis.hgetall(Keys().metrics_window(route, window_start(now)))
             assert fields[field_name("stable", "v1", "requests")] == "1"
+    finally:
+        await redis.aclose()
+
+
+async def test_the_decision_log_reaches_a_cluster(cluster_url: str) -> None:
+    """The decision writer's pipeline (HSET and EXPIRE on one tagged key) works on a Cluster."""
+    redis = proxy_redis.connect(cluster_url)
+    try:
+        chat = decision_route()
+        log = DecisionLog(DecisionLogSettings(sample_percent=100))
+        log.activate()
+        log.note(finished(chat, "n1", started=asyncio.get_running_loop().time()), chat, False, "a")
+        writer = DecisionWriter(redis, Keys(), log, clock=lambda: 1_800_000_005.0)
+        await writer.flush()
+        assert writer.written == 1
+        assert await redis.hexists(Keys().decisions(slot_start(1_800_000_005.0)), "n1")
     finally:
         await redis.aclose()
 
