@@ -4,12 +4,15 @@ it to a real Redis, and the control plane process finds it by the id the client 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from config.stickiness import bucket, salt_prefix
+from control import cli
 from splitgate.redis_server import RedisServer
 from tests.conftest import StartUpstream
 from tests.integration.conftest import RunPlane
@@ -88,3 +91,21 @@ routes:
 
         async with session.get(f"{control.url}/v1/requests/not-an-id-we-know", headers=AUTH) as r:
             assert r.status == 404 and (await r.json())["error"]["param"] == "id"
+
+    # The same lookup from the command line, as an operator would run it.
+    cli_env = {"SPLITGATE_ADMIN_URL": control.url, "SPLITGATE_ADMIN_TOKEN": TOKEN}
+    code, out = await asyncio.to_thread(run_cli, ["request", own_id], cli_env)
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        f"chat → {found['track']} ({found['version']})",
+        f"rule weights, bucket {found['bucket']}, routing generation {generation}",
+    ]
+    code, _ = await asyncio.to_thread(run_cli, ["request", "not-an-id-we-know"], cli_env)
+    assert code == 1  # refused by the API, naming the id
+
+
+def run_cli(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = cli.main(argv, env=env)
+    return code, out.getvalue()
