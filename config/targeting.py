@@ -40,8 +40,8 @@ def request_facts(
     ``client_ip`` is taken as given (the proxy's ``X-Forwarded-For`` rules for its trusted
     peers are its settings'). The key is ``config.stickiness.sticky_key``, as in the proxy.
     A ``conversation`` source reads its id header; its body digest only from ``body`` (the
-    request body as the proxy would buffer it), which ``POST /v1/flags/explain`` does not take:
-    without it the source is absent there unless the header is given.
+    request body as the proxy would buffer it, as ``POST /v1/flags/explain`` takes it):
+    without it the source is absent unless the header is given.
     """
     route = document.route(route_name)
     if route is None:

@@ -10,7 +10,8 @@ flag, segment or attributes before and after. The edits are ``control.edits``'.
 - ``GET|PUT|PATCH|DELETE /v1/flags/{name}``: PUT takes JSON or YAML (``application/yaml``,
   whose field errors give the line); PATCH changes top-level fields.
 - ``GET|PUT|DELETE /v1/segments/{name}``, ``PUT /v1/attributes``: ``control.segments_api``.
-- ``POST /v1/flags/explain``: the track a request would get and why (``config.targeting.explain``).
+- ``POST /v1/flags/explain``: the track a request would get and why (``config.targeting.explain``),
+  from its headers and, for a ``conversation`` stickiness source, its body.
 - ``GET /v1/flags/{name}/schedule`` (``control.schedule_view``) and ``POST
   .../schedule/{pause|resume}`` (``control.schedule``).
 """
@@ -18,6 +19,7 @@ flag, segment or attributes before and after. The edits are ``control.edits``'.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -49,7 +51,10 @@ from control.schedule_view import progress
 
 SCHEDULES = web.AppKey("schedules", Schedules)
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
-EXPLAIN_FIELDS = frozenset({"route", "headers", "user_id", "attributes", "client_ip"})
+EXPLAIN_FIELDS = frozenset({"route", "headers", "user_id", "attributes", "client_ip", "body"})
+EXPLAIN_BODY_BYTES = 256 * 1024
+"""The largest request body ``explain`` reads. Only a conversation's opening (instructions and
+first user message) names it, so a longer chat explains the same cut down to its opening."""
 
 _ZONES: dict[str, tzinfo] = {}
 """Time zones loaded off the event loop, held so that validation finds them cached."""
@@ -164,8 +169,10 @@ async def delete_flag(request: web.Request) -> web.Response:
 
 
 async def explain_request(request: web.Request) -> web.Response:
-    """``{"route", "headers"}`` (as the proxy would read them) or ``{"route", "user_id",
-    "attributes"}`` (given ones win over those the headers give) → ``config.flags.Explanation``."""
+    """``{"route", "headers", "body"}`` (as the proxy would read them) or ``{"route",
+    "user_id", "attributes"}`` (given ones win over those the headers give) →
+    ``config.flags.Explanation``. ``body``, a JSON object or its text, is the request body a
+    ``conversation`` stickiness source reads when the conversation id header is absent."""
     body = await read_json(request)
     if not isinstance(body, dict):
         raise EditError([FieldError("body", 'an object: {"route": "chat", "headers": {...}}')])
@@ -179,16 +186,45 @@ async def explain_request(request: web.Request) -> web.Response:
     for name in ("user_id", "client_ip"):
         if body.get(name) is not None and not isinstance(body[name], str):
             errors.append(FieldError(name, "text"))
+    request_body = _request_body(body.get("body"), errors)
     if errors:
         raise EditError(errors)
     document = await current(request)
     route = edits.find_route(document, body["route"]).name
     headers = {k.lower(): v for k, v in body.get("headers", {}).items()}
-    user_id, attributes = request_facts(document, route, headers, body.get("client_ip"))
+    user_id, attributes = request_facts(
+        document, route, headers, body.get("client_ip"), request_body
+    )
     if "user_id" in body:
         user_id = body["user_id"] or None
     answer = explain(document, route, user_id, {**attributes, **body.get("attributes", {})})
     return json_response({"generation": document.generation, **answer.model_dump()})
+
+
+def _request_body(value: Any, errors: list[FieldError]) -> bytes | None:
+    """Explain's ``body`` as the bytes the proxy would buffer: text as UTF-8, an object as
+    its JSON (the conversation key reads the parsed body, not its spelling); None when
+    absent. A wrong type or size is added to ``errors``."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        try:
+            data = json.dumps(value).encode("ascii")
+        except RecursionError:
+            errors.append(FieldError("body", "nested too deeply"))
+            return None
+    elif isinstance(value, str):
+        # Lone surrogates pass through as the bytes a client could send; they read as no key.
+        data = value.encode("utf-8", "surrogatepass")
+    else:
+        errors.append(FieldError("body", "the request body: a JSON object or its text"))
+        return None
+    if len(data) > EXPLAIN_BODY_BYTES:
+        errors.append(
+            FieldError("body", f"at most {EXPLAIN_BODY_BYTES} bytes: cut it to the opening")
+        )
+        return None
+    return data
 
 
 async def get_schedule(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from config.flags import Flag
 from control.api_table import Operation
 from control.flags_api import (
+    EXPLAIN_BODY_BYTES,
     delete_flag,
     explain_request,
     get_flag,
@@ -36,6 +37,12 @@ EXPLAIN_BODY = {
             "description": "Attribute values; they win over those the headers give",
         },
         "client_ip": {"type": "string"},
+        "body": {
+            "type": ["object", "string", "null"],
+            "description": "The request body as the proxy would buffer it (a JSON object or its "
+            f"text, at most {EXPLAIN_BODY_BYTES} bytes): a conversation stickiness source reads "
+            "the conversation's opening from it when the conversation id header is absent",
+        },
     },
     "additionalProperties": False,
 }
