@@ -31,8 +31,8 @@ RETENTION_S = 3600
 """An entry can be looked up for at least this long after its decision."""
 
 RULES = ("weights", "override", "flag:<name>")
-"""What chose the track: the weighted split, the trusted override header, or a feature flag
-(``shadow`` is reserved for shadow traffic)."""
+"""What chose the track: the weighted split, the trusted override header, or a feature flag.
+A request the route also mirrored says where its copy went (``Decision.shadow``)."""
 
 
 class DecisionLogSettings(Model):
@@ -49,11 +49,20 @@ class DecisionLogSettings(Model):
     """The share of all decisions kept (every n-th one, not at random)."""
     keep_unusual: bool = True
     """Also keep every decision that is not the plain weighted split (a feature flag, the
-    override, a fallback to the baseline) and every request that failed: what someone who
-    complains about one answer most likely hit."""
+    override, a fallback to the baseline, a request mirrored to a shadow) and every request
+    that failed: what someone who complains about one answer most likely hit."""
     max_per_second: int = Field(default=50, ge=1, le=10_000)
     """Per process; the worst case held in Redis is about this × ``RETENTION_S`` × 200 bytes
     per process (about 40 MB at the default)."""
+
+
+class ShadowCopy(Model):
+    """The copy of a mirrored request: the shadow track and version it went to, and the id
+    its pair is judged by."""
+
+    track: str
+    version: str
+    pair_id: str
 
 
 class Decision(Model):
@@ -77,6 +86,8 @@ class Decision(Model):
     """Unix time of the decision (when the request arrived)."""
     error: str | None = None
     """The request's error class (``config.metrics.ERROR_CLASSES``, or ``client_gone``)."""
+    shadow: ShadowCopy | None = None
+    """The route mirrored this request: where its copy went (``config.shadow``)."""
 
 
 def slot_start(at: float) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -23,6 +24,16 @@ _SEP = "\x1f"
 def track_payload(route: str, track: str, version: str) -> str:
     """The id's middle part for one route/track/version; computed once per routing table."""
     raw = _SEP.join((route, track, version)).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+PAIR_MARK = "shadow"
+"""The fourth part of a shadow pair's payload: its id verifies only as a pair's."""
+
+
+def pair_payload(route: str, track: str, version: str) -> str:
+    """The id's middle part of a shadow pair, for the shadow's route/track/version."""
+    raw = _SEP.join((route, track, version, PAIR_MARK)).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -48,7 +59,23 @@ class Signer:
 
 
 def verify(key: bytes, request_id: str) -> tuple[str, str, str] | None:
-    """(route, track, version) of a genuine id; None for anything else."""
+    """(route, track, version) of a genuine id; None for anything else (a pair's id too)."""
+    fields = _verified(key, request_id)
+    if fields is None or len(fields) != 3:
+        return None
+    return fields[0], fields[1], fields[2]
+
+
+def verify_pair(key: bytes, pair_id: str) -> tuple[str, str, str, str] | None:
+    """(route, shadow track, shadow version, nonce) of a genuine shadow pair id; None for
+    anything else (a live answer's id too)."""
+    fields = _verified(key, pair_id)
+    if fields is None or len(fields) != 4 or fields[3] != PAIR_MARK:
+        return None
+    return fields[0], fields[1], fields[2], pair_id.split(".", 1)[0]
+
+
+def _verified(key: bytes, request_id: str) -> list[str] | None:
     parts = request_id.split(".")
     if len(parts) != 3:
         return None
@@ -57,12 +84,9 @@ def verify(key: bytes, request_id: str) -> tuple[str, str, str] | None:
     if not hmac.compare_digest(expected, tag):
         return None
     try:
-        fields = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(_SEP)
+        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(_SEP)
     except (ValueError, UnicodeDecodeError):
         return None
-    if len(fields) != 3:
-        return None
-    return fields[0], fields[1], fields[2]
 
 
 class Feedback(Model):
@@ -72,11 +96,24 @@ class Feedback(Model):
     hallucination: bool | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
     comment: str | None = Field(default=None, max_length=4000)
+    shadow_verdict: Literal["better", "worse", "same"] | None = None
+    """A judge's verdict on a shadow pair (``request_id`` is then the pair's ``pair_id``):
+    the shadow's answer against the primary's (``config.shadow``)."""
 
     @model_validator(mode="after")
     def _something(self) -> Feedback:
-        if self.hallucination is None and self.rating is None and self.comment is None:
-            raise ValueError("give at least one of hallucination, rating or comment")
+        signals = (self.hallucination, self.rating, self.comment)
+        if self.shadow_verdict is not None:
+            if any(s is not None for s in signals):
+                raise ValueError(
+                    "a shadow_verdict judges a pair: send hallucination, rating or comment "
+                    "on a live answer's id apart"
+                )
+            return self
+        if all(s is None for s in signals):
+            raise ValueError(
+                "give at least one of hallucination, rating, comment or shadow_verdict"
+            )
         return self
 
 

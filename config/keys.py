@@ -23,6 +23,9 @@ default), so the layout works on Redis Cluster as well as on a single server or 
 - ``{ns}:decisions:<slot>``     hash: the routing decision log of one 5-minute slot (request
                                id nonce → decision JSON), expiring an hour after the slot
                                (``config.decisions``)
+- ``{ns}:shadow:pairs:<route>`` stream: the route's shadow pairs, capped and expiring
+                               (``config.shadow``)
+- ``{ns}:shadow:judged:<nonce>`` the verdict given on one pair, with the pairs' TTL
 """
 
 from __future__ import annotations
@@ -163,6 +166,14 @@ class Keys:
     def decisions(self, slot: int) -> str:
         """The logged routing decisions of the slot starting at ``slot`` (``config.decisions``)."""
         return f"{self._tag}:decisions:{slot}"
+
+    def shadow_pairs(self, route: str) -> str:
+        """The route's shadow pairs, one stream entry each (``config.shadow``)."""
+        return f"{self._tag}:shadow:pairs:{route}"
+
+    def shadow_judged(self, nonce: str) -> str:
+        """The verdict given on the pair whose id has ``nonce`` (one per pair)."""
+        return f"{self._tag}:shadow:judged:{nonce}"
 
     @property
     def epoch(self) -> str:

@@ -18,6 +18,10 @@ Requests a feature flag released count in those fields like any other: they are 
 totals. Per-flag counts take a fourth part, ``<track>\t<version>\t<metric>\t<flag>``, which
 ``merge_windows`` skips (readers that predate flags see the totals unchanged) and
 ``merge_flag_windows`` reads. The proxy's flusher writes both.
+
+Shadow copies (``config.shadow``) count under a fifth part, ``<track>\t<version>\t<metric>\t\tshadow``:
+never in the track's totals, skipped by both readers above; ``merge_windows(shadow=True)``
+reads them as the pseudo-track ``<track>~shadow`` (``shadow_arm``; ``~`` is in no name).
 """
 
 from __future__ import annotations
@@ -65,6 +69,19 @@ def field_name(track: str, version: str, metric: str) -> str:
 def flag_field_name(track: str, version: str, metric: str, flag: str) -> str:
     """The field counting ``metric`` of the requests ``flag`` released (besides the total)."""
     return f"{track}\t{version}\t{metric}\t{flag}"
+
+
+SHADOW_MODE = "shadow"
+
+
+def shadow_field_name(track: str, version: str, metric: str) -> str:
+    """The field counting ``metric`` of the shadow copies ``track`` answered."""
+    return f"{track}\t{version}\t{metric}\t\t{SHADOW_MODE}"
+
+
+def shadow_arm(track: str) -> str:
+    """The name the shadow copies of ``track`` go by in ``merge_windows(shadow=True)``."""
+    return f"{track}~{SHADOW_MODE}"
 
 
 @dataclass
@@ -143,19 +160,27 @@ class TrackWindow:
         fb = self.feedback
         judged = fb.get("hallucination_yes", 0) + fb.get("hallucination_no", 0)
         rated = fb.get("rating_n", 0)
+        # A shadow pair's score: 1 when the shadow's answer won, 0.5 for a tie, 0 lost.
+        better, same = fb.get("shadow_better", 0), fb.get("shadow_same", 0)
+        pairs = better + same + fb.get("shadow_worse", 0)
         return {
             "hallucination_rate": fb.get("hallucination_yes", 0) / judged if judged else None,
             "hallucination_judged": judged,
             "user_satisfaction": fb.get("rating_sum", 0) / rated if rated else None,
             "ratings": rated,
             "comments": fb.get("comments", 0),
+            "shadow_win_rate": (better + same / 2) / pairs if pairs else None,
+            "shadow_judged": pairs,
         }
 
 
-def merge_windows(hashes: Sequence[Mapping[str, str]]) -> dict[tuple[str, str], TrackWindow]:
-    """Sum window hashes (from any replicas and windows) per (track, version)."""
+def merge_windows(
+    hashes: Sequence[Mapping[str, str]], *, shadow: bool = False
+) -> dict[tuple[str, str], TrackWindow]:
+    """Sum window hashes (from any replicas and windows) per (track, version); with
+    ``shadow``, the shadow copies too, per (``shadow_arm(track)``, version)."""
     merged: dict[tuple[str, str], TrackWindow] = {}
-    for track, version, metric, number in _track_fields(hashes):
+    for track, version, metric, number in _track_fields(hashes, shadow):
         merged.setdefault((track, version), TrackWindow()).add_field(metric, number)
     return merged
 
@@ -168,13 +193,18 @@ def merge_versions(hashes: Sequence[Mapping[str, str]]) -> dict[str, TrackWindow
     return merged
 
 
-def _track_fields(hashes: Sequence[Mapping[str, str]]) -> Iterator[tuple[str, str, str, float]]:
-    """(track, version, metric, value) of every per-track field (not the per-flag ones)."""
+def _track_fields(
+    hashes: Sequence[Mapping[str, str]], shadow: bool = False
+) -> Iterator[tuple[str, str, str, float]]:
+    """(track, version, metric, value) of every per-track field (not the per-flag ones);
+    with ``shadow``, the shadow copies' fields too, under ``shadow_arm(track)``."""
     for fields in hashes:
         for name, raw in fields.items():
             parts = name.split("\t")
             if len(parts) != 3:
-                continue
+                if not (shadow and len(parts) == 5 and parts[4] == SHADOW_MODE and not parts[3]):
+                    continue
+                parts = [shadow_arm(parts[0]), parts[1], parts[2]]
             try:
                 number = float(raw)
             except ValueError:

@@ -31,6 +31,7 @@ from config.base import (
 from config.decisions import DecisionLogSettings
 from config.durations import Duration
 from config.flags import AttributeName, Flag, Segment, check_references
+from config.shadow import Shadow
 
 __all__ = ["HASH_BUCKETS", "HeaderName", "Model", "Name"]  # from config.base, for importers
 
@@ -155,6 +156,8 @@ class Route(Model):
     baseline: Name | None = None
     salt: str | None = Field(default=None, min_length=1, max_length=128)
     balance: Literal["round_robin", "least_request"] = "round_robin"
+    shadow: Shadow | None = None
+    """Mirror a share of the route's POST requests to a track (``config.shadow``)."""
 
     @field_validator("tracks")
     @classmethod
@@ -175,6 +178,27 @@ class Route(Model):
         if self.baseline is not None and self.baseline not in {t.name for t in self.tracks}:
             raise ValueError(f"baseline {self.baseline!r} is not one of this route's tracks")
         return self
+
+    @model_validator(mode="after")
+    def _shadow_track(self) -> Route:
+        shadow = self.shadow
+        if shadow is None:
+            return self
+        if shadow.track not in {t.name for t in self.tracks}:
+            raise ValueError(f"shadow track {shadow.track!r} is not one of this route's tracks")
+        if shadow.track == self.baseline_name():
+            raise ValueError(
+                f"shadow track {shadow.track!r} is the baseline: the copies would go where "
+                "the requests do"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_no_shadow(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("shadow", 0) is None:
+            del data["shadow"]  # a document without shadow reads as before (older proxies)
+        return data
 
     def baseline_name(self) -> str:
         if self.baseline is not None:

@@ -27,6 +27,7 @@ from proxy.health import Health, healthz, not_here, readyz
 from proxy.metrics import ProxyMetrics
 from proxy.pool import PooledClient
 from proxy.settings import Follow as Follow
+from proxy.shadow import Mirror
 from proxy.stats import StatsRegistry
 from proxy.table import RoutingTable, TableRef
 
@@ -70,6 +71,7 @@ class ProxyApp:
         # verifies only on this process's public endpoint.
         self.signing_key = signing_key or os.urandom(32)
         self.decisions = DecisionLog(settings.decision_log)
+        self.mirror = Mirror(self.client, self.pool, self.signing_key)
         self._forward = Forwarder(
             self.table,
             settings,
@@ -78,6 +80,7 @@ class ProxyApp:
             internal_secret,
             self.signing_key,
             self.decisions,
+            self.mirror,
         ).handle
         self._follow = follow
         self.watcher: RoutingWatcher | None = None
@@ -97,6 +100,7 @@ class ProxyApp:
             lambda: self.flusher,
             self.pool.now,
             decisions=self.decisions,
+            mirror=self.mirror,
         )
 
     def apply(self, document: StoredDocument) -> None:
@@ -125,6 +129,7 @@ class ProxyApp:
             self.stats,
             self.upstream_health,
             self.decisions,
+            self.mirror,
         )
 
     def upstream_health(self) -> dict[str, UpstreamHealth]:
@@ -162,6 +167,7 @@ class ProxyApp:
         return await self._forward(request)
 
     async def close(self) -> None:
+        await self.mirror.close()  # copies are not drained: they never answer anyone
         if self._follow is not None and self._redis is not None:
             from proxy.following import leave
 

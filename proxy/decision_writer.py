@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from redis.typing import EncodableT, FieldT
 
-from config.decisions import Decision, client_field, slot_start, slot_ttl
+from config.decisions import Decision, ShadowCopy, client_field, slot_start, slot_ttl
 from config.keys import Keys
 from config.stickiness import bucket
 from proxy.decisions import DecisionLog, Entry
@@ -65,7 +65,7 @@ class DecisionWriter:
 
 def decision_of(entry: Entry, offset: float) -> Decision:
     """The stored form of one kept entry (``offset``: Unix time minus the loop's clock)."""
-    _, _, route, chosen, answered, flag, forced, key, generation, started, error = entry
+    _, _, route, chosen, answered, flag, forced, key, generation, started, error, copy = entry
     track = answered if answered is not None else chosen
     if forced:
         rule, value = "override", None
@@ -83,4 +83,7 @@ def decision_of(entry: Entry, offset: float) -> Decision:
         generation=generation,
         at=round(started + offset, 3),
         error=error,
+        shadow=None
+        if copy is None
+        else ShadowCopy(track=copy.route.track, version=copy.route.version, pair_id=copy.pair_id),
     )

@@ -18,6 +18,7 @@ from typing import TypeAlias
 
 from config.decisions import DecisionLogSettings
 from proxy.exchange import Exchange
+from proxy.shadow import Ticket
 from proxy.table import CompiledFlag, CompiledRoute, CompiledTrack
 
 Entry: TypeAlias = tuple[
@@ -32,6 +33,7 @@ Entry: TypeAlias = tuple[
     int,  # routing generation
     float,  # arrival, on the event loop's clock
     str | None,  # error class
+    Ticket | None,  # the request's shadow copy, if the route mirrored it
 ]
 
 
@@ -87,6 +89,7 @@ class DecisionLog:
                 or exchange.flag is not None
                 or exchange.error is not None
                 or exchange.track is not exchange.chosen
+                or exchange.shadow is not None
             )
         ):
             self._credit = credit
@@ -109,6 +112,7 @@ class DecisionLog:
                 exchange.generation,
                 exchange.started,
                 exchange.error,
+                exchange.shadow,
             )
         )
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from proxy.client import UpstreamError, UpstreamResponse
 from proxy.endpoints import Endpoint
+from proxy.shadow import Ticket
 from proxy.stats import TrackStats
 from proxy.table import CompiledFlag, CompiledTrack
 
@@ -29,6 +30,7 @@ class Exchange:
         "nonce",
         "request_id",
         "response",
+        "shadow",
         "started",
         "track",
         "upstream",
@@ -59,6 +61,8 @@ class Exchange:
         self.track: CompiledTrack | None = None
         self.upstream: UpstreamResponse | None = None
         self.response: web.StreamResponse | None = None
+        self.shadow: Ticket | None = None
+        """The request is mirrored: its answer is noted for the pair (``proxy.shadow``)."""
 
     def stats(self) -> TrackStats | None:
         """Where this request counts: its flag's counts if the flag's track answered."""
@@ -80,6 +84,20 @@ def record(exchange: Exchange, now: float) -> None:
         None if first is None else (first - started) * 1000.0,
         exchange.error,
     )
+
+
+def note_primary(exchange: Exchange, ticket: Ticket, now: float) -> None:
+    """What the pair keeps of the primary's answer, once its exchange has ended."""
+    side = ticket.primary
+    track = exchange.track
+    if track is not None:
+        side.track, side.version = track.name, track.version
+    upstream = exchange.upstream
+    side.status = upstream.status if upstream is not None else None
+    side.error = exchange.error
+    side.latency_ms = (now - exchange.started) * 1000.0
+    first = exchange.first_byte
+    side.ttfb_ms = None if first is None else (first - exchange.started) * 1000.0
 
 
 def failure_class(status: int, error: UpstreamError | None) -> str:

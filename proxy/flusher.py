@@ -11,7 +11,8 @@ If Redis is down the deltas wait and go out with the next successful flush. At m
 ``max_pending_windows`` windows wait; older ones are dropped and the requests they held are
 counted in ``dropped_requests``. Counting on the request path never waits for any of this.
 
-The same loop writes the routing decisions the proxy kept (``proxy.decision_writer``).
+The same loop writes the routing decisions the proxy kept (``proxy.decision_writer``) and the
+shadow pairs (``proxy.shadow_pairs``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from config.metrics import (
     WINDOW_TTL_S,
     field_name,
     flag_field_name,
+    shadow_field_name,
     window_start,
 )
 from proxy.decision_writer import DecisionWriter
 from proxy.redis_client import RedisClient
+from proxy.shadow_pairs import PairWriter
 from proxy.stats import StatsRegistry, TrackStats
 
 log = logging.getLogger("splitgate.proxy.flusher")
@@ -89,6 +92,11 @@ def _is_sum(name: str) -> bool:
     return name.split("\t", 3)[2].endswith("_sum_ms")
 
 
+def _name_of(s: TrackStats) -> Callable[[str, str, str], str]:
+    """Shadow copies count in fields of their own, never in the track's totals."""
+    return shadow_field_name if s.mode == "shadow" else field_name
+
+
 def snapshot(s: TrackStats) -> list[float]:
     return [
         s.requests,
@@ -119,9 +127,11 @@ class MetricsFlusher:
         max_pending_windows: int = 360,
         clock: Callable[[], float] = time.time,
         decisions: DecisionWriter | None = None,
+        pairs: PairWriter | None = None,
     ) -> None:
         self._redis = redis
         self._decisions = decisions
+        self._pairs = pairs
         self._keys = keys
         self._stats = stats
         self._interval_s = interval_s
@@ -150,11 +160,22 @@ class MetricsFlusher:
                 log.debug("decision log flush failed (%s); its batch is dropped", exc)
             except Exception:  # a bug in one batch must not stop the metrics
                 log.exception("decision log flush failed; its batch is dropped")
+            try:
+                await self.flush_pairs()
+            except (TimeoutError, RedisError, OSError) as exc:
+                log.debug("shadow pairs flush failed (%s); its batch is dropped", exc)
+            except Exception:
+                log.exception("shadow pairs flush failed; its batch is dropped")
 
     async def flush_decisions(self) -> None:
         """Send the routing decisions kept since the last flush (``proxy.decision_writer``)."""
         if self._decisions is not None:
             await self._decisions.flush()
+
+    async def flush_pairs(self) -> None:
+        """Send the shadow pairs completed since the last flush (``proxy.shadow_pairs``)."""
+        if self._pairs is not None:
+            await self._pairs.flush()
 
     def collect(self) -> None:
         """Move every counter's growth since the last collect into the pending windows."""
@@ -163,7 +184,8 @@ class MetricsFlusher:
             key = id(s)
             names = self._names.get(key)
             if names is None:
-                names = self._names[key] = [field_name(s.track, s.version, m) for m in METRICS]
+                name_of = _name_of(s)
+                names = self._names[key] = [name_of(s.track, s.version, m) for m in METRICS]
             values, feedback = snapshot(s), dict(s.feedback)
             before_values, before_feedback = self._sent.get(key, (None, {}))
             self._sent[key] = (values, feedback)
@@ -177,7 +199,7 @@ class MetricsFlusher:
             for metric, value in feedback.items():
                 delta = value - before_feedback.get(metric, 0)
                 if delta:
-                    name = field_name(s.track, s.version, metric)
+                    name = _name_of(s)(s.track, s.version, metric)
                     window[name] = window.get(name, 0) + delta
             if s.flag:  # the released audience alone, besides the track's totals above
                 for metric, value, was in zip(METRICS, values, old, strict=True):

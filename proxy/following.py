@@ -20,6 +20,8 @@ from proxy.decisions import DecisionLog
 from proxy.flusher import MetricsFlusher
 from proxy.redis_client import RedisClient, connect
 from proxy.settings import Follow
+from proxy.shadow import Mirror
+from proxy.shadow_pairs import PairWriter
 from proxy.stats import StatsRegistry
 from proxy.watcher import RoutingWatcher
 
@@ -33,11 +35,13 @@ async def join(
     stats: StatsRegistry,
     health: Callable[[], Mapping[str, UpstreamHealth]] = dict,
     decisions: DecisionLog | None = None,
+    mirror: Mirror | None = None,
 ) -> tuple[RedisClient, RoutingWatcher, MetricsFlusher, list[asyncio.Task[None]]]:
     """One quick first look, then the watcher and the flusher in the background: the Redis
     client, both, and their tasks. When Redis does not answer within ``first_sync_s`` the
     proxy serves the file's routing and the watcher keeps trying. The flusher also writes
-    the routing decisions ``decisions`` keeps (``config.decisions``)."""
+    the routing decisions ``decisions`` keeps (``config.decisions``) and the shadow pairs
+    ``mirror`` completes (``config.shadow``)."""
     redis = connect(follow.redis_url)
     watcher = RoutingWatcher(
         redis,
@@ -58,7 +62,8 @@ async def join(
     if decisions is not None:
         writer = DecisionWriter(redis, follow.keys, decisions)
         decisions.activate()
-    flusher = MetricsFlusher(redis, follow.keys, stats, decisions=writer)
+    pairs = PairWriter(redis, follow.keys, mirror) if mirror is not None else None
+    flusher = MetricsFlusher(redis, follow.keys, stats, decisions=writer, pairs=pairs)
     tasks = [
         asyncio.create_task(watcher.run(), name="routing-watcher"),
         asyncio.create_task(flusher.run(), name="metrics-flusher"),
@@ -77,4 +82,5 @@ async def leave(
             async with asyncio.timeout(2):
                 await flusher.flush()
                 await flusher.flush_decisions()
+                await flusher.flush_pairs()
     await redis.aclose()

@@ -31,9 +31,11 @@ from proxy.client import Body, UpstreamClient, UpstreamError, UpstreamResponse
 from proxy.decisions import DecisionLog
 from proxy.endpoints import Endpoint, EndpointPool
 from proxy.errors import error_response
-from proxy.exchange import Exchange, failure_class, record
+from proxy.exchange import Exchange, failure_class, note_primary, record
 from proxy.headers import RequestHeaderFilter
 from proxy.relay import Relay
+from proxy.shadow import Mirror
+from proxy.shadow_route import CompiledShadow
 from proxy.table import CompiledFlag, CompiledRoute, CompiledTrack, TableRef
 from proxy.watchdog import Watchdog
 
@@ -53,6 +55,7 @@ class Forwarder:
         internal_secret: str | None,
         signing_key: bytes,
         decisions: DecisionLog | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self._table = table
         self._client = client
@@ -71,6 +74,7 @@ class Forwarder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._relay = Relay(pool, settings.timeouts.idle, self._stamp)
         self._decisions = decisions or DecisionLog()  # inactive: keeps nothing
+        self._mirror = mirror or Mirror(client, pool, signing_key)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         target = request.raw_path  # the request line's target, as sent
@@ -128,8 +132,12 @@ class Forwarder:
             dog.stop()
             if exchange.endpoint is not None:
                 exchange.endpoint.in_flight -= 1
-            record(exchange, loop.time())
+            now = loop.time()
+            record(exchange, now)
             self._decisions.note(exchange, route, forced, key)
+            if exchange.shadow is not None:
+                note_primary(exchange, exchange.shadow, now)
+                self._mirror.primary_done(exchange.shadow)
         if not response.prepared:
             self._stamp(response, exchange)
         return response
@@ -213,6 +221,9 @@ class Forwarder:
         target = request.raw_path
         if target[:1] != "/":
             target = request.rel_url.raw_path_qs  # absolute-form: the path and query only
+        shadow = route.shadow
+        if shadow is not None and request.method == "POST" and track.name != shadow.track:
+            self._mirror_copy(exchange, shadow, request.method, target, outgoing, body)
         dog.set(exchange.started + self._timeouts.first_byte, "first_byte")
         upstream, error = await self._send(
             request.method, target, outgoing, payload, streamed, plan, exchange
@@ -226,6 +237,27 @@ class Forwarder:
         loop = self._loop
         assert loop is not None
         return await self._relay.answer(request, upstream, dog, exchange, loop)
+
+    def _mirror_copy(
+        self,
+        exchange: Exchange,
+        shadow: CompiledShadow,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes | StreamedBody | None,
+    ) -> None:
+        """Draw this request for the route's shadow; if drawn, send its copy (in a task of its
+        own, which runs once this one waits for the primary's answer)."""
+        ticket = self._mirror.ticket(shadow, exchange.nonce, exchange.request_id)
+        if ticket is None:
+            return
+        exchange.shadow = ticket
+        if isinstance(body, StreamedBody):
+            self._mirror.streamed(ticket)  # not kept: it cannot be copied
+            exchange.shadow = None
+            return
+        self._mirror.launch(ticket, method, target, headers, body)
 
     def _plan(
         self, route: CompiledRoute, track: CompiledTrack, forced: bool

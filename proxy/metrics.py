@@ -2,7 +2,7 @@
 
 Per route, track and version: requests, errors by class, clients that went away, latency and
 time-to-first-byte histograms (seconds), and tokens from the responses' ``usage``. Labels are
-route, track, version and error class only: no user ids, paths or models, so the number of
+route, track, version, mode (live or shadow) and error class only: no user ids, paths or models, so the number of
 series stays bounded by the routing document. The same series under ``splitgate_flag_*``, with
 a ``flag`` label, count the requests each feature flag released (the ``splitgate_*`` totals
 include them): bounded by the flags the documents held. Plus the routing state: the generation in use,
@@ -43,10 +43,13 @@ from proxy.table import CompiledRoute, TableRef
 if TYPE_CHECKING:
     from proxy.decisions import DecisionLog
     from proxy.flusher import MetricsFlusher
+    from proxy.shadow import Mirror
     from proxy.watcher import RoutingWatcher
     from proxy.worker_metrics import WorkerShare
 
 LABELS = ["route", "track", "version"]
+MODE_LABELS = [*LABELS, "mode"]
+"""``mode``: ``live`` for the requests users sent, ``shadow`` for a route's mirrored copies."""
 FLAG_LABELS = [*LABELS, "flag"]
 _EXPOSED = range(0, len(BUCKET_BOUNDS_MS), 2)
 """Every second bound (a factor of √2): precise enough for dashboards, half the series."""
@@ -61,11 +64,11 @@ class TrackCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         everything = list(self._stats)
-        totals: dict[tuple[str, str, str], list[TrackStats]] = {}
+        totals: dict[tuple[str, str, str, str], list[TrackStats]] = {}
         for s in everything:
-            totals.setdefault((s.route, s.track, s.version), []).append(s)
+            totals.setdefault((s.route, s.track, s.version, s.mode), []).append(s)
         yield from _families(
-            "splitgate", LABELS, [(list(key), group) for key, group in totals.items()]
+            "splitgate", MODE_LABELS, [(list(key), group) for key, group in totals.items()]
         )
         yield from _families(
             "splitgate_flag",
@@ -83,6 +86,8 @@ class TrackCollector(Collector):
             labels=[*LABELS, "kind"],
         )
         for s in everything:
+            if s.mode != "live":
+                continue
             for name, value in sorted(s.feedback.items()):
                 family.add_metric([s.route, s.track, s.version, name.removeprefix("fb:")], value)
         return family
@@ -225,6 +230,31 @@ def _roles(route: CompiledRoute) -> dict[str, str]:
     return roles
 
 
+class ShadowCollector(Collector):
+    """Shadow copies in flight and requests not mirrored, per route (``proxy.shadow``)."""
+
+    def __init__(self, mirror: Mirror) -> None:
+        self._mirror = mirror
+
+    def collect(self) -> Iterator[Metric]:
+        dropped = CounterMetricFamily(
+            "splitgate_shadow_dropped",
+            "Requests drawn for mirroring but not copied (in_flight, tokens: over the route's "
+            "limits; streamed_body: too large to keep) and pairs not kept (pairs).",
+            labels=["route", "reason"],
+        )
+        in_flight = GaugeMetricFamily(
+            "splitgate_shadow_in_flight",
+            "Shadow copies running now on this process.",
+            labels=["route"],
+        )
+        for route, gate in sorted(self._mirror.gates.items()):
+            for reason, count in gate.dropped.items():
+                dropped.add_metric([route, reason], count)
+            in_flight.add_metric([route], gate.in_flight)
+        yield from (dropped, in_flight)
+
+
 class ProxyMetrics:
     def __init__(
         self,
@@ -234,6 +264,7 @@ class ProxyMetrics:
         flusher: Callable[[], MetricsFlusher | None],
         clock: Callable[[], float] = time.monotonic,
         decisions: DecisionLog | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         """``clock``: the endpoint pool's, against which ejections end."""
         self.registry = CollectorRegistry()
@@ -266,6 +297,8 @@ class ProxyMetrics:
             lambda: 1.0 if (w := watcher()) is not None and w.connected else 0.0,
         )
         self.registry.register(SampleRatioCollector(table))
+        if mirror is not None:
+            self.registry.register(ShadowCollector(mirror))
         gauge(
             "splitgate_metrics_flush_failures",
             "Flushes of metric windows to Redis that failed (their counts wait for the next).",

@@ -23,11 +23,13 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from config.shadow import CAPTURE_BYTES
 from proxy.answers import abort
 from proxy.client import UpstreamError, UpstreamResponse
 from proxy.endpoints import EndpointPool
 from proxy.exchange import Exchange
 from proxy.headers import response_headers
+from proxy.shadow import Side
 from proxy.stats import read_tail
 from proxy.watchdog import Watchdog
 
@@ -105,6 +107,35 @@ class Pipe:
         self.last = chunk
 
 
+class CapturePipe(Pipe):
+    """A ``Pipe`` that also keeps the first ``CAPTURE_BYTES`` of the body, for a mirrored
+    request's pair (``proxy.shadow``): only mirrored requests pay for it."""
+
+    __slots__ = ("_side", "_size")
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        chunked: bool,
+        loop: asyncio.AbstractEventLoop,
+        dog: Watchdog,
+        idle: float,
+        exchange: Exchange,
+        side: Side,
+    ) -> None:
+        super().__init__(transport, chunked, loop, dog, idle, exchange)
+        self._side = side
+        self._size = 0
+
+    def passed(self, chunk: bytes) -> None:
+        super().passed(chunk)
+        if self._size < CAPTURE_BYTES:
+            self._side.body.append(chunk)
+            self._size += len(chunk)
+        else:
+            self._side.truncated = True
+
+
 class Relay:
     """Relays one upstream answer to the client; ``stamp`` adds the proxy's own headers."""
 
@@ -163,7 +194,14 @@ class Relay:
             if transport is None:
                 raise ConnectionResetError("the client's connection is gone")
             chunked = response.headers.get("Transfer-Encoding") == "chunked"
-            pipe = Pipe(transport, chunked, loop, dog, self._idle, exchange)
+            ticket = exchange.shadow
+            if ticket is None:
+                pipe = Pipe(transport, chunked, loop, dog, self._idle, exchange)
+            else:
+                ticket.primary.sse = sse
+                pipe = CapturePipe(
+                    transport, chunked, loop, dog, self._idle, exchange, ticket.primary
+                )
             upstream.pipe(pipe)
             read = upstream.read
             write = response.write
@@ -210,6 +248,11 @@ class Relay:
         if sse:
             response.headers["X-Accel-Buffering"] = "no"
             response.headers.setdefault("Cache-Control", "no-cache")
+        ticket = exchange.shadow
+        if ticket is not None:
+            ticket.primary.sse = sse
+            ticket.primary.body.append(body[:CAPTURE_BYTES])
+            ticket.primary.truncated = len(body) > CAPTURE_BYTES
         upstream.release()
         if upstream.status < 300 and (sse or "json" in content_type):
             self._read_tail(body, sse, exchange)
@@ -224,3 +267,8 @@ class Relay:
             stats.add_usage(facts.prompt_tokens or 0, facts.completion_tokens or 0)
         if not facts.finished:
             exchange.error = "truncated"
+        ticket = exchange.shadow
+        if ticket is not None:
+            ticket.primary.prompt = facts.prompt_tokens
+            ticket.primary.completion = facts.completion_tokens
+            ticket.primary.finished = facts.finished

@@ -53,6 +53,7 @@ class TrackStats:
         "flag",
         "latency",
         "latency_sum_ms",
+        "mode",
         "prompt_sq",
         "prompt_tokens",
         "requests",
@@ -64,12 +65,16 @@ class TrackStats:
         "version",
     )
 
-    def __init__(self, route: str, track: str, version: str, flag: str = "") -> None:
+    def __init__(
+        self, route: str, track: str, version: str, flag: str = "", mode: str = "live"
+    ) -> None:
         self.route = route
         self.track = track
         self.version = version
         self.flag = flag
         """The feature flag whose releases these are; empty for every other request."""
+        self.mode = mode
+        """``live`` (requests users sent) or ``shadow`` (the copies a route mirrored)."""
         self.requests = 0
         self.assigned = 0
         """Requests the weighted split sent here (not forced, counted before any fallback):
@@ -122,13 +127,15 @@ class StatsRegistry:
     """
 
     def __init__(self) -> None:
-        self._stats: dict[tuple[str, str, str, str], TrackStats] = {}
+        self._stats: dict[tuple[str, str, str, str, str], TrackStats] = {}
 
-    def get(self, route: str, track: str, version: str, flag: str = "") -> TrackStats:
-        key = (route, track, version, flag)
+    def get(
+        self, route: str, track: str, version: str, flag: str = "", mode: str = "live"
+    ) -> TrackStats:
+        key = (route, track, version, flag, mode)
         stats = self._stats.get(key)
         if stats is None:
-            stats = self._stats[key] = TrackStats(route, track, version, flag)
+            stats = self._stats[key] = TrackStats(route, track, version, flag, mode)
         return stats
 
     def __iter__(self) -> Iterator[TrackStats]:

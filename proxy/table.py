@@ -44,6 +44,7 @@ from config.schema import HASH_BUCKETS, Route, RoutingDocument
 from config.stickiness import Source, bucket, compile_sources, reads_body, salt_prefix
 from config.targeting import flags_of
 from proxy.endpoints import Balancer, EndpointPool
+from proxy.shadow_route import CompiledShadow, compile_shadow
 from proxy.stats import StatsRegistry, TrackStats
 
 Reader = tuple[str | None, Callable[[str], int]]
@@ -157,6 +158,8 @@ class CompiledRoute:
     """None when no enabled flag of the document names this route."""
     reads_body: bool = False
     """A ``conversation`` source may take the sticky key from the buffered body."""
+    shadow: CompiledShadow | None = None
+    """Where a share of the route's POST requests is mirrored (``proxy.shadow``)."""
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def bucket_of(self, key: str) -> int:
@@ -265,6 +268,7 @@ def _compile_route(
         assigned_at_build={name: t.stats.assigned for name, t in tracks.items()},
         flags=_compile_flags(route.name, document, tracks, stats),
         reads_body=reads_body(stickiness),
+        shadow=compile_shadow(route, {n: t.balancer for n, t in tracks.items()}, stats),
     )
 
 

@@ -97,6 +97,7 @@ async def test_a_batch_lands_in_its_slots_with_each_rules_bucket(redis: Redis) -
         "generation": 7,
         "at": pytest.approx(NOW - 0.5, abs=0.05),
         "error": None,
+        "shadow": None,
     }
     flagged = Decision.model_validate_json(current["n2"])
     assert (flagged.rule, flagged.track) == ("flag:beta", "canary")

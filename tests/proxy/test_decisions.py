@@ -75,6 +75,7 @@ def test_the_entry_holds_the_decision_and_not_the_exchange() -> None:
         7,
         12.5,
         None,
+        None,
     )
 
 

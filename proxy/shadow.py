@@ -1,0 +1,298 @@
+"""Shadow traffic: a sampled share of a route's POST requests, copied to its shadow track.
+
+The user only ever sees the primary. For a request the draw picks (``Mirror.ticket``), the
+forwarder hands the complete body to ``Mirror.launch`` once the primary's request is sent:
+the copy then runs as a task of its own, with its own deadline (``Shadow.timeout``), reads
+the shadow's answer to the end (a stream is consumed, never relayed), is never retried, and
+whatever happens to it (refused, slow, reset mid-stream) stays inside the task: it is
+counted under the shadow track with ``mode="shadow"`` and never reaches the user.
+
+Limits, per proxy process and route: ``max_in_flight`` copies at once, and
+``max_tokens_per_minute`` of the tokens the shadow reported this minute. A request over a
+limit, or whose body streams (larger than ``buffer_body_bytes``), is not mirrored and is
+counted in ``dropped``. The primary's side of the pair is noted when its exchange ends
+(``primary_done``); once both sides are in, the pair waits for the flusher
+(``proxy.shadow_pairs``), which builds and writes it in the background.
+
+The request path pays one attribute test on a route without a shadow, and one random draw
+on a route with one; everything else is paid by the mirrored requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from config.feedback import Signer
+from config.shadow import CAPTURE_BYTES
+from proxy.client import UpstreamClient, UpstreamError
+from proxy.endpoints import EndpointPool
+from proxy.shadow_route import CompiledShadow
+from proxy.stats import read_tail
+
+log = logging.getLogger("splitgate.proxy.shadow")
+
+SHADOW_HEADER = ("x-splitgate-shadow", "1")
+"""Sent with every copy, so that the shadow's backend can tell a copy from a user's request."""
+MAX_READY = 10_000
+"""Pairs waiting for the flusher at most; more are dropped (and counted)."""
+DROP_REASONS = ("in_flight", "tokens", "streamed_body", "pairs")
+
+
+class Side:
+    """One answer of a pair, as the proxy saw it (built into ``config.shadow.PairSide``)."""
+
+    __slots__ = (
+        "body",
+        "completion",
+        "error",
+        "finished",
+        "latency_ms",
+        "prompt",
+        "sse",
+        "status",
+        "track",
+        "truncated",
+        "ttfb_ms",
+        "version",
+    )
+
+    def __init__(self, track: str, version: str) -> None:
+        self.track = track
+        self.version = version
+        self.status: int | None = None
+        self.error: str | None = None
+        self.latency_ms: float | None = None
+        self.ttfb_ms: float | None = None
+        self.prompt: int | None = None
+        self.completion: int | None = None
+        self.finished = True
+        self.sse = False
+        self.body: list[bytes] = []
+        """The first ``CAPTURE_BYTES`` of the answer's body (a stream's events included)."""
+        self.truncated = False
+
+
+class Ticket:
+    """One mirrored request, from the draw to its pair."""
+
+    __slots__ = (
+        "at",
+        "pair_id",
+        "primary",
+        "request_id",
+        "route",
+        "shadow",
+        "waiting",
+    )
+
+    def __init__(self, route: CompiledShadow, request_id: str, pair_id: str) -> None:
+        self.route = route
+        self.request_id = request_id
+        self.pair_id = pair_id
+        self.at = time.time()
+        self.primary = Side("", "")
+        """Filled in by the forwarder and the relay as the primary's answer goes by."""
+        self.shadow = Side(route.track, route.version)
+        self.waiting = 2
+        """Sides still to come in: the pair is ready at 0."""
+
+
+@dataclass
+class Gate:
+    """One route's limits on this process: copies in flight, tokens used this minute."""
+
+    in_flight: int = 0
+    minute: int = 0
+    tokens: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+
+
+class Mirror:
+    def __init__(self, client: UpstreamClient, pool: EndpointPool, signing_key: bytes) -> None:
+        self._client = client
+        self._pool = pool
+        self._sign = Signer(signing_key)
+        self._draw = random.random
+        self.gates: dict[str, Gate] = {}
+        self.ready: deque[Ticket] = deque()
+        """Pairs with both sides in, for the flusher."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def gate(self, route: str) -> Gate:
+        gate = self.gates.get(route)
+        if gate is None:
+            gate = self.gates[route] = Gate()
+        return gate
+
+    def ticket(self, shadow: CompiledShadow, nonce: str, request_id: str) -> Ticket | None:
+        """A ticket when this request is drawn for mirroring and the limits allow a copy."""
+        if self._draw() * 10_000 >= shadow.threshold:
+            return None
+        gate = self.gate(shadow.route)
+        settings = shadow.settings
+        if gate.in_flight >= settings.max_in_flight:
+            gate.dropped["in_flight"] += 1
+            return None
+        budget = settings.max_tokens_per_minute
+        if budget is not None:
+            minute = int(time.monotonic() // 60)
+            if minute != gate.minute:
+                gate.minute, gate.tokens = minute, 0
+            if gate.tokens >= budget:
+                gate.dropped["tokens"] += 1
+                return None
+        gate.in_flight += 1
+        return Ticket(shadow, request_id, self._sign(nonce, shadow.pair_payload))
+
+    def streamed(self, ticket: Ticket) -> None:
+        """The primary's body streams: it is not kept, so it cannot be copied."""
+        gate = self.gate(ticket.route.route)
+        gate.in_flight -= 1
+        gate.dropped["streamed_body"] += 1
+
+    def launch(
+        self,
+        ticket: Ticket,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+    ) -> None:
+        """Send the copy in the background (the primary's request is on its way)."""
+        task = asyncio.get_running_loop().create_task(
+            self._copy(ticket, method, target, [*headers, SHADOW_HEADER], body)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def primary_done(self, ticket: Ticket) -> None:
+        """The primary's exchange ended (``ticket.primary`` is filled in)."""
+        self._arrived(ticket)
+
+    def _arrived(self, ticket: Ticket) -> None:
+        ticket.waiting -= 1
+        if ticket.waiting:
+            return
+        if ticket.route.settings.max_pairs == 0:
+            return
+        if len(self.ready) >= MAX_READY:
+            self.gate(ticket.route.route).dropped["pairs"] += 1
+            return
+        self.ready.append(ticket)
+
+    async def _copy(
+        self,
+        ticket: Ticket,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+    ) -> None:
+        shadow = ticket.route
+        side = ticket.shadow
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first: float | None = None
+        upstream = None
+        endpoint = None
+        try:
+            async with asyncio.timeout(shadow.settings.timeout):
+                order = shadow.balancer.order(self._pool.now())
+                if not order:
+                    side.error = "connect"
+                    return
+                endpoint = order[0]
+                endpoint.in_flight += 1
+                upstream = await self._client.send(endpoint, method, target, headers, body)
+                side.status = upstream.status
+                content_type = upstream.header("content-type") or ""
+                side.sse = content_type.startswith("text/event-stream")
+                upstream.forget_head()
+                size = 0
+                previous = last = b""
+                while chunk := await upstream.read():
+                    if first is None:
+                        first = loop.time()
+                    if size < CAPTURE_BYTES:
+                        side.body.append(chunk)
+                        size += len(chunk)
+                    else:
+                        side.truncated = True
+                    previous, last = last, chunk
+                if first is None:
+                    first = loop.time()
+                upstream.release()
+                upstream = None
+                _facts(side, previous + last, content_type)
+        except TimeoutError:
+            side.error = "timeout"
+        except UpstreamError as exc:
+            side.error = _error_class(exc)
+        except asyncio.CancelledError:
+            side.error = "client_gone"  # the proxy is shutting down
+            raise
+        except Exception:  # a copy must never take anything else down
+            log.exception("shadow copy to %s failed", shadow.track)
+            side.error = "cut"
+        finally:
+            if upstream is not None:
+                upstream.close()
+            if endpoint is not None:
+                endpoint.in_flight -= 1
+            self._done(ticket, side, started, first, loop.time())
+
+    def _done(
+        self, ticket: Ticket, side: Side, started: float, first: float | None, now: float
+    ) -> None:
+        shadow = ticket.route
+        gate = self.gate(shadow.route)
+        gate.in_flight -= 1
+        side.latency_ms = (now - started) * 1000.0
+        side.ttfb_ms = None if first is None else (first - started) * 1000.0
+        stats = shadow.stats
+        stats.record(side.latency_ms, side.ttfb_ms, side.error)
+        if side.prompt is not None or side.completion is not None:
+            prompt, completion = side.prompt or 0, side.completion or 0
+            stats.add_usage(prompt, completion)
+            if shadow.settings.max_tokens_per_minute is not None:
+                minute = int(time.monotonic() // 60)
+                if minute != gate.minute:
+                    gate.minute, gate.tokens = minute, 0
+                gate.tokens += prompt + completion
+        self._arrived(ticket)
+
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def close(self) -> None:
+        """Stop every copy still running (the proxy is stopping): copies are not drained."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _facts(side: Side, tail: bytes, content_type: str) -> None:
+    """The shadow's status class, usage and completeness, as live traffic counts them."""
+    status = side.status or 0
+    if status >= 500:
+        side.error = "upstream_5xx"
+    elif status == 429:
+        side.error = "upstream_429"
+    if status < 300 and (side.sse or "json" in content_type):
+        facts = read_tail(tail, side.sse)
+        side.prompt, side.completion = facts.prompt_tokens, facts.completion_tokens
+        side.finished = facts.finished
+        if not facts.finished and side.error is None:
+            side.error = "truncated"
+
+
+def _error_class(error: UpstreamError) -> str:
+    """As live traffic counts it: no connection, no answer in time, or broken off."""
+    return error.kind if error.kind in ("connect", "timeout") else "cut"
