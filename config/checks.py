@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from config.durations import Duration
 from config.schema import Model, Name
-from config.thresholds import USAGE_METRICS, Metric, parse_threshold
+from config.thresholds import SHADOW_METRICS, USAGE_METRICS, Metric, parse_threshold
 
 
 def check_thresholds(criteria: dict[str, str]) -> dict[str, str]:
@@ -90,6 +90,12 @@ class PostDeploy(Model):
         if usage:
             # The promoted version has no baseline left and its price is the plan's business.
             raise ValueError(f"{', '.join(usage)}: not a post-deploy criterion")
+        shadow = sorted(SHADOW_METRICS & set(value))
+        if shadow:
+            raise ValueError(
+                f"{', '.join(shadow)}: measured on shadow copies, which a promoted version "
+                "no longer gets: not a post-deploy criterion"
+            )
         return check_thresholds(value)
 
 

@@ -25,7 +25,8 @@ default), so the layout works on Redis Cluster as well as on a single server or 
                                (``config.decisions``)
 - ``{ns}:shadow:pairs:<route>`` stream: the route's shadow pairs, capped and expiring
                                (``config.shadow``)
-- ``{ns}:shadow:judged:<nonce>`` the verdict given on one pair, with the pairs' TTL
+- ``{ns}:shadow:judged:<nonce>`` the verdict given on one pair, kept 30 days (the longest
+                               ``pairs_ttl``)
 """
 
 from __future__ import annotations

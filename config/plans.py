@@ -2,7 +2,8 @@
 
 A plan file holds exactly one of ``canary_deployment``, ``blue_green_deployment``,
 ``big_bang_deployment`` or ``ab_testing``. The checks around a rollout (checklist, post-deploy
-checks, limits) are in ``config.checks``; environment defaults in ``config.environments``.
+checks, limits) are in ``config.checks``; a canary's phases, and the shadow phase it may open
+with, in ``config.phases``; environment defaults in ``config.environments``.
 The seed's own blocks load as written once they say which route and which new version they
 move (``route`` and ``candidate``). Durations read ``2 hours``, ``30 minutes``, ``5m``;
 thresholds ``< 1%``, ``< 2000ms``, ``> 4.0/5.0``; conditions ``error_rate > 5%``.
@@ -20,10 +21,12 @@ from pydantic import Field, field_validator, model_validator
 from config.checks import Checklist, Limits, PostDeploy, check_thresholds
 from config.durations import Duration
 from config.loader import load_model, parse_model
+from config.phases import Phase as Phase  # importers take it from here, as before
+from config.phases import check_live_metrics, check_shadow_phases
 from config.pricing import Capacity, Price, check_ab_pricing, check_pricing
 from config.schema import Model, Name, UpstreamURL, Weight
 from config.thresholds import (
-    ConditionField,
+    SHADOW_METRICS,
     Metric,
     parse_threshold,
     with_unit,
@@ -39,42 +42,7 @@ class Candidate(Model):
     upstreams: list[UpstreamURL] = Field(min_length=1)
 
 
-DEFAULT_MAX_DURATION = 3600.0
-"""A phase without a ``duration`` decides within this long (its ``max_duration``)."""
-
 OnInconclusive = Literal["pause", "promote", "rollback"]
-
-
-class Phase(Model):
-    name: str = Field(min_length=1, max_length=200)
-    traffic: Weight
-    duration: Duration | None = None
-    """The minimum bake: the phase is not judged complete before it has passed."""
-    max_duration: Duration | None = None
-    """When it has passed with verdicts still inconclusive, the plan's ``on_inconclusive``
-    applies. Default: 3 × ``duration``, or one hour without a duration."""
-    auto_promote: bool = True
-    requires_approval: bool = False
-    rollback_if: list[ConditionField] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _deadline(self) -> Phase:
-        if (
-            self.max_duration is not None
-            and self.duration is not None
-            and self.max_duration < self.duration
-        ):
-            raise ValueError(
-                f"max_duration ({self.max_duration:g} s) is shorter than duration "
-                f"({self.duration:g} s): the phase could never finish its bake"
-            )
-        return self
-
-    def deadline(self) -> float:
-        """Seconds after the phase starts when it must decide (``max_duration``)."""
-        if self.max_duration is not None:
-            return self.max_duration
-        return DEFAULT_MAX_DURATION if self.duration is None else 3 * self.duration
 
 
 class MetricCheck(Model):
@@ -173,6 +141,7 @@ class CanaryPlan(Model):
     @field_validator("phases")
     @classmethod
     def _ramp(cls, phases: list[Phase]) -> list[Phase]:
+        check_shadow_phases(phases)
         for before, after in pairwise(phases):
             if after.traffic < before.traffic:
                 raise ValueError(
@@ -192,7 +161,9 @@ class CanaryPlan(Model):
         used: list[tuple[str, str]] = [(c.name, c.threshold) for c in self.canary_metrics.primary]
         used += [(c.name, c.threshold) for c in self.canary_metrics.secondary]
         used += list(self.config.success_criteria.items())
+        check_live_metrics([m for m, _ in used])
         used += [(c.metric, c.threshold.text) for p in self.phases for c in p.rollback_if]
+        used += [item for p in self.phases for item in p.criteria.items()]
         statistical = self.comparison.method == "statistical"
         prices: dict[str, Price] = {str(side): p for side, p in self.pricing.items()}
         check_pricing(used, prices, ("candidate", "baseline"), statistical=statistical)
@@ -338,6 +309,12 @@ class ABTestPlan(Model):
         if round(sum(self.split.values()) * 100) != 10_000:
             raise ValueError("the split must add up to 100")
         check_ab_pricing(self.split, self.metrics, self.pricing)
+        shadow = sorted(SHADOW_METRICS & set(self.metrics))
+        if shadow:
+            raise ValueError(
+                f"an A/B test compares live tracks: {', '.join(shadow)} judges shadow copies, "
+                "in a canary plan's shadow phase"
+            )
         return self
 
 

@@ -73,6 +73,12 @@ class ChecklistState(Stored):
     recommended: dict[str, Attestation | None] = Field(default_factory=dict)
 
 
+Json = dict[str, Any]
+"""A JSON object whose shape belongs to another module: a plan as written
+(``config.plans``), a sequential test's state (``RateTest``), an accumulator's counts
+(``control.accumulate``). Each is validated by its owner where it is used."""
+
+
 class HandedOverTrack(Stored):
     name: str
     version: str
@@ -85,12 +91,12 @@ class Desired(Stored):
     weights: dict[str, float]
     reason: str
     track: HandedOverTrack | None = None
-
-
-Json = dict[str, Any]
-"""A JSON object whose shape belongs to another module: a plan as written
-(``config.plans``), a sequential test's state (``RateTest``), an accumulator's counts
-(``control.accumulate``). Each is validated by its owner where it is used."""
+    shadow: Json | None = None
+    """The route's ``shadow`` (``config.shadow.Shadow``) to set with the weights: a shadow
+    phase begins."""
+    end_shadow: str | None = None
+    """Remove the route's ``shadow`` with the weights if it mirrors to this track (the
+    candidate's): the rollout leaves its shadow phase, or ends."""
 
 
 class PostDeployCheck(Stored):

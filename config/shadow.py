@@ -10,8 +10,8 @@ Redis:
 - ``{ns}:shadow:pairs:<route>``  stream of pairs, one entry per mirrored request (field
   ``pair``: the pair's JSON), trimmed to ``max_pairs`` and to ``pairs_ttl``, the key itself
   expiring ``pairs_ttl`` after the last pair;
-- ``{ns}:shadow:judged:<pair nonce>``  the verdict given on a pair (one per pair), with the
-  pairs' TTL;
+- ``{ns}:shadow:judged:<pair nonce>``  the verdict given on a pair (one per pair), kept 30
+  days (the longest ``pairs_ttl``);
 - metric windows: the shadow copies' counts under five-part fields
   ``<track>\\t<version>\\t<metric>\\t\\tshadow`` (``config.metrics.shadow_field_name``), which
   readers of live traffic skip.
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from config.base import Model, Name
 from config.durations import Duration
@@ -86,7 +86,10 @@ class Shadow(Model):
 
 
 class PairSide(Model):
-    """One answer of a pair."""
+    """One answer of a pair. Pairs are read back by control planes of other releases: a
+    field this one does not know is ignored, not refused."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     track: str
     version: str
@@ -109,7 +112,10 @@ class PairSide(Model):
 
 
 class ShadowPair(Model):
-    """A mirrored request: the primary's answer and the shadow's, as stored and exported."""
+    """A mirrored request: the primary's answer and the shadow's, as stored and exported
+    (unknown fields ignored, as ``PairSide``'s)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     request_id: str
     """The id the client saw (``X-Request-Id``)."""

@@ -5,8 +5,9 @@ the metric too: ``"error_rate > 5%"``, ``"latency_p95 > 3000ms"``. Every value i
 unit its metric is measured in: rates as fractions (``1%`` → 0.01), latencies in milliseconds
 (``2 s`` → 2000), satisfaction on the 1–5 scale (``4.0/5.0`` → 4.0, ``0.8/1`` → 4.0), tokens
 per request as a count (``< 900``, ``< 900 tokens``), cost per request in the plan's currency
-(``< $0.002``). Tokens and cost may also be judged against the baseline: ``< baseline + 10%``,
-``> baseline + 30%``, ``< baseline`` (``relative``; ``value`` is then the ratio, 1.1).
+(``< $0.002``), the shadow's win rate as a rate (``> 45%``). Tokens and cost may also be
+judged against the baseline: ``< baseline + 10%``, ``> baseline + 30%``, ``< baseline``
+(``relative``; ``value`` is then the ratio, 1.1).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ Metric = Literal[
     "user_satisfaction",
     "tokens_per_request",
     "cost_per_request",
+    "shadow_win_rate",
 ]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 _KIND = {
@@ -40,9 +42,13 @@ _KIND = {
     "user_satisfaction": "score",
     "tokens_per_request": "tokens",
     "cost_per_request": "cost",
+    "shadow_win_rate": "rate",
 }
 USAGE_METRICS = frozenset({"tokens_per_request", "cost_per_request"})
 """Means of what the upstream's ``usage`` reported, judged by ``control.analysis.usage``."""
+SHADOW_METRICS = frozenset({"shadow_win_rate"})
+"""Measured on a track's shadow copies (``config.shadow``), never on its live traffic:
+``shadow_win_rate``, the share of judged pairs the shadow won, ties counting half."""
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, window_start
+from config.metrics import WINDOW_S, WINDOW_TTL_S, TrackWindow, shadow_arm, window_start
 from control.metric_source import Merged, MetricSource
 
 GRACE_S = 5.0
 """A window is closed this long after it ends (proxies flush every second)."""
+SHADOW_SUFFIX = shadow_arm("")
 
 
 def new_accumulator(started_at: float) -> dict[str, Any]:
@@ -69,11 +70,13 @@ def from_dict(data: dict[str, Any] | None) -> TrackWindow:
 
 def arm(merged: Merged, track: str) -> TrackWindow:
     """One track's counts, every version of it summed; ``@<version>``: one version's counts,
-    on whichever tracks served it (``@`` is in no track name)."""
+    on whichever tracks served it live (``@`` is in no track name); ``shadow_arm(track)``:
+    the shadow copies ``track`` answered."""
     total = TrackWindow()
     by_version = track.startswith("@")
     for (name, version), window in merged.items():
-        if (version == track[1:]) if by_version else (name == track):
+        live = not name.endswith(SHADOW_SUFFIX)
+        if (version == track[1:] and live) if by_version else (name == track):
             total = add(total, window)
     return total
 

@@ -1,6 +1,7 @@
 """The admin API as one aiohttp application: every operation of the declared table
-(``control.openapi.OPERATIONS``: routes, feedback, request lookups, audit, rollouts, flags,
-segments and the control plane's own health), behind one guard (``control.api.guard``)."""
+(``control.openapi.OPERATIONS``: routes, feedback, request lookups, shadow pairs, audit,
+rollouts, flags, segments and the control plane's own health), behind one guard
+(``control.api.guard``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from control.openapi import OPERATIONS
 from control.requests_api import DECISIONS
 from control.rollouts import Rollouts
 from control.schedule import Schedules
+from control.shadow_api import PAIRS
+from control.shadow_pairs import ShadowPairs
 from control.store import DocumentStore
 from control.windows import WindowReader
 
@@ -42,6 +45,7 @@ def create_api(
     status: Status | None = None,
     registry: CollectorRegistry | None = None,
     decisions: DecisionReader | None = None,
+    shadow_pairs: ShadowPairs | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app[STORE] = store
@@ -54,6 +58,8 @@ def create_api(
     app[WINDOWS] = windows
     if decisions is not None:
         app[DECISIONS] = decisions
+    if shadow_pairs is not None:
+        app[PAIRS] = shadow_pairs
     app[TOKEN] = token
     app[STATUS] = status or ready_without_loops
     app[REGISTRY] = registry or CollectorRegistry()

@@ -32,6 +32,7 @@ from control.redis_client import RedisClient, write_wait
 from control.rollout_store import RETENTION_S
 from control.rollouts import Rollouts
 from control.schedule import Schedules
+from control.shadow_pairs import ShadowPairs
 from control.store import DocumentStore
 from control.windows import WindowReader
 
@@ -93,6 +94,7 @@ class ControlApp:
             status=self.status,
             registry=self.registry,
             decisions=DecisionReader(redis, keys),
+            shadow_pairs=ShadowPairs(redis, keys),
         )
         self._guarding: asyncio.Task[None] | None = None
         self._rollout_interval_s = rollout_interval_s

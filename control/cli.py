@@ -1,8 +1,8 @@
-"""``splitgate weights|rollout|flags|top|request``: the admin API's command-line tools, one
-argparse tree.
+"""``splitgate weights|rollout|flags|top|request|shadow``: the admin API's command-line tools,
+one argparse tree.
 
 Each command's module (``weights_cli``, ``rollout_cli``, ``flags_cli``, ``top``,
-``request_cli``) builds its
+``request_cli``, ``shadow_cli``) builds its
 branch of the tree and runs on an ``AdminApi``; this module holds what they share.
 ``--admin-url`` and ``--token`` are declared once, in a parent parser that every command and
 subcommand takes: they go before or after a subcommand (the later one wins), and every
@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from control import flags_cli, request_cli, rollout_cli, top, weights_cli
+from control import flags_cli, request_cli, rollout_cli, shadow_cli, top, weights_cli
 from control.admin_client import AdminApi, AdminClient, ApiError, BadAnswer, Unreachable
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:8081"
@@ -60,6 +60,9 @@ COMMANDS = {
     "top": Command(top.HELP, top.DESCRIPTION, top.build, top.run, json=False),
     "request": Command(
         request_cli.HELP, request_cli.DESCRIPTION, request_cli.build, request_cli.run, json=True
+    ),
+    "shadow": Command(
+        shadow_cli.HELP, shadow_cli.DESCRIPTION, shadow_cli.build, shadow_cli.run, json=False
     ),
 }
 

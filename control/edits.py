@@ -88,6 +88,15 @@ def set_weights(document: RoutingDocument, route_name: str, weights: Any) -> Rou
     return _with_route(document, route, {"tracks": [t.model_dump() for t in tracks]})
 
 
+def set_shadow(document: RoutingDocument, route_name: str, shadow: Any) -> RoutingDocument:
+    """Mirror the route's requests as ``shadow`` says (``config.shadow.Shadow``), or stop
+    mirroring (None). Its track must be one of the route's, not the baseline."""
+    route = find_route(document, route_name)
+    if shadow is not None and not isinstance(shadow, Mapping):
+        raise EditError([FieldError("shadow", "an object with track and percent, or null")])
+    return _with_route(document, route, {"shadow": None if shadow is None else dict(shadow)})
+
+
 def put_track(
     document: RoutingDocument, route_name: str, track_name: str, body: Any
 ) -> RoutingDocument:

@@ -11,6 +11,11 @@ Counts (pure; the runner reads them from Redis):
 Each verdict is kept (``config.records.StoredVerdict``) with the figures a person needs: the candidate's and the
 baseline's value, the bound that decided, the samples still needed and, at the phase's rate
 so far, how long that takes (``eta_s``).
+
+A shadow phase (``config.phases``) is judged the same way on the candidate's shadow copies:
+its own ``criteria`` replace the plan's success criteria, and its comparisons with the
+baseline's live requests keep their state in slots of their own (``shadow:error_rate``,
+``shadow:capacity`` …), so the live phases' tests start fresh.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 
-from config.metrics import TrackWindow
+from config.metrics import TrackWindow, shadow_arm
 from config.plans import CanaryPlan
 from config.records import SequentialSlot, StoredVerdict
 from config.thresholds import USAGE_METRICS, Threshold, parse_threshold
@@ -60,6 +65,16 @@ confidence sequences (candidate and baseline) take half each."""
 _MINIMUM = {"error_rate": MIN_REQUESTS, "slow_requests": MIN_REQUESTS}
 
 
+SHADOW_SLOT = "shadow:"
+"""The prefix of the ``tests`` slots a shadow phase's comparisons and capacity hold use."""
+
+
+def candidate_arm(plan: CanaryPlan, phase: int) -> str:
+    """The arm the candidate is judged on in ``phase``: its shadow copies in a shadow phase."""
+    track = plan.candidate.track
+    return shadow_arm(track) if plan.phases[phase].shadow is not None else track
+
+
 def fresh_tests() -> dict[str, SequentialSlot]:
     return {
         name: SequentialSlot(test=asdict(RateTest(alpha=alpha)), consumed=[0, 0, 0, 0])
@@ -84,6 +99,14 @@ def criteria(plan: CanaryPlan) -> list[tuple[str, Threshold, bool]]:
     return list(found.values())
 
 
+def phase_criteria(plan: CanaryPlan, phase: int) -> list[tuple[str, Threshold, bool]]:
+    """What ``phase`` must meet: a shadow phase its own ``criteria`` (each required), a live
+    phase the plan's (``criteria``)."""
+    if plan.phases[phase].shadow is None:
+        return criteria(plan)
+    return [(m, parse_threshold(t, m), False) for m, t in plan.phases[phase].criteria.items()]
+
+
 def judge_phase(
     plan: CanaryPlan,
     phase: int,
@@ -100,7 +123,7 @@ def judge_phase(
         for c in plan.phases[phase].rollback_if
     ]
     success = []
-    for metric, threshold, secondary in criteria(plan):
+    for metric, threshold, secondary in phase_criteria(plan, phase):
         if metric in USAGE_METRICS:
             result = _usage(plan, metric, threshold, candidate, since, condition=False)
         else:
@@ -181,9 +204,10 @@ def look(
     and ``tests`` is left as it was (the new state is in the answer)."""
     new_tests = dict(tests)
     hold = None
+    prefix = SHADOW_SLOT if plan.phases[phase].shadow is not None else ""
     if not plan.comparison.count_429_as_errors:
-        hold, new_tests[capacity.SLOT] = capacity.limited(
-            tests.get(capacity.SLOT), counts.since[0], plan.capacity.rate()
+        hold, new_tests[prefix + capacity.SLOT] = capacity.limited(
+            tests.get(prefix + capacity.SLOT), counts.since[0], plan.capacity.rate()
         )
         counts = _served(counts)
     (cand_since, base_since), (cand_phase, base_phase) = counts.since, counts.phase
@@ -193,8 +217,8 @@ def look(
         for name in TESTS:
             if name == "slow_requests" and latency_edge is None:
                 continue
-            result, new_tests[name] = compare(
-                plan, _slot(tests, name), latency_edge, cand_since, base_since, name
+            result, new_tests[prefix + name] = compare(
+                plan, _slot(tests, prefix + name), latency_edge, cand_since, base_since, name
             )
             compared.append(result)
     base = _baselines(plan, base_phase, base_since)
@@ -222,7 +246,8 @@ def _slot(tests: Mapping[str, SequentialSlot], name: str) -> SequentialSlot:
     found = tests.get(name)
     if found is not None:
         return found
-    return SequentialSlot(test=asdict(RateTest(alpha=TESTS[name])), consumed=[0, 0, 0, 0])
+    alpha = TESTS[name.removeprefix(SHADOW_SLOT)]
+    return SequentialSlot(test=asdict(RateTest(alpha=alpha)), consumed=[0, 0, 0, 0])
 
 
 def _baselines(

@@ -23,5 +23,6 @@ class MetricSource(Protocol):
         ...
 
     async def read_each(self, route: str, first: int, last: int) -> list[tuple[int, Merged]]:
-        """Each window from start ``first`` to start ``last`` (inclusive), merged per track."""
+        """Each window from start ``first`` to start ``last`` (inclusive), merged per track;
+        shadow copies under ``config.metrics.shadow_arm(track)``."""
         ...

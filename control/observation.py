@@ -1,6 +1,8 @@
 """A running rollout's looks: once every replica acked its weights, the counts since the
 rollout and since the phase began, judged (the canary's thresholds and comparisons, the A/B
-test's report at its end), each look's verdicts kept in the verdict stream."""
+test's report at its end), each look's verdicts kept in the verdict stream. In a shadow
+phase the candidate's arm is its shadow copies (``shadow_arm``), the baseline's its live
+requests; a plan that opens with one counts that arm from its start."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from config.metrics import percentile_index
+from config.metrics import percentile_index, shadow_arm
 from config.plans import ABTestPlan, CanaryPlan
 from config.records import ABReport, RolloutLook, RolloutRecord, evolve
 from control import accumulate, looks
@@ -47,17 +49,16 @@ class Observer:
         record = evolve(record, acked=acked)
         if not acked:
             return record, Observation(now, False)
-        cand, base = plan.candidate.track, plan.baseline
+        cand, base = looks.candidate_arm(plan, state.phase), plan.baseline
+        names = arms(record)
         record = await self.start_counting(record, state.generation, now)
         accumulator, counts = record.accumulator, record.phase_counts
         if accumulator is None or counts is None or counts.get("generation") != state.generation:
             return record, Observation(now, True, (unreadable("cannot start the counts"),), ())
         accumulator, counts = copy.deepcopy(accumulator), copy.deepcopy(counts)
         try:
-            since = await accumulate.totals(
-                self._windows, plan.route, accumulator, [cand, base], now
-            )
-            phase = await accumulate.totals(self._windows, plan.route, counts, [cand, base], now)
+            since = await accumulate.totals(self._windows, plan.route, accumulator, names, now)
+            phase = await accumulate.totals(self._windows, plan.route, counts, names, now)
         except (RedisError, OSError) as exc:  # the store is down: an error, never a failure
             return record, Observation(now, True, (unreadable(str(exc)),), ())
         read = looks.Counts(
@@ -163,7 +164,9 @@ def arms(record: RolloutRecord) -> list[str]:
     plan = record.plan
     if record.strategy == "ab_test":
         return list(plan["split"])
-    return [plan["candidate"]["track"], plan["baseline"]]
+    cand = plan["candidate"]["track"]
+    shadow = [shadow_arm(cand)] if plan["phases"][0].get("shadow") else []
+    return [cand, plan["baseline"], *shadow]
 
 
 def unreadable(why: str) -> Assessment:

@@ -25,6 +25,7 @@ from control import (
     routes_api,
     segments_api,
     series_api,
+    shadow_api,
     ui_api,
 )
 from control.api import json_response
@@ -72,6 +73,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *flags_table.OPERATIONS,
     *segments_api.OPERATIONS,
     *series_api.OPERATIONS,
+    *shadow_api.OPERATIONS,
     *ui_api.OPERATIONS,
 )
 check_table(OPERATIONS)

@@ -53,6 +53,11 @@ def lines(answer: Mapping[str, Any], now: float) -> list[str]:
         out.append(f"chosen {answer.get('chosen')}, answered by {answer.get('answered')}")
     if answer.get("error"):
         out.append(f"failed: {answer['error']}")
+    copy = answer.get("shadow")
+    if isinstance(copy, Mapping):
+        out.append(
+            f"mirrored to {copy.get('track')} ({copy.get('version')}): pair {copy.get('pair_id')}"
+        )
     at = answer.get("at")
     if isinstance(at, (int, float)):
         out.append(f"decided {views.ago(float(at), now)}")

@@ -80,6 +80,7 @@ def _answer(
             chosen=decision.chosen,
             answered=decision.track,
             error=decision.error,
+            shadow=None if decision.shadow is None else decision.shadow.model_dump(),
         )
     return out
 
@@ -103,6 +104,12 @@ _ANSWER = {
         "chosen": {"type": "string", "description": "the track the rule chose"},
         "answered": {"type": "string", "description": "the track that answered"},
         "error": {"type": ["string", "null"]},
+        "shadow": {
+            "type": ["object", "null"],
+            "description": "the route mirrored this request: where its copy went",
+            "required": ["track", "version", "pair_id"],
+            "properties": {"track": _STRING, "version": _STRING, "pair_id": _STRING},
+        },
     },
 }
 

@@ -6,7 +6,8 @@ checklist's attestations, the last verdicts and, for an A/B test, its report; so
 control plane resumes the same phase with the same history. One rollout per route may be
 active (``{ns}:rollout:active:<route>``).
 
-Weight changes go through an outbox. A decision is saved first, with the weights it wants in
+Weight changes (and a shadow phase's mirroring, set and removed in the same document write)
+go through an outbox. A decision is saved first, with the weights it wants in
 ``desired`` (compare-and-set on the record's version); the weights are then written with a
 guard on that version, so a decision that was overtaken (a command racing the runner) never
 reaches the proxies, and a decision whose write was interrupted (a crash, a Redis outage) is
@@ -48,7 +49,7 @@ from control import accumulate, edits, waiting
 from control.leadership import PASS_EPOCH
 from control.metric_source import MetricSource
 from control.observation import Observer
-from control.outbox import handed_over, handover, weights_of
+from control.outbox import desired_of, handed_over, handover, mirrored
 from control.redis_client import RedisClient
 from control.rollout_prep import (
     Preparation,
@@ -254,7 +255,7 @@ class Rollouts:
         record, state, actions = decided
         changes: dict[str, Any] = {}
         if actions:
-            changes["desired"] = Desired(weights=weights_of(record, actions[-1]), reason=reason)
+            changes["desired"] = desired_of(record, actions[-1], reason)
         now = self._clock()
         if state.status is Status.PROMOTED and record.post_deploy is None:
             plan = CanaryPlan.model_validate(stored_plan(record.plan))
@@ -298,6 +299,7 @@ class Rollouts:
             try:
                 new = handed_over(document, record.route, desired.track)
                 new = edits.set_weights(new, record.route, weights)
+                new = mirrored(new, record.route, desired)
             except edits.EditError as exc:
                 return await self._unwritable(record, weights, exc)
             try:
@@ -330,6 +332,7 @@ class Rollouts:
         """The route changed under the rollout (a track removed or given weight by hand): end
         it with the reason rather than leave it waiting for weights."""
         log.error("rollout %s: cannot set weights %s: %s", record.id, weights, exc)
+        await self._stop_mirroring(record)
         state = state_of(record)
         why = f"the weights cannot be written: {exc}"
         if state.status not in FINAL:
@@ -339,6 +342,29 @@ class Rollouts:
             state = state.note(self._clock(), "error", why)
         record = with_state(record, state, desired=None, weights_error=str(exc), waiting_for="")
         return await self.records.save(record)
+
+    async def _stop_mirroring(self, record: RolloutRecord) -> None:
+        """A rollout that ends without its weights leaves no mirroring to its candidate
+        behind (a shadow phase's): the route's ``shadow`` goes in a write of its own."""
+        plan = record.plan
+        if record.strategy == "ab_test" or not plan["phases"][0].get("shadow"):
+            return
+        end = Desired(weights={}, reason="", end_shadow=plan["candidate"]["track"])
+        change = Change(ACTOR, "the rollout ended", "set_shadow", f"routes/{record.route}/shadow")
+        for _ in range(3):
+            document = await self._store.read()
+            assert document is not None
+            try:
+                new = mirrored(document, record.route, end)
+            except edits.EditError:
+                return  # the route is gone, and its mirroring with it
+            if new is document:
+                return
+            try:
+                await self._store.write(new, document.generation, change, epoch=PASS_EPOCH.get())
+            except Stale:
+                continue
+            return
 
 
 def _log_failure(rollout_id: str, exc: BaseException) -> None:

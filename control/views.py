@@ -147,11 +147,6 @@ def distinct(verdicts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _judged(v: Mapping[str, Any], unit: str) -> str:
-    """The figure alone: the line already names the threshold and the verdict."""
-    return figure(v["value"], unit)
-
-
 def _reason(v: Mapping[str, Any], metric: str, unit: str) -> str:
     """The verdict's own words; for records older than ``unit`` (whose reasons print rates
     as bare fractions) a pass or fail is put in words from the figures instead."""
@@ -159,7 +154,7 @@ def _reason(v: Mapping[str, Any], metric: str, unit: str) -> str:
     judged = v.get("verdict") in ("pass", "fail") and v.get("value") is not None
     if "unit" not in v and judged and not metric.endswith("_vs_baseline"):
         samples = f", {v['sample']:,} samples" if v.get("sample") else ""
-        return _judged(v, unit) + samples
+        return figure(v["value"], unit) + samples  # the line names threshold and verdict
     return reason
 
 
@@ -314,13 +309,16 @@ def _clock(record: Record, phase: Mapping[str, Any], now: float) -> str:
 
 
 def timeline(record: Record, now: float) -> list[str]:
-    """Each phase with its traffic, marked done / current / next."""
+    """Each phase with its traffic (and a shadow phase's mirrored share), marked done /
+    current / next."""
     state, phases = record["state"], _phases(record)
     width = max((len(str(p["name"])) for p in phases), default=0)
     out = []
     for index, phase in enumerate(phases):
         mark = _phase_mark(state["status"], index, state["phase"])
-        line = f"  {mark:<11} {index + 1}. {phase['name']!s:<{width}}  {phase['traffic']:>5g} %"
+        mirrored = (phase.get("shadow") or {}).get("percent")
+        share = f"{phase['traffic']:>5g} %" + (f", shadow {mirrored:g} %" if mirrored else "")
+        line = f"  {mark:<11} {index + 1}. {phase['name']!s:<{width}}  {share}"
         if mark in ("current", "paused"):
             line += f"   {_clock(record, phase, now)}"
         elif mark in ("next", "-") and phase.get("duration") is not None:

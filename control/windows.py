@@ -1,4 +1,8 @@
-"""Reads the fleet's metric windows from Redis and merges them per track and version."""
+"""Reads the fleet's metric windows from Redis and merges them per track and version.
+
+``read`` (dashboards, the latency edge) sees live traffic only; ``read_each`` (a rollout's
+accumulators) sees the shadow copies too, as the pseudo-tracks ``shadow_arm(track)``
+(``config.metrics``), which no live arm's name matches."""
 
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ class WindowReader:
     async def read_each(
         self, route: str, first: int, last: int
     ) -> list[tuple[int, dict[tuple[str, str], TrackWindow]]]:
-        """Each window from start ``first`` to start ``last`` (inclusive), merged per track."""
+        """Each window from start ``first`` to start ``last`` (inclusive), merged per track,
+        the shadow copies under ``shadow_arm(track)``."""
         starts = range(first, last + WINDOW_S, WINDOW_S)
         hashes = await self._hashes(route, starts)
         return [(start, self.merge(h)) for start, h in zip(starts, hashes, strict=True)]
@@ -54,8 +59,8 @@ class WindowReader:
         return self._clock()
 
     def merge(self, fields: dict[str, str]) -> dict[tuple[str, str], TrackWindow]:
-        """One window's fields as counts per (track, version)."""
-        return merge_windows([fields])
+        """One window's fields as counts per (track, version), shadow copies included."""
+        return merge_windows([fields], shadow=True)
 
     async def _hashes(self, route: str, starts: range) -> list[dict[str, str]]:
         """The raw fields of each window, in one round trip."""

@@ -3,7 +3,9 @@
 The body names a request id the proxy issued; its signature says which route, track and
 version answered (``config.feedback``), so the signal is counted there, in memory, and
 reaches Redis with the next metrics flush. Forged ids and bad fields get 422; each client
-address may send ``rate`` a second (bursts of ``burst``), then gets 429.
+address may send ``rate`` a second (bursts of ``burst``), then gets 429. A verdict on a
+shadow pair (``shadow_verdict``) is refused here with 422: only the control plane can keep
+one verdict per pair, the proxies count in memory, each on its own.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ json_response = partial(web.json_response, dumps=jsonsafe.dumps)
 """Strict JSON answers: no NaN or Infinity (``config.jsonsafe``)."""
 
 MAX_BODY = 16 * 1024
+SHADOW_VERDICTS_ELSEWHERE = (
+    "verdicts on shadow pairs go to the control plane's admin API (POST /v1/feedback "
+    "there), which alone keeps one verdict per pair"
+)
 
 
 class RateLimiter:
@@ -92,6 +98,8 @@ class FeedbackEndpoint:
             return _error(400, "body", f"not valid JSON ({exc})")
         except web.HTTPRequestEntityTooLarge:
             return _error(413, "body", f"larger than {MAX_BODY} bytes")
+        if isinstance(data, dict) and data.get("shadow_verdict") is not None:
+            return _error(422, "shadow_verdict", SHADOW_VERDICTS_ELSEWHERE)
         try:
             feedback = Feedback.model_validate(data)
         except ValidationError as exc:

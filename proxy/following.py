@@ -62,7 +62,10 @@ async def join(
     if decisions is not None:
         writer = DecisionWriter(redis, follow.keys, decisions)
         decisions.activate()
-    pairs = PairWriter(redis, follow.keys, mirror) if mirror is not None else None
+    pairs = None
+    if mirror is not None:
+        pairs = PairWriter(redis, follow.keys, mirror)
+        mirror.keeps_pairs = True
     flusher = MetricsFlusher(redis, follow.keys, stats, decisions=writer, pairs=pairs)
     tasks = [
         asyncio.create_task(watcher.run(), name="routing-watcher"),

@@ -228,6 +228,8 @@ class Forwarder:
         upstream, error = await self._send(
             request.method, target, outgoing, payload, streamed, plan, exchange
         )
+        if exchange.shadow is not None:
+            self._mirror.launch(exchange.shadow)
         if upstream is None:
             response = upstream_failure(exchange, error, streamed)
             exchange.error = failure_class(response.status, error)
@@ -247,8 +249,8 @@ class Forwarder:
         headers: list[tuple[str, str]],
         body: bytes | StreamedBody | None,
     ) -> None:
-        """Draw this request for the route's shadow; if drawn, send its copy (in a task of its
-        own, which runs once this one waits for the primary's answer)."""
+        """Draw this request for the route's shadow; if drawn, keep what its copy sends (it
+        is launched once the primary's answer has its head, or the primary has ended)."""
         ticket = self._mirror.ticket(shadow, exchange.nonce, exchange.request_id)
         if ticket is None:
             return
@@ -257,7 +259,7 @@ class Forwarder:
             self._mirror.streamed(ticket)  # not kept: it cannot be copied
             exchange.shadow = None
             return
-        self._mirror.launch(ticket, method, target, headers, body)
+        self._mirror.hold(ticket, method, target, headers, body)
 
     def _plan(
         self, route: CompiledRoute, track: CompiledTrack, forced: bool

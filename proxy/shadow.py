@@ -84,6 +84,7 @@ class Ticket:
         "at",
         "pair_id",
         "primary",
+        "request",
         "request_id",
         "route",
         "shadow",
@@ -94,6 +95,8 @@ class Ticket:
         self.route = route
         self.request_id = request_id
         self.pair_id = pair_id
+        self.request: tuple[str, str, list[tuple[str, str]], bytes | None] | None = None
+        """Method, target, headers and body of the copy, until it is launched."""
         self.at = time.time()
         self.primary = Side("", "")
         """Filled in by the forwarder and the relay as the primary's answer goes by."""
@@ -122,6 +125,8 @@ class Mirror:
         self.ready: deque[Ticket] = deque()
         """Pairs with both sides in, for the flusher."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self.keeps_pairs = False
+        """Something writes the pairs (a proxy following Redis): until then none is kept."""
 
     def gate(self, route: str) -> Gate:
         gate = self.gates.get(route)
@@ -155,7 +160,7 @@ class Mirror:
         gate.in_flight -= 1
         gate.dropped["streamed_body"] += 1
 
-    def launch(
+    def hold(
         self,
         ticket: Ticket,
         method: str,
@@ -163,7 +168,18 @@ class Mirror:
         headers: list[tuple[str, str]],
         body: bytes | None,
     ) -> None:
-        """Send the copy in the background (the primary's request is on its way)."""
+        """Keep the copy's request (references only) until ``launch``."""
+        ticket.request = (method, target, headers, body)
+
+    def launch(self, ticket: Ticket) -> None:
+        """Send the copy in the background, once the primary has its answer's head (or has
+        ended without one): the copy's work never sits between a request and its upstream.
+        Once only."""
+        request = ticket.request
+        if request is None:
+            return
+        ticket.request = None
+        method, target, headers, body = request
         task = asyncio.get_running_loop().create_task(
             self._copy(ticket, method, target, [*headers, SHADOW_HEADER], body)
         )
@@ -172,13 +188,14 @@ class Mirror:
 
     def primary_done(self, ticket: Ticket) -> None:
         """The primary's exchange ended (``ticket.primary`` is filled in)."""
+        self.launch(ticket)  # if the primary ended before its answer's head
         self._arrived(ticket)
 
     def _arrived(self, ticket: Ticket) -> None:
         ticket.waiting -= 1
         if ticket.waiting:
             return
-        if ticket.route.settings.max_pairs == 0:
+        if not self.keeps_pairs or ticket.route.settings.max_pairs == 0:
             return
         if len(self.ready) >= MAX_READY:
             self.gate(ticket.route.route).dropped["pairs"] += 1
@@ -213,22 +230,14 @@ class Mirror:
                 content_type = upstream.header("content-type") or ""
                 side.sse = content_type.startswith("text/event-stream")
                 upstream.forget_head()
-                size = 0
-                previous = last = b""
+                sink = Sink(side, loop)
+                upstream.pipe(sink)  # chunks land in the sink: no wake-up per chunk
                 while chunk := await upstream.read():
-                    if first is None:
-                        first = loop.time()
-                    if size < CAPTURE_BYTES:
-                        side.body.append(chunk)
-                        size += len(chunk)
-                    else:
-                        side.truncated = True
-                    previous, last = last, chunk
-                if first is None:
-                    first = loop.time()
+                    sink(chunk)
+                first = sink.first if sink.first is not None else loop.time()
                 upstream.release()
                 upstream = None
-                _facts(side, previous + last, content_type)
+                _facts(side, sink.previous + sink.last, content_type)
         except TimeoutError:
             side.error = "timeout"
         except UpstreamError as exc:
@@ -266,9 +275,6 @@ class Mirror:
                 gate.tokens += prompt + completion
         self._arrived(ticket)
 
-    def in_flight(self) -> int:
-        return len(self._tasks)
-
     async def close(self) -> None:
         """Stop every copy still running (the proxy is stopping): copies are not drained."""
         tasks = list(self._tasks)
@@ -276,6 +282,31 @@ class Mirror:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Sink:
+    """Takes every chunk of a copy's body from the connection's callback: notes the first
+    byte's time, keeps the first ``CAPTURE_BYTES`` and the last two chunks (the tail)."""
+
+    __slots__ = ("_loop", "_side", "_size", "first", "last", "previous")
+
+    def __init__(self, side: Side, loop: asyncio.AbstractEventLoop) -> None:
+        self._side = side
+        self._loop = loop
+        self._size = 0
+        self.first: float | None = None
+        self.previous = self.last = b""
+
+    def __call__(self, chunk: bytes) -> bool:
+        if self.first is None:
+            self.first = self._loop.time()
+        if self._size < CAPTURE_BYTES:
+            self._side.body.append(chunk)
+            self._size += len(chunk)
+        else:
+            self._side.truncated = True
+        self.previous, self.last = self.last, chunk
+        return True
 
 
 def _facts(side: Side, tail: bytes, content_type: str) -> None:

@@ -21,16 +21,17 @@ commands:
   flags     feature flags: list, get, set, delete, explain, pause, resume, schedule
   top       each track's requests/s, errors, latency and tokens over the last minute, live
   request   the routing decision behind a request, by its X-Request-Id
+  shadow    a route's shadow pairs: show the newest, export them for a judge (JSON Lines)
   demo      run everything on this machine: Redis, control plane, proxy, three fake LLM backends,
             and with --load its own traffic
   probe     exit 0 if the proxy or control plane here answers /readyz (a container's health
             check: it reads SPLITGATE_OPS_LISTEN or SPLITGATE_LISTEN, SPLITGATE_CONTROL_LISTEN)
 
 'splitgate <command> --help' describes a command's options; 'splitgate --version' the version.
-weights, rollout, flags, top and request take --admin-url (env SPLITGATE_ADMIN_URL, default
+weights, rollout, flags, top, request and shadow take --admin-url (env SPLITGATE_ADMIN_URL, default
 http://127.0.0.1:8081) and --token (env SPLITGATE_ADMIN_TOKEN).
 """
-ADMIN_COMMANDS = ("weights", "rollout", "flags", "top", "request")
+ADMIN_COMMANDS = ("weights", "rollout", "flags", "top", "request", "shadow")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

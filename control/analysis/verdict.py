@@ -17,6 +17,9 @@ runner may judge every interval without a minimum sample: a clean candidate pass
   histogram bucket that straddles ``T`` against the verdict being drawn (as slow for a pass,
   as fast for a fail). The bound reported is the bucket edge of the bound's rank.
 - ``user_satisfaction`` (1–5): bounds on the mean rating from its sum and sum of squares.
+- ``shadow_win_rate``: the share of judged shadow pairs the shadow won, a tie counting half,
+  judged as the mean of scores in [0, 1] (win 1, tie 0.5, loss 0) with the same bounds:
+  ties make it no proportion, and its spread is smaller than a proportion's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from control.analysis import bounds
 
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 RATING_RANGE = (1.0, 5.0)
+WIN_RANGE = (0.0, 1.0)
 
 
 class Verdict(StrEnum):
@@ -74,6 +78,9 @@ def measure(metric: str, window: TrackWindow) -> tuple[float | None, int]:
     if metric == "user_satisfaction":
         rated = window.feedback.get("rating_n", 0)
         return (window.feedback.get("rating_sum", 0) / rated if rated else None), rated
+    if metric == "shadow_win_rate":
+        won, _, judged = _wins(window)
+        return (won / judged if judged else None), judged
     raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -197,7 +204,11 @@ def _judge(
         k, n = _events(metric, window)
         return _rate(k, k, n, t, alpha, design_effect)
     if metric == "user_satisfaction":
-        return _mean(window, t, alpha, design_effect)
+        fb = window.feedback
+        ratings = fb.get("rating_sum", 0), fb.get("rating_sq", 0), fb.get("rating_n", 0)
+        return _mean(*ratings, RATING_RANGE, t, alpha, design_effect)
+    if metric == "shadow_win_rate":
+        return _mean(*_wins(window), WIN_RANGE, t, alpha, design_effect)
     return _quantile(
         _histogram(metric, window), QUANTILES[metric.partition("_")[2]], t, alpha, design_effect
     )
@@ -281,10 +292,17 @@ def _edge_at_rank(counts: list[int], events: int, *, above: bool) -> float:
     return best
 
 
-def _mean(window: TrackWindow, t: float, alpha: float, d: float) -> _Judgement:
-    fb = window.feedback
-    total, squares, n = fb.get("rating_sum", 0), fb.get("rating_sq", 0), fb.get("rating_n", 0)
-    low, high = RATING_RANGE
+def _mean(
+    total: float,
+    squares: float,
+    n: int,
+    span: tuple[float, float],
+    t: float,
+    alpha: float,
+    d: float,
+) -> _Judgement:
+    """The mean of ``n`` values in ``span`` (their sum and sum of squares) against ``t``."""
+    low, high = span
     lower, upper = bounds.mean_bounds(total, squares, n, alpha, low, high, d)
     above, below = lower > t, upper < t
     leans_below = below or (not above and total / n < t)
@@ -292,6 +310,14 @@ def _mean(window: TrackWindow, t: float, alpha: float, d: float) -> _Judgement:
         None if above or below else bounds.mean_needed(total, squares, n, t, alpha, low, high, d)
     )
     return _Judgement(above, below, upper if leans_below else lower, leans_below, needed)
+
+
+def _wins(window: TrackWindow) -> tuple[float, float, int]:
+    """Sum and sum of squares of the pairs' scores (shadow better 1, same 0.5, worse 0), and
+    the pairs judged."""
+    fb = window.feedback
+    better, same = fb.get("shadow_better", 0), fb.get("shadow_same", 0)
+    return better + 0.5 * same, better + 0.25 * same, better + same + fb.get("shadow_worse", 0)
 
 
 def _events(metric: str, window: TrackWindow) -> tuple[int, int]:
@@ -306,7 +332,7 @@ def _histogram(metric: str, window: TrackWindow) -> list[int]:
 
 
 def _unit(metric: str) -> str:
-    if metric in ("error_rate", "hallucination_rate"):
+    if metric in ("error_rate", "hallucination_rate", "shadow_win_rate"):
         return "%"
     if metric == "user_satisfaction":
         return "/5"
@@ -314,9 +340,11 @@ def _unit(metric: str) -> str:
 
 
 def _noun(metric: str) -> str:
-    return {"hallucination_rate": "judged answers", "user_satisfaction": "ratings"}.get(
-        metric, "requests"
-    )
+    return {
+        "hallucination_rate": "judged answers",
+        "user_satisfaction": "ratings",
+        "shadow_win_rate": "judged pairs",
+    }.get(metric, "requests")
 
 
 def _figures(metric: str, value: float, j: _Judgement, sample: int, unit: str) -> str:

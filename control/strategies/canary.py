@@ -22,6 +22,9 @@ Rules:
 - While the candidate is rate-limited (``Observation.hold``) the phase holds: nothing
   advances or rolls it back; at its ``max_duration`` ``on_inconclusive`` applies.
 - After the last phase the rollout is ``promoted``.
+- A shadow phase (the first, ``config.phases``) sets the route's ``shadow`` to the candidate
+  with its weights (candidate 0 %); every later weight change of such a plan (the next
+  phase, a rollback, an abort) removes it in the same write. A pause leaves it mirroring.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from config.plans import CanaryPlan
+from config.shadow import Shadow
 from control.analysis.verdict import Assessment, Verdict
 
 
@@ -55,6 +59,11 @@ class SetWeights:
     """Give the candidate ``candidate`` percent and the baseline the rest."""
 
     candidate: float
+    shadow: Shadow | None = None
+    """Mirror to the candidate as this says, in the same write (entering a shadow phase)."""
+    end_shadow: bool = False
+    """Stop mirroring to the candidate in the same write (the plan opened with a shadow
+    phase, and this write leaves it)."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +116,21 @@ class CommandRefused(Exception):
 def start(plan: CanaryPlan, state: State, now: float) -> tuple[State, list[SetWeights]]:
     if state.status is not Status.PENDING:
         raise CommandRefused("start", state.status)
-    first = plan.phases[0]
     state = replace(state, status=Status.RUNNING, phase=0, phase_started_at=now)
-    return state.note(now, "phase", f"{first.name}: {first.traffic:g}%"), [
-        SetWeights(first.traffic)
-    ]
+    return state.note(now, "phase", plan.phases[0].said()), [weights_of(plan, 0)]
+
+
+def weights_of(plan: CanaryPlan, index: int) -> SetWeights:
+    """The write that enters phase ``index``: its weights, and the mirroring of a shadow
+    phase set, or ended when the plan opened with one."""
+    phase = plan.phases[index]
+    if phase.shadow is not None:
+        return SetWeights(phase.traffic, shadow=phase.shadow.for_track(plan.candidate.track))
+    return SetWeights(phase.traffic, end_shadow=has_shadow(plan))
+
+
+def has_shadow(plan: CanaryPlan) -> bool:
+    return plan.phases[0].shadow is not None
 
 
 def written(state: State, generation: int) -> State:
@@ -138,9 +157,9 @@ def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list
         reason = "; ".join(said(a) for a in failed)
         state = replace(state, failure_streak=state.failure_streak + 1, failures=state.failures + 1)
         if state.failure_streak >= limits.consecutive_failures:
-            return _roll_back(state, seen.now, reason)
+            return _roll_back(plan, state, seen.now, reason)
         if state.failures >= limits.total_failures:
-            return _roll_back(state, seen.now, f"{reason} ({state.failures} failed looks)")
+            return _roll_back(plan, state, seen.now, f"{reason} ({state.failures} failed looks)")
         return state.note(
             seen.now,
             "failure",
@@ -151,10 +170,12 @@ def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list
         state = replace(state, error_streak=state.error_streak + 1, errors=state.errors + 1)
         if state.error_streak >= limits.consecutive_errors:
             return _roll_back(
-                state, seen.now, f"metrics unavailable {state.error_streak} times in a row"
+                plan, state, seen.now, f"metrics unavailable {state.error_streak} times in a row"
             )
         if state.errors >= limits.total_errors:
-            return _roll_back(state, seen.now, f"metrics unavailable {state.errors} times in all")
+            return _roll_back(
+                plan, state, seen.now, f"metrics unavailable {state.errors} times in all"
+            )
         return state.note(seen.now, "error", errors[0].reason), []
     state = replace(state, error_streak=0, failure_streak=0)
     phase = plan.phases[state.phase]
@@ -162,7 +183,7 @@ def tick(plan: CanaryPlan, state: State, seen: Observation) -> tuple[State, list
         return state, []
     if any(a.verdict is Verdict.FAIL for a in seen.success):
         reason = "; ".join(said(a) for a in seen.success if a.verdict is Verdict.FAIL)
-        return _roll_back(state, seen.now, f"success criteria missed: {reason}")
+        return _roll_back(plan, state, seen.now, f"success criteria missed: {reason}")
     pending = [a for a in seen.success if a.verdict is Verdict.INCONCLUSIVE]
     if not pending:
         return _phase_done(plan, state, seen.now)
@@ -184,7 +205,7 @@ def _undecided(
     plan: CanaryPlan, state: State, now: float, why: str
 ) -> tuple[State, list[SetWeights]]:
     if plan.on_inconclusive == "rollback":
-        return _roll_back(state, now, f"{why} (on_inconclusive: rollback)")
+        return _roll_back(plan, state, now, f"{why} (on_inconclusive: rollback)")
     if plan.on_inconclusive == "promote":
         state = state.note(now, "inconclusive", f"{why} (on_inconclusive: promote)")
         return _phase_done(plan, state, now)
@@ -235,14 +256,14 @@ def _enter(
     state = replace(
         state, status=Status.RUNNING, phase=index, phase_started_at=now, generation=None
     )
-    return state.note(now, "phase", f"{phase.name}: {phase.traffic:g}%"), [
-        SetWeights(phase.traffic)
-    ]
+    return state.note(now, "phase", phase.said()), [weights_of(plan, index)]
 
 
-def _roll_back(state: State, now: float, reason: str) -> tuple[State, list[SetWeights]]:
+def _roll_back(
+    plan: CanaryPlan, state: State, now: float, reason: str
+) -> tuple[State, list[SetWeights]]:
     state = replace(state, status=Status.ROLLED_BACK, generation=None)
-    return state.note(now, "rolled_back", reason), [SetWeights(0.0)]
+    return state.note(now, "rolled_back", reason), [SetWeights(0.0, end_shadow=has_shadow(plan))]
 
 
 def hold_for_decision(before: State, after: State, now: float) -> tuple[State, list[SetWeights]]:
@@ -295,5 +316,7 @@ def command(
         ), []
     if name == "abort" and state.status not in FINAL:
         state = replace(state, status=Status.ABORTED, generation=None)
-        return state.note(now, "aborted", "by request"), [SetWeights(0.0)]
+        return state.note(now, "aborted", "by request"), [
+            SetWeights(0.0, end_shadow=has_shadow(plan))
+        ]
     raise CommandRefused(name, state.status)

@@ -6,7 +6,9 @@ Prometheus scraping real proxies (tests/deploy/).
 
 Every panel reads the data source chosen in the ``datasource`` variable, and the routes chosen
 in ``route``. Per-version panels keep route, track and version and name each series
-``track version``; the proxies' own state is per instance (one series per scraped process).
+``track version``; they read the users' requests (``mode="live"``), except the "Shadow copies"
+row, which reads the copies a route mirrors to its shadow track (``mode="shadow"``). The
+proxies' own state is per instance (one series per scraped process).
 """
 
 from __future__ import annotations
@@ -33,17 +35,20 @@ from grafana_foundation_sdk.models.dashboard import (
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 ROUTE = 'route=~"$route"'
+LIVE = f'{ROUTE}, mode="live"'
+"""The users' requests: shadow copies (``mode="shadow"``) never reached anyone."""
+SHADOW = f'{ROUTE}, mode="shadow"'
 BY_VERSION = "route, track, version"
 VERSION_LEGEND = "{{track}} {{version}}"
 RATE = "[$__rate_interval]"
 
 
-def rate(metric: str, by: str = BY_VERSION, match: str = ROUTE) -> str:
+def rate(metric: str, by: str = BY_VERSION, match: str = LIVE) -> str:
     return f"sum by ({by}) (rate({metric}{{{match}}}{RATE}))"
 
 
-def quantile(histogram: str) -> str:
-    return f"histogram_quantile(0.95, {rate(f'{histogram}_bucket', BY_VERSION + ', le')})"
+def quantile(histogram: str, match: str = LIVE) -> str:
+    return f"histogram_quantile(0.95, {rate(f'{histogram}_bucket', BY_VERSION + ', le', match)})"
 
 
 def panel(title: str, description: str, unit: str, *queries: tuple[str, str]) -> Panel:
@@ -126,7 +131,7 @@ def traffic(dashboard: Dashboard) -> Dashboard:
 
 
 def latency(dashboard: Dashboard) -> Dashboard:
-    completion = rate("splitgate_tokens_total", match=f'{ROUTE}, kind="completion"')
+    completion = rate("splitgate_tokens_total", match=f'{LIVE}, kind="completion"')
     return (
         dashboard.with_row(Row("Latency and tokens per version"))
         .with_panel(
@@ -232,11 +237,66 @@ def routing(dashboard: Dashboard) -> Dashboard:
     )
 
 
+def shadow(dashboard: Dashboard) -> Dashboard:
+    errors = rate("splitgate_request_errors_total", match=SHADOW)
+    requests = rate("splitgate_requests_total", match=SHADOW)
+    return (
+        dashboard.with_row(Row("Shadow copies"))
+        .with_panel(
+            panel(
+                "Shadow copies per second",
+                "Copies of users' requests a route mirrors to its shadow track (never answered "
+                "to anyone), by the shadow's track and version.",
+                "reqps",
+                (requests, VERSION_LEGEND),
+            )
+        )
+        .with_panel(
+            panel(
+                "Shadow error ratio",
+                "Failed copies over copies, every error class.",
+                "percentunit",
+                (f"{errors}\n/\n{requests}", VERSION_LEGEND),
+            )
+        )
+        .with_panel(
+            panel(
+                "Shadow p95 latency",
+                "95th percentile of the copies' whole-request latency.",
+                "s",
+                (quantile("splitgate_request_duration_seconds", SHADOW), VERSION_LEGEND),
+            )
+        )
+        .with_panel(
+            panel(
+                "Shadow copies dropped per second",
+                "Requests drawn for mirroring but not copied (in_flight, tokens: over the "
+                "route's limits; streamed_body: too large to keep) and pairs not kept (pairs).",
+                "reqps",
+                (
+                    rate("splitgate_shadow_dropped_total", "route, reason", ROUTE),
+                    "{{route}} {{reason}}",
+                ),
+            )
+        )
+        .with_panel(
+            panel(
+                "Shadow copies in flight",
+                "Copies running now, summed over the proxies.",
+                "short",
+                (f"sum by (route) (splitgate_shadow_in_flight{{{ROUTE}}})", "{{route}}"),
+            )
+        )
+    )
+
+
 def build() -> Dashboard:
     dashboard = (
         Dashboard("splitgate")
         .uid("splitgate")
-        .description("Per-version traffic, errors, latency and tokens; routing and health.")
+        .description(
+            "Per-version traffic, errors, latency and tokens; routing and health; shadow copies."
+        )
         .tags(["splitgate", "llm", "canary"])
         .editable()
         .tooltip(DashboardCursorSync.CROSSHAIR)
@@ -256,7 +316,7 @@ def build() -> Dashboard:
             .all_value(".*")
         )
     )
-    return routing(latency(traffic(dashboard)))
+    return shadow(routing(latency(traffic(dashboard))))
 
 
 def main() -> None:

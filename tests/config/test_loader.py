@@ -74,6 +74,7 @@ def test_every_shipped_example_is_tested() -> None:
         "plans/demo-canary.yaml",
         "plans/demo-bad-canary.yaml",
         "plans/canary-cost.yaml",
+        "plans/canary-shadow.yaml",
     }
 
 

@@ -1,4 +1,5 @@
-"""One look's pure parts: which criteria a phase is judged on, and the look itself."""
+"""One look's pure parts: which criteria a phase is judged on, and the look itself (a shadow
+phase's too, on the candidate's shadow copies)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import copy
 from pathlib import Path
 
 from config.metrics import TrackWindow
-from config.plans import CanaryPlan, load_plan
+from config.plans import CanaryPlan, load_plan, parse_plan
 from control.analysis.verdict import Verdict
-from control.looks import Counts, criteria, fresh_tests, judge_phase, look
+from control.looks import Counts, candidate_arm, criteria, fresh_tests, judge_phase, look
 
 PLANS = Path(__file__).parents[2] / "config" / "examples" / "plans"
 
@@ -65,3 +66,74 @@ def test_a_look_is_a_pure_function_of_the_plan_the_tests_and_the_counts() -> Non
     again = look(plan, 0, None, first.tests, counts)
     assert again.tests == first.tests
     assert {v.metric for v in first.verdicts} >= {"error_rate", "error_rate_vs_baseline"}
+
+
+SHADOW_PLAN = """canary_deployment:
+  route: chat
+  candidate: {track: canary, version: v2, upstreams: ["http://127.0.0.1:9002"]}
+  phases:
+    - name: shadow
+      shadow: {percent: 50}
+      duration: 1h
+      criteria: {error_rate: "< 2%", shadow_win_rate: "> 40%"}
+      rollback_if: ["error_rate > 10%"]
+    - {name: "10%", traffic: 10}
+"""
+
+
+def shadow_plan() -> CanaryPlan:
+    plan = parse_plan(SHADOW_PLAN)
+    assert isinstance(plan, CanaryPlan)
+    return plan
+
+
+def test_a_shadow_phase_judges_the_copies_by_its_own_criteria() -> None:
+    plan = shadow_plan()
+    assert (candidate_arm(plan, 0), candidate_arm(plan, 1)) == ("canary~shadow", "canary")
+    copies = window(2_000, 4)
+    copies.feedback = {"shadow_better": 30, "shadow_same": 40, "shadow_worse": 30}
+    rollback, success = judge_phase(plan, 0, copies)
+    assert [(a.metric, a.threshold) for a in rollback] == [("error_rate", "> 10%")]
+    # Not the plan's canary_metrics (latency_p95 < 2000ms …): the phase's criteria alone.
+    assert [(a.metric, a.threshold, a.verdict) for a in success] == [
+        ("error_rate", "< 2%", Verdict.PASS),
+        ("shadow_win_rate", "> 40%", Verdict.INCONCLUSIVE),  # 50 % of 100 pairs: too few yet
+    ]
+    _, live = judge_phase(plan, 1, window(2_000, 4))
+    assert "latency_p95" in {a.metric for a in live}
+
+
+def test_a_shadow_phase_compares_the_copies_in_slots_of_its_own() -> None:
+    plan = shadow_plan()
+    counts = Counts(
+        since=(window(2_000, 200), window(20_000, 20)),
+        phase=(window(2_000, 200), window(20_000, 20)),
+        rollout_s=600.0,
+        phase_s=600.0,
+    )
+    tests = fresh_tests()
+    seen = look(plan, 0, None, tests, counts)
+    compared = next(a for a in seen.rollback if a.metric == "error_rate_vs_baseline")
+    assert compared.verdict is Verdict.FAIL  # the copies fail 10 %, the baseline 0.1 %
+    assert seen.tests["shadow:error_rate"].consumed == [2_000, 200, 20_000, 20]
+    assert "shadow:capacity" in seen.tests and "capacity" not in seen.tests
+    # The live phases' tests are untouched: the first live look starts them from nothing.
+    assert seen.tests["error_rate"] == tests["error_rate"]
+    live = look(plan, 1, None, seen.tests, counts)
+    assert live.tests["error_rate"].consumed == [2_000, 200, 20_000, 20]
+    assert live.tests["shadow:error_rate"] == seen.tests["shadow:error_rate"]
+
+
+def test_a_rate_limited_shadow_holds_its_phase() -> None:
+    plan = shadow_plan()
+    limited = window(1_000, 0)
+    limited.errors = {"upstream_429": 600}
+    counts = Counts(
+        since=(limited, window(20_000, 20)),
+        phase=(limited, window(20_000, 20)),
+        rollout_s=600.0,
+        phase_s=600.0,
+    )
+    seen = look(plan, 0, None, fresh_tests(), counts)
+    assert [a.metric for a in seen.hold] == ["capacity"]
+    assert seen.tests["shadow:capacity"].test["limited"] is True

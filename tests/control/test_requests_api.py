@@ -18,6 +18,7 @@ from config.keys import Keys
 from control.app import ControlApp
 from control.openapi import OPENAPI
 from control.redis_client import connect
+from control.request_cli import lines
 from splitgate.redis_server import RedisServer
 from tests.control.test_api import AUTH, SEED, TOKEN
 
@@ -84,7 +85,23 @@ async def test_a_logged_decision_is_found_by_its_signed_id(
         "chosen": "canary",
         "answered": "canary",
         "error": None,
+        "shadow": None,
     }
+
+
+async def test_a_mirrored_requests_decision_names_its_copy(
+    client: TestClient[Any, Any], raw_redis: Redis
+) -> None:
+    rid = sign(KEY, "abc0000000002", track_payload("chat", "stable", "v1"))
+    copy = {"track": "canary", "version": "v2", "pair_id": "abc0000000002.x.y"}
+    await raw_redis.hset(
+        Keys().decisions(slot_start(time.time())),
+        "abc0000000002",
+        decision(track="stable", version="v1", chosen="stable", shadow=copy),
+    )
+    status, body = await get(client, rid)
+    assert status == 200 and body["shadow"] == copy
+    assert "mirrored to canary (v2): pair abc0000000002.x.y" in lines(body, time.time())
 
 
 async def test_a_signed_id_not_logged_still_answers_from_the_id(

@@ -419,3 +419,19 @@ def test_a_look_names_its_time_and_phase() -> None:
 )
 def test_a_verdict_always_says_why(verdict: dict[str, Any]) -> None:
     assert not views.verdict_line(verdict).rstrip().endswith(":")
+
+
+def test_a_shadow_phase_shows_the_share_it_mirrors() -> None:
+    plan = canary_plan()
+    shadow = {"name": "shadow", "traffic": 0, "duration": 600, "shadow": {"percent": 10}}
+    plan["phases"].insert(0, shadow)
+    given = record(phase=0, plan=plan, weights={"stable": 100, "canary": 0})
+    given["state"]["history"] = [
+        {"at": STARTED, "kind": "phase", "detail": "shadow: 0%, shadow 10%"}
+    ]
+    lines = views.timeline(given, NOW)
+    assert re.search(r"current +1\. shadow +0 %, shadow 10 % +\d", lines[0]), lines
+    assert not any("shadow" in line for line in lines[1:]), lines
+    out = text(views.status_lines(given, NOW, acked=True, tz=UTC))
+    assert "last event: phase: shadow: 0%, shadow 10%" in out, out
+    assert_readable(out)

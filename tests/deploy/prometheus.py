@@ -65,6 +65,16 @@ def alert_rules() -> list[dict[str, Any]]:
     return rules
 
 
+MODE_FAMILIES = (
+    "splitgate_requests_total",
+    "splitgate_request_errors_total",
+    "splitgate_client_disconnects_total",
+    "splitgate_tokens_total",
+    "splitgate_request_duration_seconds",
+    "splitgate_time_to_first_byte_seconds",
+)
+"""The per-track families with a ``mode`` label (``live``, or ``shadow`` for mirrored copies)."""
+
 SELECTOR = re.compile(r"\b(splitgate_\w+)(\{[^}]*\})?")
 GROUPING = re.compile(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)")
 

@@ -1,4 +1,5 @@
-"""The alert rules load in promtool and pass their unit tests (deploy/prometheus/alerts_test.yaml)."""
+"""The alert rules load in promtool and pass their unit tests (deploy/prometheus/alerts_test.yaml);
+those about users' traffic leave shadow copies out."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.deploy.prometheus import ALERTS, alert_rules, binary
+from tests.deploy.prometheus import ALERTS, MODE_FAMILIES, alert_rules, binary, selectors
 
 TESTS = ALERTS.with_name("alerts_test.yaml")
 
@@ -48,3 +49,11 @@ def test_every_alert_is_unit_tested() -> None:
     tested = TESTS.read_text()
     untested = [r["alert"] for r in alert_rules() if f"alertname: {r['alert']}" not in tested]
     assert untested == []
+
+
+def test_alerts_on_traffic_count_users_requests_only() -> None:
+    """Shadow copies never reach a user: every per-track family is read with mode="live"."""
+    for rule in alert_rules():
+        for metric, written in selectors(rule["expr"]):
+            if metric.startswith(MODE_FAMILIES):
+                assert 'mode="live"' in written, f"{rule['alert']}: {written}"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.prometheus import DASHBOARD
+from tests.deploy.prometheus import DASHBOARD, MODE_FAMILIES, selectors
 
 MODEL: dict[str, Any] = json.loads(DASHBOARD.read_text())
 PANELS: list[dict[str, Any]] = MODEL["panels"]
@@ -91,6 +91,41 @@ def test_per_version_panels(title: str) -> None:
         assert "{{version}}" in target["legendFormat"]
         assert 'route=~"$route"' in target["expr"]
         assert "[$__rate_interval]" in target["expr"]
+
+
+def by_row() -> list[tuple[str, dict[str, Any]]]:
+    """``(row title, panel)`` of every panel that is not a row."""
+    row, out = "", []
+    for panel in PANELS:
+        if panel["type"] == "row":
+            row = panel["title"]
+        else:
+            out.append((row, panel))
+    return out
+
+
+def test_per_version_panels_read_one_mode() -> None:
+    """Users' requests (mode="live") everywhere but the "Shadow copies" row (mode="shadow")."""
+    for row, panel in by_row():
+        mode = 'mode="shadow"' if row == "Shadow copies" else 'mode="live"'
+        for target in panel["targets"]:
+            for metric, written in selectors(target["expr"]):
+                if metric.startswith(MODE_FAMILIES):
+                    assert mode in written, f"{panel['title']}: {written}"
+
+
+def test_shadow_copies_row() -> None:
+    exprs = " ".join(
+        t["expr"] for row, p in by_row() if row == "Shadow copies" for t in p["targets"]
+    )
+    for metric in (
+        "splitgate_requests_total",
+        "splitgate_request_errors_total",
+        "splitgate_request_duration_seconds_bucket",
+        "splitgate_shadow_dropped_total",
+        "splitgate_shadow_in_flight",
+    ):
+        assert metric in exprs
 
 
 def test_routing_and_health_panels() -> None:

@@ -1,10 +1,12 @@
 """Every query of the Grafana dashboard and of the alert rules, on a real Prometheus.
 
 Two proxies following a real Redis, a control plane, and fake backends: the canary fails half
-its answers and one of its two upstreams refuses connections, so it is ejected. Prometheus
-scrapes all three every second and loads the alert rules. Each dashboard query must return
-series carrying the labels its legend names; each metric an alert reads must exist, with the
-labels the rule groups and matches on; and the canary and ejection alerts' conditions hold.
+its answers and one of its two upstreams refuses connections, so it is ejected. A second route
+mirrors every POST to a track with no live traffic whose backend fails every copy (a shadow
+phase). Prometheus scrapes all three every second and loads the alert rules. Each dashboard
+query must return series carrying the labels its legend names (the "Shadow copies" row's
+included); each metric an alert reads must exist, with the labels the rule groups and matches
+on; the canary and ejection alerts' conditions hold, and the failing copies fire nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from tests.deploy.prometheus import (
 
 TOKEN = "prometheus-test-token-0123456789"
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+SHADOWED = 150
+"""POST requests on the mirroring route: enough copies (100) for the canary alert to judge."""
 
 
 async def eventually(check: Callable[[], Awaitable[str | None]], within_s: float = 60) -> None:
@@ -48,7 +52,7 @@ async def eventually(check: Callable[[], Awaitable[str | None]], within_s: float
         raise AssertionError(complaint) from None
 
 
-def fleet_config(stable: str, canary: str) -> SplitgateConfig:
+def fleet_config(stable: str, canary: str, failing: str) -> SplitgateConfig:
     return SplitgateConfig.model_validate(
         {
             "proxy": {"outlier_detection": {"consecutive_failures": 1}},
@@ -69,7 +73,21 @@ def fleet_config(stable: str, canary: str) -> SplitgateConfig:
                             "weight": 50,
                         },
                     ],
-                }
+                },
+                {
+                    "name": "complete",
+                    "match": {"path_prefix": "/v1/completions"},
+                    "tracks": [
+                        {
+                            "name": "stable",
+                            "version": "v1.0.0",
+                            "upstreams": [stable],
+                            "weight": 100,
+                        },
+                        {"name": "next", "version": "v2.0.0", "upstreams": [failing], "weight": 0},
+                    ],
+                    "shadow": {"track": "next", "percent": 100, "max_in_flight": 1000},
+                },
             ],
         }
     )
@@ -85,7 +103,8 @@ async def prometheus(
     """Prometheus scraping two proxies and a control plane; yields it and the proxies' URLs."""
     _, stable = await start_upstream("v1.0.0")
     _, canary = await start_upstream("v1.1.0", error_rate=0.5)
-    config = fleet_config(stable, canary)
+    _, failing = await start_upstream("v2.0.0", error_rate=1.0)
+    config = fleet_config(stable, canary, failing)
     control = ControlApp(
         connect(redis_server.url), Keys(), config.document(), TOKEN, rollout_interval_s=0.2
     )
@@ -110,14 +129,12 @@ async def prometheus(
         await control.close()
 
 
-async def send_traffic(proxies: list[str], users: int) -> None:
+async def send_traffic(proxies: list[str], users: int, path: str = "/v1/chat/completions") -> None:
     async with aiohttp.ClientSession() as session:
         for i in range(users):
             proxy = proxies[i % len(proxies)]
             headers = {"x-user-id": f"user-{i}"}
-            async with session.post(
-                f"{proxy}/v1/chat/completions", json=BODY, headers=headers
-            ) as r:
+            async with session.post(f"{proxy}{path}", json=BODY, headers=headers) as r:
                 await r.read()
                 assert r.status in (200, 500), r.status
 
@@ -140,6 +157,8 @@ async def test_every_dashboard_and_alert_query_returns_labelled_series(
 
     await eventually(scraped)
     await send_traffic(proxies, 400)
+    # Every one answered by the baseline, and copied to "next", which fails every copy.
+    await send_traffic(proxies, SHADOWED, "/v1/completions")
 
     async def dashboard_answers() -> str | None:
         for title, expr, legend in dashboard_queries():
@@ -173,6 +192,12 @@ async def test_every_dashboard_and_alert_query_returns_labelled_series(
     by_name = {rule["alert"]: rule for rule in alert_rules()}
 
     async def conditions_hold() -> str | None:
+        copies = await server.query(
+            'sum by (route, track, version) (splitgate_requests_total{mode="shadow"})'
+        )
+        counted = {(s["metric"]["route"], s["metric"]["track"]): s["value"][1] for s in copies}
+        if counted != {("complete", "next"): str(SHADOWED)}:
+            return f"shadow copies counted: {counted}, expected {SHADOWED} on complete/next"
         for name, labels in firing.items():
             series = await server.query(by_name[name]["expr"])
             if not series:
@@ -181,8 +206,9 @@ async def test_every_dashboard_and_alert_query_returns_labelled_series(
             if complaint is not None:
                 return f"{name}: {complaint}"
         canary = await server.query(by_name["SplitgateCandidateErrorRatioAboveBaseline"]["expr"])
-        tracks = {s["metric"]["track"] for s in canary}
-        if tracks != {"canary"}:
+        # Not complete/next: its copies all fail, but no user saw them (mode="shadow").
+        tracks = {(s["metric"]["route"], s["metric"]["track"]) for s in canary}
+        if tracks != {("chat", "canary")}:
             return f"candidates above the baseline: {tracks}"
         return None
 

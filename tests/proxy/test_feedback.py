@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from config.feedback import verify
+from config.feedback import pair_payload, sign, verify
 from config.schema import SplitgateConfig
 from tests.conftest import StartProxy, StartUpstream, refused_url, two_track_config
 
@@ -99,3 +99,24 @@ async def test_public_feedback_is_rate_limited(
     statuses = [(await post(proxy, {"request_id": rid, "rating": 5}))[0] for _ in range(5)]
     assert statuses == [202, 202, 202, 429, 429]
     assert verify(b"wrong", rid) is None
+
+
+async def test_verdicts_on_shadow_pairs_are_refused_here(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    """Only the control plane keeps one verdict per pair: the proxy refuses every verdict,
+    even on an id it signed, and counts nothing."""
+    _, url = await start_upstream()
+    proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
+    async with aiohttp.ClientSession() as s, s.get(f"{proxy}/v1/models") as r:
+        rid = r.headers["X-Request-Id"]
+    pair_id = sign(b"any-key", "n1", pair_payload("chat", "canary", "v1.1.0"))
+    for body in (
+        {"request_id": rid, "shadow_verdict": "better"},
+        {"request_id": pair_id, "shadow_verdict": "same"},
+        {"request_id": rid, "shadow_verdict": "worse", "rating": 5},
+    ):
+        status, answer = await post(proxy, body)
+        assert (status, answer["errors"][0]["field"]) == (422, "shadow_verdict"), answer
+        assert "admin API" in answer["errors"][0]["reason"]
+    assert "splitgate_feedback_total{" not in await metrics_text(proxy)

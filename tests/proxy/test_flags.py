@@ -306,10 +306,11 @@ async def test_targeting_headers_pick_the_flags_track(
     )
     assert metrics["splitgate_flag_request_duration_seconds_count", flag] == 60
     assert metrics["splitgate_flag_tokens_total", flag | {("kind", "completion")}] > 0
-    assert (
-        metrics["splitgate_requests_total", frozenset(labels.items())] == 61
-    )  # totals include them
-    stable_labels = frozenset({"route": "chat", "track": "stable", "version": "v1.0.0"}.items())
+    live = frozenset({**labels, "mode": "live"}.items())
+    assert metrics["splitgate_requests_total", live] == 61  # totals include them
+    stable_labels = frozenset(
+        {"route": "chat", "track": "stable", "version": "v1.0.0", "mode": "live"}.items()
+    )
     assert metrics["splitgate_requests_total", stable_labels] == 101
     flagged_tracks = {
         dict(key)["track"] for name, key in metrics if name.startswith("splitgate_flag_")

@@ -100,8 +100,8 @@ async def test_known_outcomes_give_exact_counters(
     async with aiohttp.ClientSession() as s, s.get(f"{proxy}/metrics") as r:
         text = await r.text()
     got = samples(text)
-    stable_labels = {"route": "chat", "track": "stable", "version": "v1.0.0"}
-    canary_labels = {"route": "chat", "track": "canary", "version": "v1.1.0"}
+    stable_labels = {"route": "chat", "track": "stable", "version": "v1.0.0", "mode": "live"}
+    canary_labels = {"route": "chat", "track": "canary", "version": "v1.1.0", "mode": "live"}
     assert value(got, "splitgate_requests_total", **stable_labels) == 11
     errors = {
         c: value(got, "splitgate_request_errors_total", **stable_labels, **{"class": c})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from redis.asyncio import Redis
@@ -70,6 +70,15 @@ def test_stream_text_is_the_deltas_joined() -> None:
     assert answer_text(responses, True) == ("AB", "completed")
 
 
+def test_stream_text_decodes_escapes_and_skips_what_is_not_text() -> None:
+    role = {"choices": [{"delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    tool = {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": "{}"}}]}}]}
+    body = sse(role, delta('say "hi" \\ é\n'), tool, delta("✓"), delta(None, "length"))
+    assert answer_text(body, True) == ('say "hi" \\ é\n✓', "length")
+    completions = sse({"choices": [{"text": "a"}]}, {"choices": [{"text": "b"}]})
+    assert answer_text(completions, True) == ("ab", None)
+
+
 def test_a_stream_cut_by_the_capture_keeps_what_it_has() -> None:
     body = sse(delta("one "), delta("two")) + b'data: {"choices": [{"delta": {"con'
     assert answer_text(body, True) == ("one two", None)
@@ -88,7 +97,7 @@ async def pairs(redis: Redis, count: int) -> list[ShadowPair]:
     async with asyncio.timeout(WAIT):
         while await redis.xlen(key) < count:  # noqa: ASYNC110 - the proxy's flush lands there
             await asyncio.sleep(0.05)
-    entries = await redis.xrange(key)
+    entries = cast(list[tuple[str, dict[str, str]]], await redis.xrange(key))
     return [ShadowPair.model_validate_json(fields[PAIR_FIELD]) for _, fields in entries]
 
 
@@ -139,7 +148,7 @@ async def test_stored_text_is_a_bounded_prefix_and_ids_verify(
         for _ in range(3):
             await post(url, chat())
         found = await pairs(redis, 3)
-        fields = await redis.hgetall(await _latest_window(redis))
+        fields = cast(dict[str, str], await redis.hgetall(await _latest_window(redis)))
     finally:
         await redis.aclose()
     assert [p.shadow.text for p in found] == ["v2-token0 v2"] * 3
@@ -154,9 +163,9 @@ async def test_stored_text_is_a_bounded_prefix_and_ids_verify(
 async def _latest_window(redis: Redis) -> str:
     async with asyncio.timeout(WAIT):
         while True:
-            keys = sorted(await redis.keys("{splitgate}:metrics:chat:*"))
+            keys = sorted(cast(list[str], await redis.keys("{splitgate}:metrics:chat:*")))
             if keys:
-                fields = await redis.hgetall(keys[-1])
+                fields = cast(dict[str, str], await redis.hgetall(keys[-1]))
                 if any(name.endswith("\t\tshadow") for name in fields):
                     return keys[-1]
             await asyncio.sleep(0.05)
