@@ -27,6 +27,7 @@ from config.base import (
     Model,
     Name,
     check_header_name,
+    invalid,
 )
 from config.decisions import DecisionLogSettings
 from config.durations import Duration
@@ -185,11 +186,14 @@ class Route(Model):
         if shadow is None:
             return self
         if shadow.track not in {t.name for t in self.tracks}:
-            raise ValueError(f"shadow track {shadow.track!r} is not one of this route's tracks")
+            raise invalid(
+                ("shadow", "track"), f"{shadow.track!r} is not one of this route's tracks", shadow
+            )
         if shadow.track == self.baseline_name():
-            raise ValueError(
-                f"shadow track {shadow.track!r} is the baseline: the copies would go where "
-                "the requests do"
+            raise invalid(
+                ("shadow", "track"),
+                f"{shadow.track!r} is the baseline: the copies would go where the requests do",
+                shadow,
             )
         return self
 

@@ -62,7 +62,7 @@ COMMANDS = {
         request_cli.HELP, request_cli.DESCRIPTION, request_cli.build, request_cli.run, json=True
     ),
     "shadow": Command(
-        shadow_cli.HELP, shadow_cli.DESCRIPTION, shadow_cli.build, shadow_cli.run, json=False
+        shadow_cli.HELP, shadow_cli.DESCRIPTION, shadow_cli.build, shadow_cli.run, json=True
     ),
 }
 

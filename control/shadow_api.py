@@ -1,5 +1,7 @@
-"""``GET /v1/routes/{route}/shadow/pairs``: the shadow pairs the proxies kept for a route
-(``config.shadow``), newest first, a page at a time, for a person or an offline judge.
+"""A route's shadow (``config.shadow``): ``PUT``/``DELETE /v1/routes/{route}/shadow`` set and
+remove its mirroring by hand (a canary's shadow phase does it by itself), and
+``GET /v1/routes/{route}/shadow/pairs`` reads the pairs the proxies kept, newest first, a page
+at a time, for a person or an offline judge.
 
 A page ends with ``next``, the ``before`` of the following (older) page. An entry that does
 not parse (written by another version, or damaged) is skipped and counted in
@@ -12,12 +14,14 @@ from aiohttp import web
 from pydantic import Field
 
 from config.base import Model
-from config.shadow import ShadowPair
+from config.shadow import Shadow, ShadowPair
 from control import edits
-from control.api import current, error, json_response
+from control.api import actor_and_reason, current, error, json_response, read_json, write
 from control.api_table import Operation
 from control.edits import EditError, FieldError
+from control.openapi_parts import REASON_PARAM, reasoned, write_op
 from control.shadow_pairs import STREAM_ID, ShadowPairs, valid_id
+from control.store import Change
 
 PAIRS = web.AppKey("shadow_pairs", ShadowPairs)
 
@@ -35,6 +39,36 @@ class PairsPage(Model):
     """Entries of this page's span skipped because they do not parse."""
     next: str | None
     """Pass as ``before`` for the older pairs; null when this page reaches the oldest."""
+
+
+async def put_shadow(request: web.Request) -> web.Response:
+    """Mirror the route to a track: the body is the route's ``shadow`` (and a ``reason``)."""
+    route = request.match_info["route"]
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise EditError(
+            [FieldError("shadow", 'an object, e.g. {"track": "canary", "percent": 10}')]
+        )
+    actor, reason = actor_and_reason(request, body)
+    shadow = {k: v for k, v in body.items() if k != "reason"}
+    return await write(
+        request,
+        route,
+        lambda doc: edits.set_shadow(doc, route, shadow),
+        Change(actor, reason, "set_shadow", f"routes/{route}/shadow"),
+    )
+
+
+async def delete_shadow(request: web.Request) -> web.Response:
+    """Stop mirroring the route (nothing changes if it does not mirror)."""
+    route = request.match_info["route"]
+    actor, reason = actor_and_reason(request, {"reason": request.query.get("reason", "")})
+    return await write(
+        request,
+        route,
+        lambda doc: edits.set_shadow(doc, route, None),
+        Change(actor, reason, "delete_shadow", f"routes/{route}/shadow"),
+    )
 
 
 async def list_pairs(request: web.Request) -> web.Response:
@@ -66,6 +100,23 @@ def _limit(raw: str | None) -> int:
 
 
 OPERATIONS = (
+    write_op(
+        "PUT",
+        "/v1/routes/{route}/shadow",
+        put_shadow,
+        "Mirror a share of the route's POST requests to one of its tracks (not the baseline), "
+        "in the background: track, percent, limits, whether pairs keep the answers' text",
+        reasoned(Shadow),
+        413,
+    ),
+    write_op(
+        "DELETE",
+        "/v1/routes/{route}/shadow",
+        delete_shadow,
+        "Stop mirroring the route",
+        None,
+        params=(REASON_PARAM,),
+    ),
     Operation(
         "GET",
         "/v1/routes/{route}/shadow/pairs",

@@ -1,5 +1,7 @@
-"""``splitgate shadow``: a route's shadow pairs (``config.shadow``) through the admin API
-(``GET /v1/routes/{route}/shadow/pairs``).
+"""``splitgate shadow``: a route's mirroring and its pairs (``config.shadow``) through the admin
+API (``PUT``/``DELETE /v1/routes/{route}/shadow``, ``GET /v1/routes/{route}/shadow/pairs``).
+
+``set ROUTE --track T --percent P [limits]`` mirrors the route, ``off ROUTE`` stops it.
 
 ``export ROUTE [--limit N]`` writes the stored pairs as JSON Lines on stdout, oldest first, one
 pair per line: the input of an offline judge, which sends each verdict back to the admin API's
@@ -21,10 +23,24 @@ from config import jsonsafe
 from control.admin_client import AdminApi
 
 PROG = "splitgate shadow"
-HELP = "a route's shadow pairs: show the newest, export them for a judge (JSON Lines)"
+HELP = "mirror a route to a shadow track, and read its pairs (show, export for a judge)"
 DESCRIPTION = (
-    "The pairs kept for a route's mirrored requests: the primary's answer and the shadow's. "
-    "Verdicts on them go to the admin API's POST /v1/feedback, one per pair."
+    "Mirror a share of a route's requests to a shadow track, in the background, and read "
+    "the pairs kept for them: the primary's answer and the shadow's. Verdicts on pairs go to "
+    "the admin API's POST /v1/feedback, one per pair."
+)
+LIMITS = (
+    ("--max-in-flight", "max_in_flight", int, "copies at once per proxy process (default 16)"),
+    (
+        "--max-tokens-per-minute",
+        "max_tokens_per_minute",
+        int,
+        "tokens the copies may use a minute per proxy process (default: no limit)",
+    ),
+    ("--timeout", "timeout", str, "a copy's own deadline, e.g. 2m (default 300 s)"),
+    ("--text-bytes", "text_bytes", int, "with --store-text: bytes of each answer kept (4096)"),
+    ("--max-pairs", "max_pairs", int, "pairs kept for the route (default 1000; 0: none)"),
+    ("--pairs-ttl", "pairs_ttl", str, "how long a pair is kept, e.g. 12h (default 1 day)"),
 )
 PAGE = 1000
 """Entries asked for in one call: the API's most."""
@@ -42,8 +58,29 @@ def _count(text: str) -> int:
 def build(
     p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser], env: Mapping[str, str]
 ) -> None:
-    """``export`` and ``pairs`` under ``p``; each takes the shared options too (``parents``)."""
+    """``set``, ``off``, ``export`` and ``pairs`` under ``p``; each takes the shared options
+    too (``parents``)."""
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    put = sub.add_parser(
+        "set",
+        parents=parents,
+        help="mirror a route: splitgate shadow set chat --track canary --percent 10",
+        description="Mirror PERCENT of the route's POST requests to TRACK (not the baseline), "
+        "in the background; users only ever get their own track's answer. Limits left out "
+        "keep their defaults.",
+    )
+    put.add_argument("route")
+    put.add_argument("--track", required=True, help="the shadow track (one of the route's)")
+    put.add_argument("--percent", required=True, type=float, help="share mirrored, 0-100")
+    for flag, _, kind, text in LIMITS:
+        put.add_argument(flag, type=kind, help=text)
+    put.add_argument(
+        "--store-text", action="store_true", help="keep the answers' text in the pairs"
+    )
+    put.add_argument("--reason", default="", help="recorded in the audit log")
+    off = sub.add_parser("off", parents=parents, help="stop mirroring a route")
+    off.add_argument("route")
+    off.add_argument("--reason", default="", help="recorded in the audit log")
     export = sub.add_parser(
         "export",
         parents=parents,
@@ -68,6 +105,20 @@ def build(
 
 
 def run(api: AdminApi, args: argparse.Namespace) -> int:
+    path = f"/v1/routes/{quote(args.route, safe='')}/shadow"
+    if args.command == "set":
+        body: dict[str, Any] = {"track": args.track, "percent": args.percent}
+        for _, name, _, _ in LIMITS:
+            if getattr(args, name) is not None:
+                body[name] = getattr(args, name)
+        body.update(store_text=args.store_text, reason=args.reason)
+        answer = api.call("PUT", path, body)
+        print(jsonsafe.dumps(answer, indent=2) if args.json else _mirroring(answer))
+        return 0
+    if args.command == "off":
+        answer = api.call("DELETE", path, params={"reason": args.reason})
+        print(jsonsafe.dumps(answer, indent=2) if args.json else _mirroring(answer))
+        return 0
     found, unreadable = fetch(api, args.route, args.limit)
     if args.command == "export":
         for pair in reversed(found):
@@ -77,6 +128,18 @@ def run(api: AdminApi, args: argparse.Namespace) -> int:
     if unreadable:
         print(f"{PROG}: {unreadable} stored pairs could not be read (skipped)", file=sys.stderr)
     return 0
+
+
+def _mirroring(answer: Mapping[str, Any]) -> str:
+    route, shadow = answer["route"], answer["route"].get("shadow")
+    where = f"route {route['name']}, generation {answer['generation']}"
+    if not shadow:
+        return f"{where}: not mirrored"
+    text = "with text" if shadow.get("store_text") else "without text"
+    return (
+        f"{where}: {shadow['percent']:g} % of POST requests mirrored to {shadow['track']} "
+        f"(at most {shadow['max_in_flight']} in flight; pairs {text})"
+    )
 
 
 def fetch(api: AdminApi, route: str, limit: int | None) -> tuple[list[dict[str, Any]], int]:

@@ -215,3 +215,54 @@ async def test_the_limits_edges_are_taken(client: TestClient[Any, Any], raw_redi
 async def test_the_token_is_needed(client: TestClient[Any, Any]) -> None:
     r = await client.get(PATH)
     assert r.status == 401
+
+
+async def test_put_and_delete_set_and_end_the_routes_mirroring(
+    client: TestClient[Any, Any],
+) -> None:
+    r = await client.put(
+        "/v1/routes/chat/shadow",
+        json={"track": "canary", "percent": 12.5, "max_in_flight": 4, "reason": "try v2"},
+        headers=AUTH,
+    )
+    assert r.status == 200, await r.text()
+    shadow = (await r.json())["route"]["shadow"]
+    assert (shadow["track"], shadow["percent"], shadow["max_in_flight"]) == ("canary", 12.5, 4)
+    assert shadow["store_text"] is False  # left out: the default
+    records = (await (await client.get("/v1/audit?limit=1", headers=AUTH)).json())["records"]
+    assert (records[0]["action"], records[0]["reason"]) == ("set_shadow", "try v2")
+    r = await client.delete("/v1/routes/chat/shadow?reason=done", headers=AUTH)
+    assert r.status == 200
+    assert "shadow" not in (await r.json())["route"]
+    r = await client.get("/v1/routes/chat", headers=AUTH)
+    assert "shadow" not in (await r.json())["route"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"track": "stable", "percent": 10}, "shadow.track", "is the baseline"),
+        ({"track": "nope", "percent": 10}, "shadow.track", "not one of this route's tracks"),
+        ({"track": "canary", "percent": 101}, "shadow.percent", "less than or equal to 100"),
+        ({"track": "canary", "percent": 10, "max_in_flight": 0}, "shadow.max_in_flight", ""),
+        ({"track": "canary", "percent": 10, "timeout": "soon"}, "shadow.timeout", ""),
+        ({"track": "canary", "percent": 10, "colour": "red"}, "shadow.colour", ""),
+        ({"percent": 10}, "shadow.track", "required"),
+        ([1, 2], "shadow", "an object"),
+    ],
+)
+async def test_a_bad_shadow_names_the_field_and_changes_nothing(
+    client: TestClient[Any, Any], body: Any, field: str, reason: str
+) -> None:
+    before = await (await client.get("/v1/routes/chat", headers=AUTH)).json()
+    r = await client.put("/v1/routes/chat/shadow", json=body, headers=AUTH)
+    assert r.status == 422, await r.text()
+    errors = (await r.json())["errors"]
+    assert any(e["field"] == field and reason in e["reason"] for e in errors), errors
+    after = await (await client.get("/v1/routes/chat", headers=AUTH)).json()
+    assert after["generation"] == before["generation"]
+
+
+async def test_mirroring_an_unknown_route_is_404(client: TestClient[Any, Any]) -> None:
+    r = await client.put("/v1/routes/nope/shadow", json={"track": "a", "percent": 1}, headers=AUTH)
+    assert r.status == 404

@@ -121,3 +121,31 @@ def test_a_bad_limit_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         cli.main(["shadow", "pairs", "chat", "--limit", "0"], {"SPLITGATE_ADMIN_TOKEN": "t"})
     assert done.value.code == 2 and "a number of pairs" in capsys.readouterr().err
+
+
+async def test_set_and_off_mirror_a_route_and_stop(
+    admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["set", "chat", "--track", "canary", "--percent", "10", "--max-in-flight", "8"]
+    assert await shadow(admin_url, *argv, "--timeout", "2m", "--store-text") == 0
+    out, _ = capsys.readouterr()
+    assert out == (
+        "route chat, generation 2: 10 % of POST requests mirrored to canary "
+        "(at most 8 in flight; pairs with text)\n"
+    )
+    assert (
+        await shadow(admin_url, "set", "chat", "--track", "canary", "--percent", "5", "--json") == 0
+    )
+    stored = json.loads(capsys.readouterr().out)["route"]["shadow"]
+    assert (stored["percent"], stored["max_in_flight"], stored["timeout"]) == (5, 16, 300)
+    assert await shadow(admin_url, "off", "chat", "--reason", "seen enough") == 0
+    assert capsys.readouterr().out == "route chat, generation 4: not mirrored\n"
+
+
+async def test_a_bad_shadow_is_one_line_naming_the_field(
+    admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await shadow(admin_url, "set", "chat", "--track", "stable", "--percent", "10") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "shadow.track" in err and "is the baseline" in err
