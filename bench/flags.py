@@ -110,24 +110,23 @@ def per_request(compiled: CompiledRoute, headers: dict[str, str], n: int, repeat
     return best * 1e6
 
 
+def harness_route(blue: str, green: str, green_pct: float) -> dict[str, Any]:
+    """The shared harness's route as a routing document's: blue and green, green at
+    ``green_pct``."""
+    return {
+        "name": "chat",
+        "tracks": [
+            {"name": "blue", "version": "1", "upstreams": [blue], "weight": 100 - green_pct},
+            {"name": "green", "version": "2", "upstreams": [green], "weight": green_pct},
+        ],
+    }
+
+
 def write_config(path: str, blue: str, green: str, green_pct: float, flags: int = FLAGS) -> None:
     """A routing file for the shared harness's ``splitgate-flags`` contender: its blue/green
     route with the same 20 flags (releasing green), which the harness's requests do not meet."""
     document = {
-        "routes": [
-            {
-                "name": "chat",
-                "tracks": [
-                    {
-                        "name": "blue",
-                        "version": "1",
-                        "upstreams": [blue],
-                        "weight": 100 - green_pct,
-                    },
-                    {"name": "green", "version": "2", "upstreams": [green], "weight": green_pct},
-                ],
-            }
-        ],
+        "routes": [harness_route(blue, green, green_pct)],
         "feature_flags": {
             f"flag-{i}": {
                 "route": "chat",

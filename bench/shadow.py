@@ -20,6 +20,8 @@ import argparse
 import json
 import time
 
+from flags import harness_route  # bench/flags.py, beside this script
+
 from config.shadow import Shadow
 from proxy.endpoints import Balancer, Endpoint
 from proxy.shadow import Side, Ticket
@@ -29,23 +31,9 @@ from proxy.stats import TrackStats
 
 
 def write_config(path: str, blue: str, green: str, green_pct: float, percent: float) -> None:
-    document = {
-        "routes": [
-            {
-                "name": "chat",
-                "tracks": [
-                    {
-                        "name": "blue",
-                        "version": "1",
-                        "upstreams": [blue],
-                        "weight": 100 - green_pct,
-                    },
-                    {"name": "green", "version": "2", "upstreams": [green], "weight": green_pct},
-                ],
-                "shadow": {"track": "green", "percent": percent, "max_in_flight": 10_000},
-            }
-        ]
-    }
+    route = harness_route(blue, green, green_pct)
+    route["shadow"] = {"track": "green", "percent": percent, "max_in_flight": 10_000}
+    document = {"routes": [route]}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f)  # JSON is YAML
 

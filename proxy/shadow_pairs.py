@@ -104,17 +104,26 @@ def _events(body: bytes) -> Iterator[Any]:
             continue  # an event cut by the capture's end
 
 
+def _choice(data: dict[str, Any], part: str) -> tuple[str, str | None] | None:
+    """The first choice's text (in its ``part``: ``message`` whole, ``delta`` in a stream, or
+    ``text`` for completions) and finish reason; None without choices."""
+    choices = data.get("choices")
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+        return None
+    choice = choices[0]
+    holder = choice.get(part)
+    text = _content(holder.get("content")) if isinstance(holder, dict) else ""
+    if not text and isinstance(choice.get("text"), str):
+        text = choice["text"]
+    return text, _reason(choice.get("finish_reason"))
+
+
 def _whole_text(data: Any) -> tuple[str, str | None]:
     if not isinstance(data, dict):
         return "", None
-    choices = data.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        choice = choices[0]
-        message = choice.get("message")
-        text = _content(message.get("content")) if isinstance(message, dict) else ""
-        if not text and isinstance(choice.get("text"), str):
-            text = choice["text"]  # completions
-        return text, _reason(choice.get("finish_reason"))
+    found = _choice(data, "message")
+    if found is not None:
+        return found
     if data.get("object") == "response":  # the Responses API
         return _response_text(data), _response_finish(data)
     return "", None
@@ -142,14 +151,9 @@ def _response_finish(data: dict[str, Any]) -> str | None:
 def _event_text(event: Any) -> tuple[str, str | None]:
     if not isinstance(event, dict):
         return "", None
-    choices = event.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        choice = choices[0]
-        delta = choice.get("delta")
-        text = _content(delta.get("content")) if isinstance(delta, dict) else ""
-        if not text and isinstance(choice.get("text"), str):
-            text = choice["text"]
-        return text, _reason(choice.get("finish_reason"))
+    found = _choice(event, "delta")
+    if found is not None:
+        return found
     kind = event.get("type")
     if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
         return str(event["delta"]), None
