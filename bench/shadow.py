@@ -61,11 +61,10 @@ def pair_cost(store_text: bool, repeat: int = 2000) -> dict[str, float]:
         TrackStats("chat", "green", "2", mode="shadow"),
         1000.0,
         Shadow(track="green", percent=10, store_text=store_text),
-        "payload",
     )
     out = {}
     for name, body, sse in (("json", whole, False), ("stream", stream, True)):
-        ticket = Ticket(route, "request-id", "pair-id")
+        ticket = Ticket(route, "nonce", "request-id")
         ticket.primary, ticket.shadow = _side(body, sse), _side(body, sse)
         best = float("inf")
         for _ in range(5):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
@@ -31,9 +31,10 @@ PAIR_MARK = "shadow"
 """The fourth part of a shadow pair's payload: its id verifies only as a pair's."""
 
 
-def pair_payload(route: str, track: str, version: str) -> str:
-    """The id's middle part of a shadow pair, for the shadow's route/track/version."""
-    raw = _SEP.join((route, track, version, PAIR_MARK)).encode()
+def pair_payload(route: str, track: str, version: str, issued: int) -> str:
+    """The id's middle part of a shadow pair, for the shadow's route/track/version, with the
+    Unix time it was issued (a verdict on a pair too old to be remembered is refused)."""
+    raw = _SEP.join((route, track, version, PAIR_MARK, str(issued))).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -66,13 +67,21 @@ def verify(key: bytes, request_id: str) -> tuple[str, str, str] | None:
     return fields[0], fields[1], fields[2]
 
 
-def verify_pair(key: bytes, pair_id: str) -> tuple[str, str, str, str] | None:
-    """(route, shadow track, shadow version, nonce) of a genuine shadow pair id; None for
-    anything else (a live answer's id too)."""
+class PairId(NamedTuple):
+    route: str
+    track: str
+    version: str
+    nonce: str
+    issued: int
+    """Unix time the pair's id was signed."""
+
+
+def verify_pair(key: bytes, pair_id: str) -> PairId | None:
+    """What a genuine shadow pair id says; None for anything else (a live answer's id too)."""
     fields = _verified(key, pair_id)
-    if fields is None or len(fields) != 4 or fields[3] != PAIR_MARK:
+    if fields is None or len(fields) != 5 or fields[3] != PAIR_MARK or not fields[4].isdigit():
         return None
-    return fields[0], fields[1], fields[2], pair_id.split(".", 1)[0]
+    return PairId(fields[0], fields[1], fields[2], pair_id.split(".", 1)[0], int(fields[4]))
 
 
 def _verified(key: bytes, request_id: str) -> list[str] | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from config.base import Model, Name
 from config.durations import Duration
@@ -70,15 +70,26 @@ class Shadow(Model):
     pairs_ttl: Duration = 86_400.0
     """How long a pair is kept."""
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Shadow:
-        if abs(self.percent * 100 - round(self.percent * 100)) > 1e-6:
-            raise ValueError("percent has at most two decimals")
-        if self.timeout <= 0:
-            raise ValueError("timeout must be greater than 0")
-        if not 60 <= self.pairs_ttl <= 30 * 86_400:
-            raise ValueError("pairs_ttl lies between 1 minute and 30 days")
-        return self
+    @field_validator("percent")
+    @classmethod
+    def _steps(cls, value: float) -> float:
+        if abs(value * 100 - round(value * 100)) > 1e-6:
+            raise ValueError("at most two decimals (0.01 % steps)")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("greater than 0")
+        return value
+
+    @field_validator("pairs_ttl")
+    @classmethod
+    def _kept(cls, value: float) -> float:
+        if not 60 <= value <= 30 * 86_400:
+            raise ValueError("between 1 minute and 30 days")
+        return value
 
     def threshold(self) -> int:
         """Buckets (of 10,000) that are mirrored."""

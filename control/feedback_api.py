@@ -10,11 +10,11 @@ counts are not.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from config.feedback import Feedback, feedback_fields, verify, verify_pair
 from config.loader import reason
@@ -25,6 +25,7 @@ from control.api_table import Operation
 from control.edits import EditError, FieldError
 from control.openapi_parts import responses
 from control.shadow_api import PAIRS
+from control.shadow_pairs import JUDGED_TTL_S
 
 
 async def feedback(request: web.Request) -> web.Response:
@@ -76,8 +77,18 @@ async def _judge(request: web.Request, key: bytes, pair_id: str, verdict: Verdic
     pairs = request.app.get(PAIRS)
     if pairs is None:
         return error(503, "shadow_not_configured", "this control plane does not take verdicts")
-    route, track, version, nonce = source
-    given = await pairs.judge(nonce, verdict)
+    if time.time() - source.issued > JUDGED_TTL_S:
+        raise EditError(
+            [
+                FieldError(
+                    "request_id",
+                    f"this pair is older than {JUDGED_TTL_S // 86_400} days: verdicts are "
+                    "remembered that long, so it could be counted twice",
+                )
+            ]
+        )
+    field = shadow_field_name(source.track, source.version, VERDICT_FIELDS[verdict])
+    given = await pairs.judge(source.nonce, verdict, source.route, field)
     if given is not None and given != verdict:
         raise EditError(
             [
@@ -91,21 +102,12 @@ async def _judge(request: web.Request, key: bytes, pair_id: str, verdict: Verdic
     answer: dict[str, Any] = {
         "accepted": True,
         "counted": given is None,
-        "route": route,
-        "track": track,
-        "version": version,
+        "route": source.route,
+        "track": source.track,
+        "version": source.version,
         "shadow_verdict": verdict,
     }
-    if given is not None:
-        return json_response(answer)
-    counts = {shadow_field_name(track, version, VERDICT_FIELDS[verdict]): 1}
-    try:
-        await request.app[WINDOWS].add(route, counts)
-    except (RedisError, OSError):
-        # Not counted: take the verdict back, so that sending it again counts it.
-        await pairs.forget(nonce)
-        raise
-    return json_response(answer, status=202)
+    return json_response(answer, status=202 if given is None else 200)
 
 
 def _feedback_errors(exc: ValidationError) -> list[FieldError]:

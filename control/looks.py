@@ -15,13 +15,15 @@ so far, how long that takes (``eta_s``).
 A shadow phase (``config.phases``) is judged the same way on the candidate's shadow copies:
 its own ``criteria`` replace the plan's success criteria, and its comparisons with the
 baseline's live requests keep their state in slots of their own (``shadow:error_rate``,
-``shadow:capacity`` …), so the live phases' tests start fresh.
+``shadow:capacity`` …), so the live phases' tests start fresh; each of the two runs of a
+comparison has half its alpha (``fresh_tests``), so the false-rollback budget is the plan's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from config.metrics import TrackWindow, shadow_arm
 from config.plans import CanaryPlan
@@ -75,11 +77,24 @@ def candidate_arm(plan: CanaryPlan, phase: int) -> str:
     return shadow_arm(track) if plan.phases[phase].shadow is not None else track
 
 
-def fresh_tests() -> dict[str, SequentialSlot]:
-    return {
-        name: SequentialSlot(test=asdict(RateTest(alpha=alpha)), consumed=[0, 0, 0, 0])
+def fresh_tests(shadowed: bool = False) -> dict[str, SequentialSlot]:
+    """The comparisons' state before any look. A plan that opens with a shadow phase runs
+    each comparison twice (on the copies, then on live traffic): each run gets half of the
+    test's alpha, so the false-rollback budget stays the plan's."""
+    share = 2 if shadowed else 1
+    slots = {
+        name: SequentialSlot(test=asdict(RateTest(alpha=alpha / share)), consumed=[0, 0, 0, 0])
         for name, alpha in TESTS.items()
     }
+    if shadowed:
+        slots |= {SHADOW_SLOT + name: slot for name, slot in slots.items()}
+    return slots
+
+
+def opens_with_shadow(plan: Mapping[str, Any]) -> bool:
+    """The plan (as a rollout record stores it) opens with a shadow phase."""
+    phases = plan.get("phases") or [{}]
+    return bool(phases[0].get("shadow"))
 
 
 def criteria(plan: CanaryPlan) -> list[tuple[str, Threshold, bool]]:
@@ -246,7 +261,8 @@ def _slot(tests: Mapping[str, SequentialSlot], name: str) -> SequentialSlot:
     found = tests.get(name)
     if found is not None:
         return found
-    alpha = TESTS[name.removeprefix(SHADOW_SLOT)]
+    shadow = name.startswith(SHADOW_SLOT)  # only a plan with a shadow phase has these
+    alpha = TESTS[name.removeprefix(SHADOW_SLOT)] / (2 if shadow else 1)
     return SequentialSlot(test=asdict(RateTest(alpha=alpha)), consumed=[0, 0, 0, 0])
 
 

@@ -95,7 +95,7 @@ class Observer:
             if record.accumulator is None:
                 started = await accumulate.start(self._windows, record.route, names, now)
                 changes["accumulator"] = {**started, "from": now}
-                changes["tests"] = looks.fresh_tests()
+                changes["tests"] = looks.fresh_tests(looks.opens_with_shadow(record.plan))
             if phase_generation != generation:
                 counts = await accumulate.start(self._windows, record.route, names, now)
                 changes["phase_counts"] = {**counts, "from": now, "generation": generation}

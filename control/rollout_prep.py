@@ -82,7 +82,7 @@ class Preparation:
             record,
             accumulator=None,  # counted from the first look every replica acked
             phase_counts=None,
-            tests=looks.fresh_tests(),
+            tests=looks.fresh_tests(looks.opens_with_shadow(record.plan)),
             before_weights={t.name: t.weight for t in route.tracks},
         )
 
@@ -188,7 +188,7 @@ def new_record(
         created_at=now,
         created_by=actor,
         state=RolloutState(status="pending", phase=0, phase_started_at=0.0, generation=None),
-        tests=looks.fresh_tests(),
+        tests=looks.fresh_tests(looks.opens_with_shadow(plan.model_dump(mode="json"))),
         checklist=checklist,
         warnings=checklist_warnings(checklist),
         before_weights=before_weights,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from config.keys import Keys
+from config.metrics import WINDOW_TTL_S, window_start
 from config.redis_replies import entries
 from config.shadow import PAIR_FIELD, ShadowPair, Verdict
 from control.redis_client import RedisClient
@@ -25,7 +26,17 @@ JUDGED_TTL_S = 30 * 86_400
 """How long a verdict is remembered: the longest a pair may be kept (``pairs_ttl``), so a
 pair can never be judged a second time while its id is still listed."""
 
-_JUDGE_ATTEMPTS = 3
+_JUDGE = """
+local given = redis.call('GET', KEYS[1])
+if given then return given end
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
+"""The verdict and its count together: a verdict is remembered only once it counted (the
+count comes first: if the window cannot take it, nothing is remembered), and a second one
+finds the first."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class ShadowPairs:
     def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._judge = redis.register_script(_JUDGE)
 
     async def page(self, route: str, limit: int, before: str | None = None) -> Page:
         """The ``limit`` newest entries older than ``before`` (a ``valid_id``; all of them
@@ -64,23 +76,16 @@ class ShadowPairs:
         more = len(found) > limit
         return Page(tuple(pairs), len(span) - len(pairs), span[-1][0] if more else None)
 
-    async def judge(self, nonce: str, verdict: Verdict) -> str | None:
-        """Record ``verdict`` as the pair's verdict unless it has one: None when recorded
-        now, else the verdict recorded before (this call changed nothing)."""
-        key = self._keys.shadow_judged(nonce)
-        for _ in range(_JUDGE_ATTEMPTS):
-            if await self._redis.set(key, verdict, nx=True, ex=JUDGED_TTL_S):
-                return None
-            given = await self._redis.get(key)
-            if given is not None:
-                return str(given)
-            # Expired between the two calls: record it again.
-        raise RedisError(f"the verdict on pair {nonce!r} neither stays set nor reads")
-
-    async def forget(self, nonce: str) -> None:
-        """Take back the verdict ``judge`` just recorded (and that could not be counted), so
-        the judge may send it again. Only that call can have set it: the key is set NX."""
-        await self._redis.delete(self._keys.shadow_judged(nonce))
+    async def judge(self, nonce: str, verdict: Verdict, route: str, field: str) -> str | None:
+        """Record ``verdict`` as the pair's and add one to ``field`` of the route's current
+        window, in one script, unless the pair has a verdict: None when counted now, else
+        the verdict recorded before (nothing changed)."""
+        window = self._keys.metrics_window(route, window_start(time.time()))
+        given = await self._judge(
+            keys=[self._keys.shadow_judged(nonce), window],
+            args=[verdict, JUDGED_TTL_S, field, WINDOW_TTL_S],
+        )
+        return None if given is None else str(given)
 
 
 def valid_id(text: str) -> bool:

@@ -85,4 +85,9 @@ class UpstreamClient(Protocol):
         """Send one request; return once the response head has arrived."""
         ...
 
+    def has_room(self, endpoint: Endpoint) -> bool:
+        """A request to ``endpoint`` would get a connection without waiting for one (always,
+        without ``max_connections_per_upstream``): shadow copies never queue behind users."""
+        ...
+
     async def close(self) -> None: ...

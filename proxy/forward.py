@@ -254,11 +254,10 @@ class Forwarder:
         ticket = self._mirror.ticket(shadow, exchange.nonce, exchange.request_id)
         if ticket is None:
             return
-        exchange.shadow = ticket
         if isinstance(body, StreamedBody):
             self._mirror.streamed(ticket)  # not kept: it cannot be copied
-            exchange.shadow = None
             return
+        exchange.shadow = ticket
         self._mirror.hold(ticket, method, target, headers, body)
 
     def _plan(

@@ -155,6 +155,14 @@ class PooledClient:
             raise
         return Response(self, conn)
 
+    def has_room(self, endpoint: Endpoint) -> bool:
+        if not self._limit:
+            return True
+        origin = self._origins.get(endpoint.origin)
+        if origin is None:
+            return True
+        return not origin.waiters and (bool(origin.idle) or origin.open < self._limit)
+
     async def close(self) -> None:
         self._closed = True
         if self._sweep is not None:

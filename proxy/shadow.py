@@ -26,11 +26,12 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
-from config.feedback import Signer
+from config.feedback import Signer, pair_payload
 from config.shadow import CAPTURE_BYTES
 from proxy.client import UpstreamClient, UpstreamError
-from proxy.endpoints import EndpointPool
+from proxy.endpoints import Endpoint, EndpointPool
 from proxy.shadow_route import CompiledShadow
 from proxy.stats import read_tail
 
@@ -40,7 +41,9 @@ SHADOW_HEADER = ("x-splitgate-shadow", "1")
 """Sent with every copy, so that the shadow's backend can tell a copy from a user's request."""
 MAX_READY = 10_000
 """Pairs waiting for the flusher at most; more are dropped (and counted)."""
-DROP_REASONS = ("in_flight", "tokens", "streamed_body", "pairs")
+DROP_REASONS = ("in_flight", "tokens", "connections", "streamed_body", "pairs")
+MAX_READY_BYTES = 64 * 1024 * 1024
+"""Captured answer bytes the waiting pairs may hold at most; a pair beyond is dropped."""
 
 
 class Side:
@@ -82,6 +85,8 @@ class Ticket:
 
     __slots__ = (
         "at",
+        "dropped",
+        "nonce",
         "pair_id",
         "primary",
         "request",
@@ -91,10 +96,14 @@ class Ticket:
         "waiting",
     )
 
-    def __init__(self, route: CompiledShadow, request_id: str, pair_id: str) -> None:
+    def __init__(self, route: CompiledShadow, nonce: str, request_id: str) -> None:
         self.route = route
+        self.nonce = nonce
         self.request_id = request_id
-        self.pair_id = pair_id
+        self.pair_id = ""
+        """Signed when the copy is launched (``config.feedback.pair_payload``)."""
+        self.dropped = False
+        """Not copied after all (over a limit when it was to be launched): no pair."""
         self.request: tuple[str, str, list[tuple[str, str]], bytes | None] | None = None
         """Method, target, headers and body of the copy, until it is launched."""
         self.at = time.time()
@@ -125,6 +134,9 @@ class Mirror:
         self.ready: deque[Ticket] = deque()
         """Pairs with both sides in, for the flusher."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.ready_bytes = 0
+        """Captured bytes the pairs in ``ready`` hold."""
         self.keeps_pairs = False
         """Something writes the pairs (a proxy following Redis): until then none is kept."""
 
@@ -135,30 +147,16 @@ class Mirror:
         return gate
 
     def ticket(self, shadow: CompiledShadow, nonce: str, request_id: str) -> Ticket | None:
-        """A ticket when this request is drawn for mirroring and the limits allow a copy."""
+        """A ticket when this request is drawn for mirroring (the limits are checked when the
+        copy is to start: ``launch``)."""
         if self._draw() * 10_000 >= shadow.threshold:
             return None
-        gate = self.gate(shadow.route)
-        settings = shadow.settings
-        if gate.in_flight >= settings.max_in_flight:
-            gate.dropped["in_flight"] += 1
-            return None
-        budget = settings.max_tokens_per_minute
-        if budget is not None:
-            minute = int(time.monotonic() // 60)
-            if minute != gate.minute:
-                gate.minute, gate.tokens = minute, 0
-            if gate.tokens >= budget:
-                gate.dropped["tokens"] += 1
-                return None
-        gate.in_flight += 1
-        return Ticket(shadow, request_id, self._sign(nonce, shadow.pair_payload))
+        return Ticket(shadow, nonce, request_id)
 
     def streamed(self, ticket: Ticket) -> None:
         """The primary's body streams: it is not kept, so it cannot be copied."""
-        gate = self.gate(ticket.route.route)
-        gate.in_flight -= 1
-        gate.dropped["streamed_body"] += 1
+        ticket.dropped = True
+        self.gate(ticket.route.route).dropped["streamed_body"] += 1
 
     def hold(
         self,
@@ -174,17 +172,49 @@ class Mirror:
     def launch(self, ticket: Ticket) -> None:
         """Send the copy in the background, once the primary has its answer's head (or has
         ended without one): the copy's work never sits between a request and its upstream.
-        Once only."""
+        Once only. Over a limit, or once the proxy is closing, it is dropped (and counted)."""
         request = ticket.request
         if request is None:
             return
         ticket.request = None
+        shadow = ticket.route
+        endpoint = self._over_limits(shadow)
+        if endpoint is False or self._closed:
+            ticket.dropped = True
+            return
+        self.gate(shadow.route).in_flight += 1
+        payload = pair_payload(shadow.route, shadow.track, shadow.version, int(time.time()))
+        ticket.pair_id = self._sign(ticket.nonce, payload)
         method, target, headers, body = request
         task = asyncio.get_running_loop().create_task(
-            self._copy(ticket, method, target, [*headers, SHADOW_HEADER], body)
+            self._copy(ticket, endpoint, method, target, [*headers, SHADOW_HEADER], body)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _over_limits(self, shadow: CompiledShadow) -> Endpoint | Literal[False] | None:
+        """The endpoint the copy goes to (None: the shadow track has no healthy one, which the
+        copy counts as a failed connect), or False when a limit is reached (counted)."""
+        gate = self.gate(shadow.route)
+        settings = shadow.settings
+        if gate.in_flight >= settings.max_in_flight:
+            gate.dropped["in_flight"] += 1
+            return False
+        budget = settings.max_tokens_per_minute
+        if budget is not None:
+            minute = int(time.monotonic() // 60)
+            if minute != gate.minute:
+                gate.minute, gate.tokens = minute, 0
+            if gate.tokens >= budget:
+                gate.dropped["tokens"] += 1
+                return False
+        order = shadow.balancer.order(self._pool.now())
+        if not order:
+            return None
+        if not self._client.has_room(order[0]):
+            gate.dropped["connections"] += 1  # a copy never queues for a user's connection
+            return False
+        return order[0]
 
     def primary_done(self, ticket: Ticket) -> None:
         """The primary's exchange ended (``ticket.primary`` is filled in)."""
@@ -193,18 +223,28 @@ class Mirror:
 
     def _arrived(self, ticket: Ticket) -> None:
         ticket.waiting -= 1
-        if ticket.waiting:
+        if ticket.waiting or ticket.dropped:
             return
         if not self.keeps_pairs or ticket.route.settings.max_pairs == 0:
             return
-        if len(self.ready) >= MAX_READY:
+        size = captured(ticket)
+        if len(self.ready) >= MAX_READY or self.ready_bytes + size > MAX_READY_BYTES:
             self.gate(ticket.route.route).dropped["pairs"] += 1
             return
         self.ready.append(ticket)
+        self.ready_bytes += size
+
+    def take_ready(self, most: int) -> list[Ticket]:
+        """Up to ``most`` pairs waiting for the flusher, oldest first."""
+        ready = self.ready
+        batch = [ready.popleft() for _ in range(min(len(ready), most))]
+        self.ready_bytes -= sum(captured(t) for t in batch)
+        return batch
 
     async def _copy(
         self,
         ticket: Ticket,
+        endpoint: Endpoint | None,
         method: str,
         target: str,
         headers: list[tuple[str, str]],
@@ -216,14 +256,13 @@ class Mirror:
         started = loop.time()
         first: float | None = None
         upstream = None
-        endpoint = None
+        sent: Endpoint | None = None  # the endpoint whose in-flight count this copy holds
         try:
             async with asyncio.timeout(shadow.settings.timeout):
-                order = shadow.balancer.order(self._pool.now())
-                if not order:
+                if endpoint is None:
                     side.error = "connect"
                     return
-                endpoint = order[0]
+                sent = endpoint
                 endpoint.in_flight += 1
                 upstream = await self._client.send(endpoint, method, target, headers, body)
                 side.status = upstream.status
@@ -251,8 +290,8 @@ class Mirror:
         finally:
             if upstream is not None:
                 upstream.close()
-            if endpoint is not None:
-                endpoint.in_flight -= 1
+            if sent is not None:
+                sent.in_flight -= 1
             self._done(ticket, side, started, first, loop.time())
 
     def _done(
@@ -276,12 +315,16 @@ class Mirror:
         self._arrived(ticket)
 
     async def close(self) -> None:
-        """Stop every copy still running (the proxy is stopping): copies are not drained."""
+        """Stop every copy still running (the proxy is stopping): copies are not drained, and
+        none starts any more."""
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for gate in self.gates.values():
+            gate.in_flight = 0  # a task cancelled before it ran never gave its slot back
 
 
 class Sink:
@@ -307,6 +350,11 @@ class Sink:
             self._side.truncated = True
         self.previous, self.last = self.last, chunk
         return True
+
+
+def captured(ticket: Ticket) -> int:
+    """Bytes of answers a ticket holds (both sides' captures)."""
+    return sum(map(len, ticket.primary.body)) + sum(map(len, ticket.shadow.body))
 
 
 def _facts(side: Side, tail: bytes, content_type: str) -> None:

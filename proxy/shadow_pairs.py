@@ -29,8 +29,6 @@ log = logging.getLogger("splitgate.proxy.shadow")
 
 MAX_PER_FLUSH = 1000
 """Pairs built and written in one flush at most; the rest wait for the next."""
-YIELD_EVERY = 8
-"""Pairs built between two turns of the event loop (a stream's pair takes ~0.2 ms)."""
 
 
 def answer_text(body: bytes, sse: bool) -> tuple[str, str | None]:
@@ -227,16 +225,16 @@ class PairWriter:
         ready = self._mirror.ready
         if not ready:
             return
-        batch = [ready.popleft() for _ in range(min(len(ready), MAX_PER_FLUSH))]
+        batch = self._mirror.take_ready(MAX_PER_FLUSH)
         routes: dict[str, tuple[int, float]] = {}
         entries: list[tuple[str, str]] = []
-        for n, ticket in enumerate(batch, 1):
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a big batch never holds the loop from the requests
+        for ticket in batch:
+            await asyncio.sleep(0)  # requests go first: one pair at a time holds the loop
             try:
                 pair = build(ticket)
             except Exception:  # one odd answer must not cost the batch
                 log.exception("shadow pair of %s not built", ticket.request_id)
+                self._mirror.gate(ticket.route.route).dropped["pairs"] += 1
                 continue
             settings = ticket.route.settings
             routes[pair.route] = (settings.max_pairs, settings.pairs_ttl)

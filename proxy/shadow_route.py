@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.feedback import pair_payload
 from config.schema import Route
 from config.shadow import Shadow
 from proxy.endpoints import Balancer
@@ -26,8 +25,6 @@ class CompiledShadow:
     threshold: float
     """Requests are mirrored when a uniform draw in [0, 10,000) falls below this."""
     settings: Shadow
-    pair_payload: str
-    """The middle part of the pairs' signed ids (``config.feedback.pair_payload``)."""
 
 
 def compile_shadow(
@@ -46,5 +43,4 @@ def compile_shadow(
         stats=stats.get(route.name, shadow.track, version, mode="shadow"),
         threshold=float(shadow.threshold()),
         settings=shadow,
-        pair_payload=pair_payload(route.name, shadow.track, version),
     )

@@ -8,46 +8,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from jsonschema import Draft202012Validator
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from config.feedback import sign, track_payload
 from config.keys import Keys
-from config.schema import RoutingDocument
 from control.app import ControlApp
-from control.openapi import OPENAPI
 from control.redis_client import connect
 from splitgate.redis_server import RedisServer
+from tests.control.api_helpers import AUTH, SEED, TOKEN
 from tests.control.conftest import stored
-
-TOKEN = "test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-SEED = RoutingDocument.model_validate(
-    {
-        "routes": [
-            {
-                "name": "chat",
-                "match": {"path_prefix": "/v1/"},
-                "tracks": [
-                    {
-                        "name": "stable",
-                        "version": "v1",
-                        "upstreams": ["http://127.0.0.1:9001"],
-                        "weight": 95,
-                    },
-                    {
-                        "name": "canary",
-                        "version": "v2",
-                        "upstreams": ["http://127.0.0.1:9002"],
-                        "weight": 5,
-                    },
-                ],
-            }
-        ]
-    }
-)
 
 
 @pytest.fixture
@@ -342,135 +311,6 @@ async def test_redis_down_answers_503(
     assert (await r.json())["error"]["code"] == "redis_unavailable"
 
 
-async def test_feedback_through_the_admin_api(redis_server: RedisServer, raw_redis: Redis) -> None:
-    key = b"shared-signing-key"
-    app = ControlApp(connect(redis_server.url), Keys(), SEED, TOKEN, signing_key=key)
-    await app.start()
-    try:
-        async with TestClient(TestServer(app.web_app())) as c:
-            rid = sign(key, "n1", track_payload("chat", "canary", "v2"))
-            for body in (
-                {"request_id": rid, "hallucination": True, "rating": 2},
-                {"request_id": rid, "hallucination": False, "rating": 5},
-            ):
-                r = await c.post("/v1/feedback", json=body, headers=AUTH)
-                assert r.status == 202, await r.text()
-            r = await c.post(
-                "/v1/feedback", json={"request_id": rid + "x", "rating": 1}, headers=AUTH
-            )
-            assert r.status == 422 and (await r.json())["error"]["param"] == "request_id"
-            r = await c.post("/v1/feedback", json={"request_id": rid, "rating": 7}, headers=AUTH)
-            assert r.status == 422 and (await r.json())["error"]["param"] == "rating"
-            metrics = await (await c.get("/v1/routes/chat/metrics?window=1m", headers=AUTH)).json()
-            canary = next(t for t in metrics["tracks"] if t["track"] == "canary")
-            assert canary["hallucination_rate"] == 0.5 and canary["user_satisfaction"] == 3.5
-            r = await c.get("/v1/routes/chat/metrics?window=1y", headers=AUTH)
-            assert r.status == 400 and (await r.json())["error"]["param"] == "window"
-    finally:
-        await app.close()
-
-
-async def test_feedback_needs_a_signing_key(client: TestClient[Any, Any]) -> None:
-    r = await client.post("/v1/feedback", json={"request_id": "a.b.c", "rating": 3}, headers=AUTH)
-    assert r.status == 503 and (await r.json())["error"]["code"] == "feedback_not_configured"
-
-
-CANARY = """canary_deployment:
-  route: chat
-  candidate: {track: canary, version: v9, upstreams: ["http://127.0.0.1:9"]}
-  phases: [{name: all, traffic: 100}]
-  checklist: {required: [tests_passed], recommended: [load_test]}
-"""
-
-
-async def test_rollout_plans_and_commands_refused_with_the_field_and_the_state(
-    client: TestClient[Any, Any],
-) -> None:
-    bad = CANARY.replace("traffic: 100", "traffic: 140")
-    r = await client.post("/v1/rollouts", data=bad, headers=AUTH)
-    assert r.status == 422
-    [problem] = (await r.json())["errors"]
-    assert problem["field"] == "canary_deployment.phases[0].traffic"
-    assert problem["reason"].startswith("line 4: ")
-    ab = "ab_testing: {route: chat, split: {stable: 50, nope: 50}, duration: 1h}\n"
-    r = await client.post("/v1/rollouts", data=ab, headers=AUTH)
-    assert r.status == 422
-    assert (await r.json())["errors"] == [
-        {"field": "ab_testing.split.nope", "reason": "route 'chat' has no track 'nope'"}
-    ]
-    assert (await client.get("/v1/rollouts", headers=AUTH)).status == 200
-    assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []
-
-    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
-    assert r.status == 201, await r.text()
-    rid = (await r.json())["id"]
-    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
-    assert r.status == 409 and rid in (await r.json())["error"]["message"]
-    r = await client.post(f"/v1/rollouts/{rid}/approve", headers=AUTH)
-    assert r.status == 409 and "pending" in (await r.json())["error"]["message"]
-    r = await client.post(f"/v1/rollouts/{rid}/launch", headers=AUTH)
-    assert r.status == 404
-    r = await client.post(f"/v1/rollouts/{rid}/checks/changelog", headers=AUTH)
-    assert r.status == 404
-    assert "tests_passed, load_test" in (await r.json())["errors"][0]["reason"]
-    r = await client.post(f"/v1/rollouts/{rid}/checks/tests_passed", data="{", headers=AUTH)
-    assert r.status == 400
-    r = await client.post(
-        f"/v1/rollouts/{rid}/checks/tests_passed",
-        json={"note": "CI run 7"},
-        headers={**AUTH, "X-Splitgate-Actor": "ci-bot"},
-    )
-    assert r.status == 200
-    done = (await r.json())["checklist"]["required"]["tests_passed"]
-    assert (done["by"], done["note"]) == ("ci-bot", "CI run 7")
-    r = await client.get(f"/v1/rollouts/{rid}/verdicts?limit=0", headers=AUTH)
-    assert r.status == 400
-    r = await client.get(f"/v1/rollouts/{rid}/verdicts", headers=AUTH)
-    assert r.status == 200 and (await r.json())["looks"] == []
-    r = await client.get(f"/v1/rollouts/{rid}", headers=AUTH)
-    shown = await r.json()
-    conforms(shown, "/v1/rollouts/{id}")
-    assert shown["weights"] == {"stable": 95, "canary": 5}
-    assert shown["warnings"] == ["recommended checklist item 'load_test' is not confirmed"]
-    assert (await client.post(f"/v1/rollouts/{rid}/abort", headers=AUTH)).status == 200
-    r = await client.get("/v1/rollouts", headers=AUTH)
-    conforms(await r.json(), "/v1/rollouts")
-    r = await client.post(f"/v1/rollouts/{rid}/checks/tests_passed", headers=AUTH)
-    assert r.status == 409 and "aborted" in (await r.json())["error"]["message"]
-
-
-async def test_a_rollout_is_refused_while_a_third_track_carries_traffic(
-    client: TestClient[Any, Any],
-) -> None:
-    track = {"version": "v3", "upstreams": ["http://127.0.0.1:9003"], "weight": 0}
-    r = await client.put("/v1/routes/chat/tracks/other", json=track, headers=AUTH)
-    assert r.status == 200, await r.text()
-    weights = {"weights": {"stable": 90, "canary": 5, "other": 5}}
-    r = await client.put("/v1/routes/chat/weights", json=weights, headers=AUTH)
-    assert r.status == 200, await r.text()
-    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
-    assert r.status == 422
-    [problem] = (await r.json())["errors"]
-    assert problem["field"] == "route" and "'other' of route 'chat' has 5%" in problem["reason"]
-    assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []
-
-
-async def test_a_rollout_that_would_hand_production_to_the_older_baseline_is_refused(
-    client: TestClient[Any, Any],
-) -> None:
-    # The candidate's track runs what most users get (a blue-green switch, or a promotion kept
-    # on the candidate): registering a new version there would move them to the baseline.
-    weights = {"weights": {"stable": 10, "canary": 90}}
-    r = await client.put("/v1/routes/chat/weights", json=weights, headers=AUTH)
-    assert r.status == 200, await r.text()
-    r = await client.post("/v1/rollouts", data=CANARY, headers=AUTH)
-    assert r.status == 422, await r.text()
-    [problem] = (await r.json())["errors"]
-    assert problem["field"] == "canary_deployment.candidate.track"
-    assert "track 'canary' serves 90% of route 'chat' (v2)" in problem["reason"]
-    assert (await (await client.get("/v1/rollouts", headers=AUTH)).json())["rollouts"] == []
-
-
 async def test_an_unknown_query_parameter_is_refused_naming_it(
     client: TestClient[Any, Any], raw_redis: Redis
 ) -> None:
@@ -495,11 +335,3 @@ async def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(
     r = await client.post("/v1/rollouts/chat-1a2b3c4d/verdicts", headers=AUTH)
     assert r.status == 405 and r.headers["Allow"] == "GET,HEAD"
     assert (await r.json())["error"]["code"] == "method_not_allowed"
-
-
-def conforms(body: Any, path: str) -> None:
-    """``body`` is what the OpenAPI document says GET ``path`` answers with 200."""
-    schema = OPENAPI["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
-    validator = Draft202012Validator({**schema["schema"], "components": OPENAPI["components"]})
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
-    assert errors == []

@@ -22,10 +22,13 @@ from control.openapi import OPENAPI
 from control.redis_client import connect
 from control.shadow_pairs import JUDGED_TTL_S
 from splitgate.redis_server import RedisServer
-from tests.control.test_api import AUTH, SEED, TOKEN
+from tests.control.api_helpers import AUTH, SEED, TOKEN
 
 KEY = b"verdict-signing-key"
 RESPONSES = OPENAPI["paths"]["/v1/feedback"]["post"]["responses"]
+
+ISSUED = int(time.time())
+"""When the test pairs' ids were issued."""
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ async def control(redis_server: RedisServer) -> AsyncIterator[ControlApp]:
 
 
 def pair_id(nonce: str = "pairnonce0001", track: str = "canary", version: str = "v2") -> str:
-    return sign(KEY, nonce, pair_payload("chat", track, version))
+    return sign(KEY, nonce, pair_payload("chat", track, version, ISSUED))
 
 
 async def post(client: TestClient[Any, Any], **body: Any) -> tuple[int, Any]:
@@ -163,7 +166,11 @@ async def test_a_verdict_not_counted_can_be_sent_again(
         ),
         ({"request_id": pair_id()[:-1] + "x"}, "request_id", "not a shadow pair id (forged"),
         (
-            {"request_id": sign(b"another-key", "n1", pair_payload("chat", "canary", "v2"))},
+            {
+                "request_id": sign(
+                    b"another-key", "n1", pair_payload("chat", "canary", "v2", ISSUED)
+                )
+            },
             "request_id",
             "forged",
         ),
@@ -198,3 +205,14 @@ async def test_live_feedback_still_counts_for_the_answering_track(
     status, answer = await post(client, request_id=rid, rating=4)
     assert status == 202 and "counted" not in answer
     assert merge_windows(await windows(raw_redis))[("stable", "v1")].feedback["rating_n"] == 1
+
+
+async def test_a_pair_older_than_verdicts_are_remembered_is_refused(
+    client: TestClient[Any, Any], raw_redis: Redis
+) -> None:
+    old = sign(KEY, "oldnonce", pair_payload("chat", "canary", "v2", ISSUED - 31 * 86_400))
+    status, answer = await post(client, request_id=old, shadow_verdict="better")
+    assert status == 422
+    assert answer["errors"][0]["field"] == "request_id"
+    assert "older than 30 days" in answer["errors"][0]["reason"]
+    assert await raw_redis.keys("{splitgate}:shadow:judged:*") == []

@@ -137,3 +137,16 @@ def test_a_rate_limited_shadow_holds_its_phase() -> None:
     seen = look(plan, 0, None, fresh_tests(), counts)
     assert [a.metric for a in seen.hold] == ["capacity"]
     assert seen.tests["shadow:capacity"].test["limited"] is True
+
+
+def test_a_plan_with_a_shadow_phase_splits_each_comparisons_alpha() -> None:
+    plain, shadowed = fresh_tests(), fresh_tests(shadowed=True)
+    assert set(shadowed) == set(plain) | {f"shadow:{name}" for name in plain}
+    for name, slot in plain.items():
+        alpha = slot.test["alpha"]
+        assert shadowed[name].test["alpha"] == shadowed[f"shadow:{name}"].test["alpha"]
+        assert shadowed[name].test["alpha"] == alpha / 2
+    # Together the two runs spend what one run of a plan without a shadow phase does.
+    assert sum(s.test["alpha"] for s in shadowed.values()) == sum(
+        s.test["alpha"] for s in plain.values()
+    )

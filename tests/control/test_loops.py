@@ -17,7 +17,7 @@ from control.app import RUNNER, ControlApp
 from control.loops import Loops
 from control.redis_client import connect
 from splitgate.redis_server import RedisServer
-from tests.control.test_api import AUTH, SEED, TOKEN
+from tests.control.api_helpers import AUTH, SEED, TOKEN
 
 
 def loop_errors(text: str) -> dict[str, float]:

@@ -20,7 +20,7 @@ from control.openapi import OPENAPI
 from control.redis_client import connect
 from control.request_cli import lines
 from splitgate.redis_server import RedisServer
-from tests.control.test_api import AUTH, SEED, TOKEN
+from tests.control.api_helpers import AUTH, SEED, TOKEN
 
 KEY = b"shared-signing-key"
 ANSWER = OPENAPI["paths"]["/v1/requests/{id}"]["get"]["responses"]["200"]["content"][

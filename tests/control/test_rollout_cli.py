@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from control import cli, rollout_cli
-from tests.control.test_views import record
+from tests.control.view_records import record
 
 
 def script(*statuses: str) -> Iterator[dict[str, Any]]:

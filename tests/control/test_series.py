@@ -17,7 +17,7 @@ from control.app import ControlApp
 from control.redis_client import connect
 from control.series import MAX_POINTS, bucket, step_for
 from splitgate.redis_server import RedisServer
-from tests.control.test_api import AUTH, SEED, TOKEN
+from tests.control.api_helpers import AUTH, SEED, TOKEN
 
 
 def fields(

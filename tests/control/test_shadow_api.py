@@ -5,6 +5,7 @@ time, unreadable entries skipped and counted, bad input refused."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from control.app import ControlApp
 from control.openapi import OPENAPI
 from control.redis_client import connect
 from splitgate.redis_server import RedisServer
-from tests.control.test_api import AUTH, SEED, TOKEN
+from tests.control.api_helpers import AUTH, SEED, TOKEN
 
 KEY = b"shadow-signing-key"
 PATH = "/v1/routes/chat/shadow/pairs"
@@ -32,6 +33,9 @@ ANSWER = Draft202012Validator(
         "components": OPENAPI["components"],
     }
 )
+
+ISSUED = int(time.time())
+"""When the test pairs' ids were issued."""
 
 
 @pytest.fixture
@@ -46,7 +50,7 @@ def pair(n: int, **shadow: Any) -> ShadowPair:
     """The ``n``-th mirrored request of route chat: stable answered, canary shadowed."""
     return ShadowPair(
         request_id=f"req-{n}",
-        pair_id=sign(KEY, f"nonce{n:06d}", pair_payload("chat", "canary", "v2")),
+        pair_id=sign(KEY, f"nonce{n:06d}", pair_payload("chat", "canary", "v2", ISSUED)),
         route="chat",
         at=1_750_000_000.0 + n,
         stored_text=False,
@@ -248,6 +252,9 @@ async def test_put_and_delete_set_and_end_the_routes_mirroring(
         ({"track": "canary", "percent": 10, "timeout": "soon"}, "shadow.timeout", ""),
         ({"track": "canary", "percent": 10, "colour": "red"}, "shadow.colour", ""),
         ({"percent": 10}, "shadow.track", "required"),
+        ({"track": "canary", "percent": 10.001}, "shadow.percent", "two decimals"),
+        ({"track": "canary", "percent": 10, "timeout": 0}, "shadow.timeout", "greater than 0"),
+        ({"track": "canary", "percent": 10, "pairs_ttl": "10s"}, "shadow.pairs_ttl", "1 minute"),
         ([1, 2], "shadow", "an object"),
     ],
 )

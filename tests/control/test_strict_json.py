@@ -20,7 +20,7 @@ from control.app import ControlApp
 from control.openapi import OPENAPI
 from control.redis_client import connect
 from splitgate.redis_server import RedisServer
-from tests.control.test_api import AUTH, SEED, TOKEN
+from tests.control.api_helpers import AUTH, SEED, TOKEN
 
 PARAMS = {"route": "chat", "track": "canary", "id": "chat-00000000", "name": "nope"}
 

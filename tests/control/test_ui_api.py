@@ -17,7 +17,7 @@ from control.app import ControlApp
 from control.redis_client import connect
 from control.ui_api import ASSETS
 from splitgate.redis_server import RedisServer
-from tests.control.test_api import SEED, TOKEN
+from tests.control.api_helpers import SEED, TOKEN
 
 UI = Path(__file__).parents[2] / "control" / "ui"
 

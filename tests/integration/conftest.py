@@ -1,16 +1,21 @@
-"""Planes as users run them: real processes started from the command line, on free ports."""
+"""Planes as users run them: real processes started from the command line, on free ports;
+users' traffic for the rollout tests and a recording upstream for the edge-safety tests."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
 
 from splitgate.redis_server import free_port
+from tests.conftest import StartApp
+from tests.integration.raw_http import Recorder, Reply, StartRecorder
 
 
 async def run_cli(
@@ -93,3 +98,50 @@ def run_proxy(run_plane: RunPlane) -> RunProxy:
         return await run_plane("proxy", *args, env=env)
 
     return run
+
+
+INTERNAL = "internal-testers-secret"
+"""The proxies' ``SPLITGATE_INTERNAL_SECRET`` in the rollout tests: testers' requests send it."""
+
+
+@pytest.fixture
+async def traffic() -> AsyncIterator[Any]:
+    """``await traffic(proxy)``: users' requests through the proxy until the test ends (the
+    rollout tests' load)."""
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+
+    async def begin(proxy: PlaneProcess, internal_to: str | None = None) -> None:
+        """Four users' workers; with ``internal_to``, a fifth sends testers' requests that ask
+        for that track with the trusted override."""
+
+        async def worker(seed: int, headers: dict[str, str] | None = None) -> None:
+            rng = random.Random(seed)
+            async with aiohttp.ClientSession() as session:
+                for _ in range(50_000):
+                    if stop.is_set():
+                        return
+                    sent = headers or {"x-user-id": f"u{rng.randrange(100_000)}"}
+                    async with session.get(f"{proxy.url}/v1/models", headers=sent) as r:
+                        await r.read()
+
+        tasks.extend(asyncio.create_task(worker(i)) for i in range(4))
+        if internal_to is not None:
+            tester = {"x-splitgate-track": internal_to, "x-splitgate-internal": INTERNAL}
+            tasks.append(asyncio.create_task(worker(99, tester)))
+
+    yield begin
+    stop.set()
+    for task in tasks:
+        await task
+
+
+@pytest.fixture
+def start_recorder(start_app: StartApp) -> StartRecorder:
+    """``await start_recorder(reply)``: a recording upstream (``raw_http.Recorder``) and its URL."""
+
+    async def start(reply: Reply | None = None) -> tuple[Recorder, str]:
+        recorder = Recorder(reply)
+        return recorder, await start_app(recorder.app())
+
+    return start

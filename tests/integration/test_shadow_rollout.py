@@ -18,7 +18,7 @@ import pytest
 from splitgate.redis_server import RedisServer
 from tests.conftest import StartUpstream
 from tests.integration.conftest import PlaneProcess, RunPlane, run_cli
-from tests.integration.test_rollouts import AUTH, TOKEN, control_env, rollout, start_rollout
+from tests.integration.rollout_stack import AUTH, TOKEN, control_env, rollout, start_rollout
 
 KEY = "shadow-signing-key-0123456789abcdef"
 
@@ -32,6 +32,7 @@ def plan(canary_url: str, criteria: str) -> str:
     - name: shadow
       shadow: {{percent: 100, store_text: true}}
       duration: 1s
+      max_duration: 60s  # the judge's verdicts decide it, however loaded the machine
       criteria: {criteria}
       rollback_if: ["error_rate > 20%"]
     - {{name: "50%", traffic: 50, duration: 1s}}

@@ -24,7 +24,7 @@ import pytest
 from splitgate.redis_server import RedisServer
 from tests.conftest import StartUpstream
 from tests.integration.conftest import RunPlane
-from tests.integration.test_rollouts import AUTH, TOKEN, Stack, stack
+from tests.integration.rollout_stack import AUTH, TOKEN, Stack, stack
 
 ROWS, COLUMNS = 50, 200
 REDRAW = "\x1b[J"  # ends every frame drawn in place

@@ -1,9 +1,11 @@
-"""Fixtures of the upstream client's tests: scripted upstreams and clients closed after."""
+"""Fixtures of the upstream client's tests: scripted upstreams and clients closed after; and
+of the forwarder's end-to-end tests: an HTTP client session."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from proxy.pool import PooledClient
@@ -27,3 +29,10 @@ async def clients() -> AsyncIterator[Clients]:
 @pytest.fixture
 def client(clients: Clients) -> PooledClient:
     return clients()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session of the forwarder's tests (``test_forward*.py``)."""
+    async with aiohttp.ClientSession() as s:
+        yield s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
@@ -9,6 +10,9 @@ import aiohttp
 from config.feedback import pair_payload, sign, verify
 from config.schema import SplitgateConfig
 from tests.conftest import StartProxy, StartUpstream, refused_url, two_track_config
+
+ISSUED = int(time.time())
+"""When the test pairs' ids were issued."""
 
 
 async def post(proxy: str, body: Any) -> tuple[int, dict[str, Any]]:
@@ -110,7 +114,7 @@ async def test_verdicts_on_shadow_pairs_are_refused_here(
     proxy = await start_proxy(two_track_config(url, url, canary_weight=0))
     async with aiohttp.ClientSession() as s, s.get(f"{proxy}/v1/models") as r:
         rid = r.headers["X-Request-Id"]
-    pair_id = sign(b"any-key", "n1", pair_payload("chat", "canary", "v1.1.0"))
+    pair_id = sign(b"any-key", "n1", pair_payload("chat", "canary", "v1.1.0", ISSUED))
     for body in (
         {"request_id": rid, "shadow_verdict": "better"},
         {"request_id": pair_id, "shadow_verdict": "same"},

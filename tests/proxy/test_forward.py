@@ -4,61 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from config.schema import SplitgateConfig
-from tests.conftest import StartApp, StartProxy, StartUpstream, refused_url, two_track_config
-
-CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-STREAM = {**CHAT, "stream": True}
-
-
-def config(tracks: list[dict[str, Any]], **proxy: Any) -> SplitgateConfig:
-    return SplitgateConfig.model_validate(
-        {
-            "proxy": proxy,
-            "routes": [{"name": "chat", "match": {"path_prefix": "/v1/"}, "tracks": tracks}],
-        }
-    )
-
-
-def track(name: str, weight: float, *urls: str) -> dict[str, Any]:
-    return {"name": name, "version": f"v-{name}", "upstreams": list(urls), "weight": weight}
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait until ``condition()`` holds, checking every 20 ms; fail after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - polling state owned by another server
-            await asyncio.sleep(0.02)
-
-
-async def raw_exchange(base: str, request: bytes) -> bytes:
-    """Send raw bytes, read until the proxy closes or 10 s pass; return everything read."""
-    host, port = base.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        writer.write(request)
-        await writer.drain()
-        chunks = []
-        async with asyncio.timeout(10):
-            while chunk := await reader.read(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        writer.close()
-        await writer.wait_closed()
+from tests.conftest import StartApp, StartProxy, StartUpstream, two_track_config
+from tests.proxy.forward_helpers import CHAT, STREAM, config, eventually, raw_exchange, track
 
 
 async def test_non_streaming_answer_is_stamped(
@@ -165,95 +119,6 @@ async def test_mid_stream_cut_is_an_error_for_an_http_client(
             await r.read()
 
 
-async def test_connect_failure_retries_another_endpoint_of_the_track(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    fake, url = await start_upstream()
-    dead = refused_url()
-    proxy = await start_proxy(config([track("stable", 100, dead, url)]))
-    for _ in range(4):  # round robin puts the dead endpoint first half of the time
-        async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-            assert r.status == 200
-    assert len(fake.received) == 4
-
-
-async def test_all_endpoints_refusing_gives_502_in_openai_shape(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    proxy = await start_proxy(config([track("stable", 100, refused_url(), refused_url())]))
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-        assert r.status == 502
-        body = await r.json()
-    assert body["error"]["code"] == "upstream_unreachable"
-    assert body["error"]["type"] == "upstream_error"
-    assert "127.0.0.1" not in body["error"]["message"]  # upstream addresses stay private
-
-
-@pytest.fixture
-async def drop_after_request() -> AsyncIterator[tuple[str, list[bytes]]]:
-    """An upstream that reads a whole request and closes without answering."""
-    seen: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", seen
-    server.close()
-    await server.wait_closed()
-
-
-async def test_post_received_by_the_upstream_is_never_sent_twice(
-    start_upstream: StartUpstream,
-    start_proxy: StartProxy,
-    session: aiohttp.ClientSession,
-    drop_after_request: tuple[str, list[bytes]],
-) -> None:
-    dropper, seen = drop_after_request
-    fake, url = await start_upstream()
-    proxy = await start_proxy(config([track("stable", 100, dropper, url)]))
-    statuses = []
-    for _ in range(2):
-        async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-            statuses.append(r.status)
-            if r.status == 502:
-                assert (await r.json())["error"]["code"] == "upstream_disconnected"
-    # One of the two requests went first to the dropping endpoint: it got a 502, not a retry.
-    assert sorted(statuses) == [200, 502]
-    assert len(seen) == 1
-    assert len(fake.received) == 1
-
-
-async def test_idempotent_request_is_retried_after_a_drop(
-    start_upstream: StartUpstream,
-    start_proxy: StartProxy,
-    session: aiohttp.ClientSession,
-    drop_after_request: tuple[str, list[bytes]],
-) -> None:
-    dropper, seen = drop_after_request
-    fake, url = await start_upstream()
-    proxy = await start_proxy(config([track("stable", 100, dropper, url)]))
-    for _ in range(2):
-        async with session.get(f"{proxy}/v1/models") as r:
-            assert r.status == 200
-    # aiohttp's client itself retries an idempotent request once on the same endpoint.
-    assert 1 <= len(seen) <= 2
-    assert len(fake.received) == 2
-
-
-async def test_first_byte_deadline_gives_504(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    _, url = await start_upstream(ttfb=5)
-    proxy = await start_proxy(config([track("stable", 100, url)], timeouts={"first_byte": 0.3}))
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-        assert r.status == 504
-        assert (await r.json())["error"]["code"] == "upstream_timeout"
-        assert r.headers["X-Splitgate-Track"] == "stable"
-
-
 async def test_idle_gap_mid_stream_aborts_the_client(
     start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
 ) -> None:
@@ -309,69 +174,6 @@ async def test_client_disconnect_during_upstream_silence_stops_the_upstream(
     await eventually(lambda: fake.cancelled == 1)
 
 
-async def test_failing_endpoint_is_ejected(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    bad, bad_url = await start_upstream(status=503)
-    good, good_url = await start_upstream()
-    proxy = await start_proxy(
-        config(
-            [track("stable", 100, bad_url, good_url)],
-            outlier_detection={"consecutive_failures": 2, "base_ejection": 60},
-        )
-    )
-    statuses = []
-    for _ in range(12):
-        async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-            statuses.append(r.status)
-    assert len(bad.received) == 2
-    assert statuses.count(503) == 2
-    assert len(good.received) == 10
-
-
-async def test_no_healthy_upstream_gives_503(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    bad, bad_url = await start_upstream(status=503)
-    proxy = await start_proxy(
-        config([track("stable", 100, bad_url)], outlier_detection={"consecutive_failures": 1})
-    )
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-        assert r.status == 503  # the upstream's own 503, passed through
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-        assert r.status == 503
-        assert (await r.json())["error"]["code"] == "no_healthy_upstream"
-    assert len(bad.received) == 1
-
-
-async def test_unreachable_candidate_falls_back_to_the_baseline(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    stable, stable_url = await start_upstream()
-    proxy = await start_proxy(
-        config([track("stable", 0, stable_url), track("canary", 100, refused_url())])
-    )
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-        assert r.status == 200
-        assert r.headers["X-Splitgate-Track"] == "stable"
-    assert len(stable.received) == 1
-
-
-async def test_forced_track_never_falls_back(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    stable, stable_url = await start_upstream()
-    proxy = await start_proxy(
-        config([track("stable", 100, stable_url), track("canary", 0, refused_url())]),
-        secret="s3cret",
-    )
-    headers = {"X-Splitgate-Track": "canary", "X-Splitgate-Internal": "s3cret"}
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT, headers=headers) as r:
-        assert r.status == 502
-        assert r.headers["X-Splitgate-Track"] == "canary"
-    assert stable.received == []
-
-
 async def test_least_request_avoids_the_busy_endpoint(
     start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
 ) -> None:
@@ -409,28 +211,6 @@ async def test_unknown_path_gives_404_json(
         assert r.status == 404
         assert (await r.json())["error"]["code"] == "no_route"
     assert fake.received == []
-
-
-async def test_upstream_errors_pass_through_with_retry_after(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    fake, url = await start_upstream(status=429, retry_after=7)
-    proxy = await start_proxy(config([track("stable", 100, url)]))
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-        assert r.status == 429
-        assert r.headers["Retry-After"] == "7"
-        assert (await r.json())["error"]["message"] == "fake 429"
-    assert len(fake.received) == 1
-
-
-async def test_malformed_upstream_head_gives_502(
-    start_upstream: StartUpstream, start_proxy: StartProxy, session: aiohttp.ClientSession
-) -> None:
-    _, url = await start_upstream(bad_headers=True)
-    proxy = await start_proxy(config([track("stable", 100, url)], retries={"max_attempts": 1}))
-    async with session.post(f"{proxy}/v1/chat/completions", json=CHAT) as r:
-        assert r.status == 502
-        assert (await r.json())["error"]["code"] == "bad_upstream_response"
 
 
 async def test_every_method_and_query_string_is_forwarded(

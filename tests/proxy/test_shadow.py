@@ -267,3 +267,39 @@ async def test_a_shadow_of_zero_percent_copies_nothing(
     for _ in range(20):
         await post(proxy.url, chat())
     assert canary.received == []
+
+
+async def test_a_copy_never_waits_for_a_users_connection(
+    start_upstream: StartUpstream, start: Any
+) -> None:
+    _, stable_url = await start_upstream("v1")
+    canary, canary_url = await start_upstream("v2", hang=True)
+    config = shadow_config(stable_url, canary_url, timeout=60).model_dump()
+    config["proxy"]["limits"]["max_connections_per_upstream"] = 1
+    proxy = await start(SplitgateConfig.model_validate(config))
+    for _ in range(3):
+        status, _, _ = await post(proxy.url, chat())
+        assert status == 200
+    await eventually(lambda: len(canary.received) == 1)
+    gate = proxy.mirror.gate("chat")
+    # The one connection the shadow's origin may have is held by the first copy: the next
+    # copies are dropped rather than queued where a user's request would wait.
+    assert (gate.in_flight, gate.dropped["connections"]) == (1, 2)
+
+
+async def test_pairs_waiting_for_the_flusher_are_bounded_in_bytes(
+    start_upstream: StartUpstream, start: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, stable_url = await start_upstream("v1")
+    _, canary_url = await start_upstream("v2")
+    proxy = await start(shadow_config(stable_url, canary_url))
+    proxy.mirror.keeps_pairs = True  # as when following Redis, with no flusher draining them
+    monkeypatch.setattr("proxy.shadow.MAX_READY_BYTES", 1500)
+    for _ in range(4):
+        await post(proxy.url, chat())
+    await proxy.copies_done(4)
+    kept = len(proxy.mirror.ready)
+    assert 0 < kept < 4 and proxy.mirror.ready_bytes <= 1500
+    assert proxy.mirror.gate("chat").dropped["pairs"] == 4 - kept
+    taken = proxy.mirror.take_ready(10)
+    assert len(taken) == kept and proxy.mirror.ready_bytes == 0
