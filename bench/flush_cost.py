@@ -1,4 +1,4 @@
-"""CPU cost of one metrics flush (collect the deltas, one MULTI/EXEC to Redis), per second.
+"""CPU cost of one metrics flush (collect the deltas, one script call to Redis), per second.
 
 Fills ``--tracks`` tracks with traffic spread over every bucket, then times ``--rounds``
 flushes against a private redis-server, each after new traffic, the way the proxy flushes

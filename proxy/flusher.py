@@ -1,9 +1,10 @@
 """Flushes the proxy's counts into shared metric windows in Redis, once a second.
 
 Every second the flusher takes the difference between each track's counters and what it last
-sent, files it under the current 10 s window, and sends everything pending in one
-transaction, one script call per window (on a Cluster, whose pipelines refuse scripts, the
-calls go one by one). Windows from every replica add up, so the control plane reads fleet
+sent, files it under the current 10 s window, and sends everything pending in one script
+call: atomic (all of it lands or none, so a retry never counts twice, unless the script ran
+and only its reply was lost) and one round trip, on a single server, Sentinel or a Cluster
+alike, however long the backlog a Redis outage left. Windows from every replica add up, so the control plane reads fleet
 totals and merged histograms. Deltas are assigned to the window of the flush that carries them, so a
 count may land up to one flush interval late (one window boundary at most).
 
@@ -22,8 +23,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from config.keys import Keys
@@ -43,19 +42,28 @@ from proxy.stats import StatsRegistry, TrackStats
 
 log = logging.getLogger("splitgate.proxy.flusher")
 
-# Adds every field of one window in one command: far cheaper to send than a HINCRBY each.
-# The metric is the third tab-separated part (a per-flag field has the flag after it).
-_ADD_WINDOW = """
-for i = 1, #ARGV - 1, 2 do
-  local metric = string.match(ARGV[i], '^[^\\t]*\\t[^\\t]*\\t([^\\t]*)')
-  if metric and string.sub(metric, -7) == '_sum_ms' then
-    redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
-  else
-    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+# Adds every field of every pending window in one script call: far cheaper to send than an
+# HINCRBY each, atomic, and one round trip on a single server and on a Cluster alike (the
+# window keys share the namespace's hash tag, so one slot holds them all). ARGV: the TTL, then
+# per key the number of its fields and its field, delta pairs. The metric is the third
+# tab-separated part of a field (a per-flag or shadow field has more parts after it).
+_ADD_WINDOWS = """
+local at = 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  for i = at, at + 2 * n - 1, 2 do
+    local metric = string.match(ARGV[i], '^[^\\t]*\\t[^\\t]*\\t([^\\t]*)')
+    if metric and string.sub(metric, -7) == '_sum_ms' then
+      redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1])
+    else
+      redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+    end
   end
+  at = at + 2 * n
+  redis.call('EXPIRE', KEYS[k], ARGV[1])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
-return 1
+return #KEYS
 """
 
 METRICS: tuple[str, ...] = (
@@ -77,13 +85,15 @@ METRICS: tuple[str, ...] = (
 """The window field suffix of each value ``snapshot`` returns, in the same order."""
 
 
-def _args(fields: dict[str, float]) -> list[str | float | int]:
-    """The script's arguments: field, delta pairs (counts as integers), then the TTL."""
-    args: list[str | float | int] = []
-    for name, delta in fields.items():
-        args.append(name)
-        args.append(delta if _is_sum(name) else int(delta))
-    args.append(WINDOW_TTL_S)
+def _args(windows: list[dict[str, float]]) -> list[str | float | int]:
+    """The script's arguments: the TTL, then per window its number of fields and its
+    field, delta pairs (counts as integers)."""
+    args: list[str | float | int] = [WINDOW_TTL_S]
+    for fields in windows:
+        args.append(len(fields))
+        for name, delta in fields.items():
+            args.append(name)
+            args.append(delta if _is_sum(name) else int(delta))
     return args
 
 
@@ -139,7 +149,7 @@ class MetricsFlusher:
         self._clock = clock
         self._sent: dict[int, tuple[list[float], dict[str, int]]] = {}
         self._names: dict[int, list[str]] = {}
-        self._add_window = redis.register_script(_ADD_WINDOW)
+        self._add_windows = redis.register_script(_ADD_WINDOWS)
         self.pending: dict[tuple[str, int], dict[str, float]] = {}
         """(route, window start) → field → delta not yet in Redis."""
         self.dropped_requests = 0
@@ -223,29 +233,15 @@ class MetricsFlusher:
         self.collect()
         if not self.pending:
             return
-        if isinstance(self._redis, RedisCluster):
-            await self._send_each()
-        else:
-            await self._send_at_once(self._redis)
+        sending, self.pending = self.pending, {}
+        keys = [self._keys.metrics_window(route, start) for route, start in sending]
+        try:
+            await self._add_windows(keys=keys, args=_args(list(sending.values())))
+        except BaseException:
+            for key, fields in sending.items():  # back, beside what was collected meanwhile
+                window = self.pending.setdefault(key, {})
+                for name, delta in fields.items():
+                    window[name] = window.get(name, 0) + delta
+            self._bound()
+            raise
         self.flushes += 1
-
-    async def _send_at_once(self, redis: Redis) -> None:
-        # One MULTI/EXEC: a broken connection applies all of it or none, so a retry never
-        # counts twice (unless EXEC ran and only its reply was lost).
-        pipe = redis.pipeline(transaction=True)
-        for (route, start), fields in self.pending.items():
-            await self._add_window(
-                keys=[self._keys.metrics_window(route, start)], args=_args(fields), client=pipe
-            )
-        await pipe.execute()
-        self.pending.clear()
-
-    async def _send_each(self) -> None:
-        # A Cluster pipeline refuses scripts (EVALSHA): one call per window instead, each
-        # atomic, and a window leaves the pending ones as soon as it landed, so a failure
-        # midway sends the rest next time and counts nothing twice.
-        for (route, start), fields in list(self.pending.items()):
-            await self._add_window(
-                keys=[self._keys.metrics_window(route, start)], args=_args(fields)
-            )
-            del self.pending[(route, start)]

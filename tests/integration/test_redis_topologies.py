@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from config.decisions import DecisionLogSettings, slot_start
 from config.keys import Keys
-from config.metrics import field_name, window_start
+from config.metrics import field_name
 from config.redis_url import with_settings
 from control.app import ControlApp
 from control.edits import set_weights
@@ -205,19 +205,25 @@ async def test_cluster(
 
 
 async def test_the_proxys_counts_reach_a_cluster(cluster_url: str) -> None:
-    """A Cluster pipeline refuses scripts: the flusher sends each window by itself."""
-    now = 1_800_000_005.0
+    """Every pending window (a backlog of several, as after an outage) lands in one script
+    call on a Cluster too: the window keys share one hash slot."""
+    clock = [1_800_000_005.0]
     redis = proxy_redis.connect(cluster_url)
     try:
         stats = StatsRegistry()
-        flusher = MetricsFlusher(redis, Keys(), stats, clock=lambda: now)
-        stats.get("chat", "stable", "v1").record(10.0, 4.0, None)
-        stats.get("embed", "stable", "v1").record(3.0, 1.0, "timeout")
+        flusher = MetricsFlusher(redis, Keys(), stats, clock=lambda: clock[0])
+        for _ in range(3):  # three windows wait, as if Redis had been away for 30 s
+            stats.get("chat", "stable", "v1").record(10.0, 4.0, None)
+            stats.get("embed", "stable", "v1").record(3.0, 1.0, "timeout")
+            flusher.collect()
+            clock[0] += 10
+        assert len(flusher.pending) == 6
         await flusher.flush()
-        assert not flusher.pending
+        assert not flusher.pending and flusher.flushes == 1
         for route in ("chat", "embed"):
-            fields = await redis.hgetall(Keys().metrics_window(route, window_start(now)))
-            assert fields[field_name("stable", "v1", "requests")] == "1"
+            for start in range(1_800_000_000, 1_800_000_030, 10):
+                fields = await redis.hgetall(Keys().metrics_window(route, start))
+                assert fields[field_name("stable", "v1", "requests")] == "1"
     finally:
         await redis.aclose()
 
