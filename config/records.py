@@ -117,8 +117,9 @@ class PostDeploy(Stored):
     at: float | None = None
 
 
-class StoredVerdict(Stored):
-    """One criterion's verdict at a look, with the figures a person reads."""
+class Judged(Stored):
+    """A verdict as stored (``control.analysis.verdict.Assessment``): the figures a person
+    reads. A rollout's looks and a flag schedule's gate keep it with what each adds."""
 
     metric: str
     verdict: str
@@ -129,6 +130,11 @@ class StoredVerdict(Stored):
     bound: float | None = None
     needed: int | None = None
     unit: str = ""
+
+
+class StoredVerdict(Judged):
+    """One criterion's verdict at a look, with the figures a person reads."""
+
     role: Literal["rollback", "success"] = "success"
     baseline: float | None = None
     eta_s: float | None = None
@@ -145,7 +151,8 @@ class RolloutLook(Stored):
 
 
 class SequentialSlot(Stored):
-    """One sequential test's state and the counts it has consumed."""
+    """One sequential test's state and the counts it has consumed (a rollout's comparisons,
+    a flag schedule's gate)."""
 
     test: Json
     consumed: list[int]

@@ -12,12 +12,12 @@ The JSON is the one earlier versions wrote, field for field, and ``GET
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from config.metrics import TrackWindow
-from config.records import Stored
+from config.records import Judged, SequentialSlot, Stored
 
 
 class AppliedStep(Stored):
@@ -52,27 +52,10 @@ class Accumulator(Stored):
     offset: dict[str, TrackWindow] = Field(default_factory=dict)
 
 
-class GateTest(Stored):
-    """The gate's sequential test and the totals it has been fed."""
+class GateVerdict(Judged):
+    """The gate's last verdict and its time."""
 
-    test: dict[str, Any]
-    """``RateTest``'s state (``control.analysis.sequential``), which checks it on restore."""
-    consumed: list[int] = Field(min_length=4, max_length=4)
-    """Released requests, released errors, baseline requests, baseline errors."""
-
-
-class GateVerdict(Stored):
-    """The gate's last verdict (``control.analysis.verdict.Assessment``) and its time."""
-
-    metric: str
     verdict: Literal["pass", "fail", "inconclusive", "error"]
-    value: float | None
-    threshold: str
-    sample: int
-    reason: str
-    bound: float | None = None
-    needed: int | None = None
-    unit: str = ""
     at: float
 
 
@@ -82,8 +65,9 @@ class Analysis(Stored):
     since: float
     accumulator: Accumulator
     verdict: GateVerdict | None = None
-    test: GateTest | None = None
-    """None: a fresh test."""
+    test: SequentialSlot | None = None
+    """The gate's sequential test (``RateTest``'s state, checked on restore) and the totals
+    it was fed: released requests and errors, baseline requests and errors. None: fresh."""
 
 
 class ScheduleRecord(Stored):

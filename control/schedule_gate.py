@@ -14,7 +14,8 @@ from dataclasses import asdict, replace
 
 from config.keys import Keys
 from config.metrics import TrackWindow, merge_flag_windows, merge_windows
-from config.schedule_records import Accumulator, Analysis, GateTest, GateVerdict
+from config.records import SequentialSlot
+from config.schedule_records import Accumulator, Analysis, GateVerdict
 from config.thresholds import parse_threshold
 from control import accumulate
 from control.analysis.sequential import Interval, RateTest
@@ -39,9 +40,9 @@ def released_arm(flag: str) -> str:
     return f"flag:{flag}"
 
 
-def fresh_test() -> GateTest:
+def fresh_test() -> SequentialSlot:
     test = RateTest(alpha=ALPHA, pass_ratio=PASS_RATIO, pass_alpha=1 - CONFIDENCE)
-    return GateTest(test=asdict(test), consumed=[0, 0, 0, 0])
+    return SequentialSlot(test=asdict(test), consumed=[0, 0, 0, 0])
 
 
 def fresh_analysis(now: float) -> Analysis:
@@ -60,8 +61,8 @@ def stored_verdict(result: Assessment, at: float) -> GateVerdict:
 
 
 def judge(
-    released: TrackWindow, baseline: TrackWindow | None, slot: GateTest | None
-) -> tuple[Assessment, GateTest]:
+    released: TrackWindow, baseline: TrackWindow | None, slot: SequentialSlot | None
+) -> tuple[Assessment, SequentialSlot]:
     """The gate's verdict from the totals since the previous step, and the test's new state.
 
     ``slot`` is the test's state from the last look (None: a fresh test); only what arrived
@@ -72,7 +73,8 @@ def judge(
     flag released nearly everyone, or releases the baseline itself: ``baseline`` None) the
     released rate is held to ``CEILING`` instead, by a confidence sequence.
     """
-    slot = slot or fresh_test()
+    if slot is None or len(slot.consumed) != 4:
+        slot = fresh_test()  # none yet, or not the gate's (four totals)
     n, errors = released.requests, sum(released.errors.values())
     if n < MIN_REQUESTS:
         return Assessment(
@@ -109,7 +111,7 @@ def judge(
     }.get(verdict, f"not yet clear: {figures}")
     against = f"below {PASS_RATIO:g} × the baseline's"
     result = Assessment("error_rate", verdict, test.fail_evidence(), against, n, reason)
-    return result, GateTest(test=asdict(test), consumed=totals)
+    return result, SequentialSlot(test=asdict(test), consumed=totals)
 
 
 def _percent(events: int, n: int) -> str:

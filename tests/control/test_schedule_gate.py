@@ -7,6 +7,7 @@ import random
 import pytest
 
 from config.metrics import ERROR_CLASSES, TrackWindow
+from config.records import SequentialSlot
 from control.analysis.verdict import Verdict
 from control.schedule_gate import judge
 
@@ -75,3 +76,13 @@ def test_a_healthy_audience_looked_at_every_pass_is_rarely_paused() -> None:
         passed += result.verdict is Verdict.PASS
     assert paused <= 6  # 2 % of 300, twice ALPHA: the seeded run pauses 1
     assert passed >= 270
+
+
+def test_a_stored_test_that_is_not_the_gates_starts_afresh() -> None:
+    """The gate keeps four totals; a slot with any other number (hand-edited, or another
+    test's) is not fed to it, it starts fresh rather than failing the schedule."""
+    released, baseline = window(2_000, 200), window(20_000, 200)
+    fresh, _ = judge(released, baseline, None)
+    odd = SequentialSlot(test={"anything": 1}, consumed=[5, 1])
+    again, slot = judge(released, baseline, odd)
+    assert again == fresh and len(slot.consumed) == 4
