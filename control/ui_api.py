@@ -60,6 +60,7 @@ ASSETS = (
     "chart_panel.js",
     "routes.js",
     "rollouts.js",
+    "shadow.js",
     "flags.js",
     "audit.js",
     "confirm.js",

@@ -1,5 +1,6 @@
 // The dashboard's shell: sign-in, tabs, and the poll that keeps the open tab live (about
-// once a second; the charts at their own pace). No EventSource: it cannot send the token.
+// once a second; the charts and the shadow pairs at their own pace). No EventSource: it
+// cannot send the token.
 
 import { api, signIn, signOut, token, Unauthorized } from "./api.js";
 import { AuditPanel } from "./audit.js";
@@ -9,6 +10,7 @@ import { badge, clock, replace } from "./dom.js";
 import { FlagsPanel } from "./flags.js";
 import { RolloutsPanel } from "./rollouts.js";
 import { RoutesPanel } from "./routes.js";
+import { ShadowPanel } from "./shadow.js";
 
 const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
@@ -23,6 +25,7 @@ function makePanels() {
     routes: new RoutesPanel($("panel-routes")),
     charts: new ChartPanel($("panel-charts")),
     rollouts: new RolloutsPanel($("panel-rollouts"), () => poll()),
+    shadow: new ShadowPanel($("panel-shadow")),
     flags: new FlagsPanel($("panel-flags")),
     audit: new AuditPanel($("panel-audit")),
   };
@@ -33,7 +36,7 @@ function show(tab) {
   for (const button of document.querySelectorAll("#tabs button")) {
     button.setAttribute("aria-selected", String(button.dataset.tab === current));
   }
-  for (const name of ["routes", "charts", "rollouts", "flags", "audit"]) {
+  for (const name of ["routes", "charts", "rollouts", "shadow", "flags", "audit"]) {
     $(`panel-${name}`).hidden = name !== current;
   }
   poll();

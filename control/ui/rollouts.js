@@ -116,7 +116,8 @@ function timeline(r) {
       let state = "upcoming";
       if (i < r.state.phase || status === "promoted" || status === "completed") state = "done";
       else if (i === r.state.phase) state = FINAL.has(status) ? "stopped" : "current";
-      const extra = phase.requires_approval ? " · needs approval" : "";
+      const shadow = phase.shadow ? `, shadow ${weight(phase.shadow.percent)}` : "";
+      const extra = `${shadow}${phase.requires_approval ? " · needs approval" : ""}`;
       return h("li", { class: `phase ${state}`, "data-phase": i }, h("span", { class: "phase-name" }, phase.name), ` ${weight(phase.traffic)}${extra}`);
     }),
   );

@@ -1,6 +1,6 @@
 // Routes: the live split per track, each track's version and upstream health (as the proxy
 // replicas report it in their acks), the routing generation with the replicas that applied
-// it, and the sample-ratio status over the last 5 minutes.
+// it, the sample-ratio status over the last 5 minutes, and the route's mirroring (shadow).
 
 import { api, path } from "./api.js";
 import { ago, badge, h, pct, replace, s, table, unchanged, weight } from "./dom.js";
@@ -115,5 +115,19 @@ function routeCard(route, ratio, doc) {
       })),
     ),
     h("p", {}, "Sample ratio (last 5 min): ", ratioStatus(ratio)),
+    route.shadow ? h("p", { class: "mirroring" }, badge("shadow", "idle"), " ", mirroring(route)) : null,
   );
+}
+
+/** "mirroring 10 % of POST requests to canary (v2) · at most 16 in flight · pairs with text". */
+export function mirroring(route) {
+  const shadow = route.shadow;
+  const track = route.tracks.find((t) => t.name === shadow.track);
+  const parts = [
+    `mirroring ${Number(Number(shadow.percent).toFixed(2))} % of POST requests to ${shadow.track}${track ? ` (${track.version})` : ""}`,
+    `at most ${shadow.max_in_flight} in flight`,
+    shadow.max_tokens_per_minute ? `at most ${shadow.max_tokens_per_minute} tokens a minute` : null,
+    shadow.max_pairs === 0 ? "no pairs kept" : `pairs ${shadow.store_text ? "with text" : "without text"}`,
+  ];
+  return parts.filter(Boolean).join(" · ");
 }
