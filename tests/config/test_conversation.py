@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from config.conversation import conversation_key
+from config.conversation import SCAN_FROM, conversation_key, key_of
 
 SYSTEM = {"role": "system", "content": "You are a terse assistant."}
 FIRST = {"role": "user", "content": "What is a canary release?"}
@@ -133,3 +135,87 @@ GOLDEN = [
 @pytest.mark.parametrize(("body", "expected"), GOLDEN)
 def test_golden_keys(body: bytes, expected: str) -> None:
     assert conversation_key(body) == expected
+
+
+_TEXT = st.text(max_size=20)
+_CONTENT = st.one_of(
+    st.text(min_size=1, max_size=20),
+    st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _TEXT}), min_size=1),
+    st.just(""),
+    st.none(),
+)
+_ROLE_MESSAGE = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["system", "developer", "user", "assistant", "tool"]),
+        "content": _CONTENT,
+    }
+)
+_MESSAGE = st.one_of(_ROLE_MESSAGE, _ROLE_MESSAGE, _ROLE_MESSAGE, _TEXT, st.integers())
+_OPENING = st.builds(
+    lambda before, first, rest: [*before, first, *rest],
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "role": st.sampled_from(["system", "developer", "assistant", "tool"]),
+                    "content": _CONTENT,
+                }
+            ),
+            _TEXT,
+        ),
+        max_size=3,
+    ),
+    st.fixed_dictionaries({"role": st.just("user"), "content": _CONTENT}),
+    st.lists(_MESSAGE, max_size=4),
+)
+"""Messages with a user message: the ones that have a key."""
+_OTHER = st.dictionaries(
+    st.sampled_from(["model", "stream", "temperature", "tools", "input", "instructions", "x"]),
+    st.one_of(_TEXT, st.integers(), st.booleans(), st.lists(_TEXT, max_size=3)),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # the same patch for all
+)
+@given(
+    before=_OTHER,
+    messages=st.one_of(_OPENING, _OPENING, st.lists(_MESSAGE, max_size=6), _TEXT, st.none()),
+    after=_OTHER,
+    spaces=st.sampled_from(["", " ", "\n  ", "\t"]),
+    has_messages=st.booleans(),
+)
+def test_the_scan_reads_what_a_whole_parse_reads(
+    monkeypatch: pytest.MonkeyPatch,
+    before: dict[str, Any],
+    messages: Any,
+    after: dict[str, Any],
+    spaces: str,
+    has_messages: bool,
+) -> None:
+    """Reading a chat only up to its first user message gives the key of the whole parse,
+    whatever comes before or after ``messages`` and however the JSON is spaced."""
+    monkeypatch.setattr("config.conversation.SCAN_FROM", 0)  # scan every body here
+    doc = {**before, **({"messages": messages} if has_messages else {}), **after}
+    if "messages" in after:
+        return  # a repeated key: the documented difference
+    for body in (
+        json.dumps(doc).encode(),
+        json.dumps(doc, indent=spaces or None, ensure_ascii=False).encode(),
+        (spaces + json.dumps(doc, separators=(",", ":")) + spaces).encode(),
+    ):
+        assert conversation_key(body) == key_of(json.loads(body))
+
+
+def test_a_long_history_after_the_opening_is_not_read() -> None:
+    """The scan stops at the first user message: what follows is never decoded (here it is
+    not even JSON), where a whole parse would refuse the body."""
+    history = b'{"role": "assistant", "content": "' + b"x" * SCAN_FROM + b'"}, '
+    opening = b'{"model": "m", "messages": [{"role": "system", "content": "Be brief."},'
+    first = b' {"role": "user", "content": "hello"}, '
+    body = opening + first + history + b'{"role": "assistant", "content": broken'
+    whole = opening + first + history + b'{"role": "assistant", "content": "hi"}]}'
+    assert conversation_key(body) == conversation_key(whole) is not None
