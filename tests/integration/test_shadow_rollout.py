@@ -32,7 +32,7 @@ def plan(canary_url: str, criteria: str) -> str:
     - name: shadow
       shadow: {{percent: 100, store_text: true}}
       duration: 1s
-      max_duration: 60s  # the judge's verdicts decide it, however loaded the machine
+      max_duration: 120s  # the judge's verdicts decide it, however loaded the machine
       criteria: {criteria}
       rollback_if: ["error_rate > 20%"]
     - {{name: "50%", traffic: 50, duration: 1s}}
@@ -141,12 +141,21 @@ async def route_of(session: aiohttp.ClientSession, control: PlaneProcess) -> dic
 async def until(
     session: aiohttp.ClientSession, control: PlaneProcess, rollout_id: str, done: Any
 ) -> dict[str, Any]:
-    async with asyncio.timeout(90):
-        while True:
-            record = await rollout(session, control.url, rollout_id)
-            if done(record):
-                return record
-            await asyncio.sleep(0.2)
+    record: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(150):
+            while True:
+                record = await rollout(session, control.url, rollout_id)
+                if done(record):
+                    return record
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        state = record.get("state", {})
+        raise AssertionError(
+            f"still {state.get('status')} in phase {state.get('phase')}, waiting for "
+            f"{record.get('waiting_for')!r}; history {state.get('history')}; "
+            f"verdicts {record.get('verdicts')}"
+        ) from None
 
 
 async def test_a_good_shadow_is_judged_by_its_pairs_and_goes_on_to_live_traffic(
