@@ -256,6 +256,7 @@ class Mirror:
         started = loop.time()
         first: float | None = None
         upstream = None
+        sink: Sink | None = None
         sent: Endpoint | None = None  # the endpoint whose in-flight count this copy holds
         try:
             async with asyncio.timeout(shadow.settings.timeout):
@@ -292,6 +293,8 @@ class Mirror:
                 upstream.close()
             if sent is not None:
                 sent.in_flight -= 1
+            if first is None and sink is not None:
+                first = sink.first  # the body began, then broke off or ran out of time
             self._done(ticket, side, started, first, loop.time())
 
     def _done(

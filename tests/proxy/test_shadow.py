@@ -160,6 +160,8 @@ async def test_no_shadow_failure_reaches_the_user(
     shadow = proxy.shadow_stats()
     streamed_only = error == "cut"  # the fake resets streams only
     assert shadow.errors[error] == (3 if streamed_only else 6)
+    # A copy cut mid-body still had its first byte; one that timed out before any had none.
+    assert sum(shadow.ttfb) == (0 if error == "timeout" else 6)
     assert sum(proxy.live_stats().errors.values()) == 0
 
 
