@@ -23,7 +23,11 @@ _SEP = "\x1f"
 
 def track_payload(route: str, track: str, version: str) -> str:
     """The id's middle part for one route/track/version; computed once per routing table."""
-    raw = _SEP.join((route, track, version)).encode()
+    return _payload(route, track, version)
+
+
+def _payload(*fields: str) -> str:
+    raw = _SEP.join(fields).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -34,8 +38,7 @@ PAIR_MARK = "shadow"
 def pair_payload(route: str, track: str, version: str, issued: int) -> str:
     """The id's middle part of a shadow pair, for the shadow's route/track/version, with the
     Unix time it was issued (a verdict on a pair too old to be remembered is refused)."""
-    raw = _SEP.join((route, track, version, PAIR_MARK, str(issued))).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _payload(route, track, version, PAIR_MARK, str(issued))
 
 
 def sign(key: bytes, nonce: str, payload: str) -> str:

@@ -121,7 +121,15 @@ class Gate:
     in_flight: int = 0
     minute: int = 0
     tokens: int = 0
+    """Reported by this minute's copies (``minute``: monotonic minutes); see ``this_minute``."""
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+
+    def this_minute(self) -> int:
+        """The tokens the copies reported this minute (the count starts again each minute)."""
+        minute = int(time.monotonic() // 60)
+        if minute != self.minute:
+            self.minute, self.tokens = minute, 0
+        return self.tokens
 
 
 class Mirror:
@@ -201,13 +209,9 @@ class Mirror:
             gate.dropped["in_flight"] += 1
             return False
         budget = settings.max_tokens_per_minute
-        if budget is not None:
-            minute = int(time.monotonic() // 60)
-            if minute != gate.minute:
-                gate.minute, gate.tokens = minute, 0
-            if gate.tokens >= budget:
-                gate.dropped["tokens"] += 1
-                return False
+        if budget is not None and gate.this_minute() >= budget:
+            gate.dropped["tokens"] += 1
+            return False
         order = shadow.balancer.order(self._pool.now())
         if not order:
             return None
@@ -311,10 +315,7 @@ class Mirror:
             prompt, completion = side.prompt or 0, side.completion or 0
             stats.add_usage(prompt, completion)
             if shadow.settings.max_tokens_per_minute is not None:
-                minute = int(time.monotonic() // 60)
-                if minute != gate.minute:
-                    gate.minute, gate.tokens = minute, 0
-                gate.tokens += prompt + completion
+                gate.tokens = gate.this_minute() + prompt + completion
         self._arrived(ticket)
 
     async def close(self) -> None:
